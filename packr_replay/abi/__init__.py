@@ -1,0 +1,78 @@
+"""The Graph ABI (CGRF v2): packr's value model, binary codec and text format.
+
+Pure Python and free of I/O; every other layer builds on it. Byte-identical with packr
+0.7's ``packr-abi`` crate on its golden vectors.
+"""
+
+from ..errors import AbiError, BufferTooSmall, InvalidEncoding, InvalidTag, ParseError, TypeMismatch
+from .decoder import decode, decode_prefix
+from .encoded import EncodedValue, as_value
+from .encoder import encode
+from .limits import DEFAULT_LIMITS, Limits
+from .types import Kind, ValueType
+from .values import (
+    F32,
+    F64,
+    S8,
+    S16,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
+    UNIT,
+    Bool,
+    Char,
+    Flags,
+    List,
+    Option,
+    Record,
+    Result,
+    String,
+    Tuple,
+    Value,
+    Variant,
+    infer_type,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "F32",
+    "F64",
+    "S8",
+    "S16",
+    "S32",
+    "S64",
+    "U8",
+    "U16",
+    "U32",
+    "U64",
+    "UNIT",
+    "AbiError",
+    "Bool",
+    "BufferTooSmall",
+    "Char",
+    "EncodedValue",
+    "Flags",
+    "InvalidEncoding",
+    "InvalidTag",
+    "Kind",
+    "Limits",
+    "List",
+    "Option",
+    "ParseError",
+    "Record",
+    "Result",
+    "String",
+    "Tuple",
+    "TypeMismatch",
+    "Value",
+    "ValueType",
+    "Variant",
+    "as_value",
+    "decode",
+    "decode_prefix",
+    "encode",
+    "infer_type",
+]

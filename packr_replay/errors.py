@@ -1,0 +1,374 @@
+"""The one exception tree of packr-replay.
+
+Every error the library raises on purpose derives from :class:`PackrReplayError`, so a
+caller can catch "anything packr-replay refused" in one place, and each layer's errors
+carry their context as attributes rather than only in the message::
+
+    PackrReplayError
+    ├── AbiError (ValueError)               CGRF bytes or values packr would refuse
+    │   ├── InvalidEncoding                 .message, text identical to packr's
+    │   ├── BufferTooSmall                  .need, .have, same numbers as packr
+    │   ├── InvalidTag                      .tag, an unknown node-kind or type-tag byte
+    │   └── TypeMismatch                    .expected, .got
+    ├── ParseError (ValueError)             packr text format: .message, .position
+    ├── ConversionError (TypeError)         Python value <-> Value with a declared type
+    ├── GuestRuntimeError                   running a guest under wasmtime
+    │   ├── ModuleLoadError                 bytes/WAT that wasmtime refuses
+    │   ├── LinkError                       .missing: every unresolved import
+    │   ├── ExportNotFound                  .export
+    │   ├── GuestError                      .export, .message: the guest's error string
+    │   ├── GuestTrap                       .export, .trap: a wasm trap
+    │   ├── GuestTimeout                    .export, .budget: fuel or deadline exhausted
+    │   ├── GuestMemoryError                a guest pointer/length outside its memory
+    │   ├── MetadataError                   __pack_types missing or malformed
+    │   └── HostFunctionError               .interface, .function, .kind (packr's kinds)
+    ├── ReplayError                         reproducing a recorded run
+    │   ├── ReplayDivergence                .seq, .expected, .actual, .differences, ...
+    │   └── TraceExhausted                  the guest made more calls than recorded
+    └── StoreError                          trace files
+        ├── TraceFormatError                newer/unknown format, foreign or corrupt file
+        ├── TraceNotFound                   .trace_id
+        └── IntegrityError                  .seq: first event whose hash chain breaks
+
+Codec and parse errors also subclass :class:`ValueError` (as msgpack's do) so code that
+already guards ``ValueError`` around parsing keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AbiError",
+    "BufferTooSmall",
+    "ConversionError",
+    "ExportNotFound",
+    "GuestError",
+    "GuestMemoryError",
+    "GuestRuntimeError",
+    "GuestTimeout",
+    "GuestTrap",
+    "HostFunctionError",
+    "IntegrityError",
+    "InvalidEncoding",
+    "InvalidTag",
+    "LinkError",
+    "MetadataError",
+    "ModuleLoadError",
+    "PackrReplayError",
+    "ParseError",
+    "ReplayDivergence",
+    "ReplayError",
+    "StoreError",
+    "TraceExhausted",
+    "TraceFormatError",
+    "TraceNotFound",
+    "TypeMismatch",
+]
+
+
+class PackrReplayError(Exception):
+    """Base of every error packr-replay raises deliberately."""
+
+
+# --------------------------------------------------------------------------- abi
+
+
+class AbiError(PackrReplayError, ValueError):
+    """A CGRF buffer or value that packr's codec would reject.
+
+    ``debug`` is Rust's ``{:?}`` of the equivalent ``AbiError`` (what a packr guest puts
+    in its error strings, e.g. ``InvalidEncoding("Invalid magic")``); ``str()`` is the
+    host's Display form.
+    """
+
+    @property
+    def debug(self) -> str:  # pragma: no cover - overridden by every subclass
+        raise NotImplementedError
+
+
+class InvalidEncoding(AbiError):
+    """The bytes are not valid CGRF v2; ``message`` is packr's exact text."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"Invalid encoding: {self.message}"
+
+    @property
+    def debug(self) -> str:
+        return f"InvalidEncoding({_rust_debug_str(self.message)})"
+
+
+class BufferTooSmall(AbiError):
+    """A read ran past the end of the slice being read.
+
+    ``need`` is the read position plus the wanted length and ``have`` the slice length,
+    exactly as packr reports them (the whole buffer for the container, the node payload
+    inside a node).
+    """
+
+    def __init__(self, need: int, have: int) -> None:
+        super().__init__(need, have)
+        self.need = need
+        self.have = have
+
+    def __str__(self) -> str:
+        return f"Buffer too small: need {self.need} bytes, have {self.have}"
+
+    @property
+    def debug(self) -> str:
+        return f"BufferTooSmall {{ need: {self.need}, have: {self.have} }}"
+
+
+class InvalidTag(AbiError):
+    """An unknown node-kind byte or type-tag byte."""
+
+    def __init__(self, tag: int) -> None:
+        super().__init__(tag)
+        self.tag = tag
+
+    def __str__(self) -> str:
+        return f"Invalid variant tag: {self.tag}"
+
+    @property
+    def debug(self) -> str:
+        return f"InvalidTag({self.tag})"
+
+
+class TypeMismatch(AbiError):
+    """A value does not have the type it was declared or expected to have."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(expected, got)
+        self.expected = expected
+        self.got = got
+
+    def __str__(self) -> str:
+        return f"Type mismatch: expected {self.expected}, got {self.got}"
+
+    @property
+    def debug(self) -> str:
+        return (
+            f"TypeMismatch {{ expected: {_rust_debug_str(self.expected)}, "
+            f"got: {_rust_debug_str(self.got)} }}"
+        )
+
+
+class ParseError(PackrReplayError, ValueError):
+    """packr's text format rejected the input at a UTF-8 byte ``position``."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message, position)
+        self.message = message
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"parse error at {self.position}: {self.message}"
+
+
+class ConversionError(PackrReplayError, TypeError):
+    """A Python value could not become a Value of the declared type, or back."""
+
+
+def _rust_debug_str(text: str) -> str:
+    """Rust's ``{:?}`` of a ``String``: quoted, with Rust's escapes."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\0":
+            out.append("\\0")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{{{code:x}}}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------- runtime
+
+
+class GuestRuntimeError(PackrReplayError):
+    """Running a guest under wasmtime failed."""
+
+
+class ModuleLoadError(GuestRuntimeError):
+    """wasmtime refused the module bytes, path or WAT text."""
+
+
+class LinkError(GuestRuntimeError):
+    """Imports the host does not provide; ``missing`` lists ``(module, name, signature)``."""
+
+    def __init__(self, missing: list[tuple[str, str, str]]) -> None:
+        self.missing = missing
+        lines = "\n".join(f"  {module}.{name}: {sig}" for module, name, sig in missing)
+        super().__init__(
+            f"{len(missing)} unresolved import{'s' if len(missing) != 1 else ''}:\n{lines}"
+        )
+
+
+class ExportNotFound(GuestRuntimeError):
+    """The guest has no export of that name with packr's 4-i32 signature."""
+
+    def __init__(self, export: str, detail: str = "") -> None:
+        self.export = export
+        msg = f"Function not found: {export}"
+        super().__init__(f"{msg} ({detail})" if detail else msg)
+
+
+class _ExportFailure(GuestRuntimeError):
+    export: str
+
+
+class GuestError(_ExportFailure):
+    """The export returned a non-zero status and this error string."""
+
+    def __init__(self, export: str, message: str, status: int = -1) -> None:
+        self.export = export
+        self.message = message
+        self.status = status
+        super().__init__(f"function '{export}' returned error: {message}")
+
+
+class GuestTrap(_ExportFailure):
+    """The guest trapped (unreachable, out-of-bounds access, stack overflow, ...)."""
+
+    def __init__(self, export: str, trap: str) -> None:
+        self.export = export
+        self.trap = trap
+        super().__init__(f"WASM execution error in '{export}': {trap}")
+
+
+class GuestTimeout(_ExportFailure):
+    """The guest used up its fuel or time budget; packr guests spin forever on panic."""
+
+    def __init__(self, export: str, budget: str) -> None:
+        self.export = export
+        self.budget = budget
+        super().__init__(
+            f"guest export '{export}' exceeded its budget ({budget}); a packr guest that "
+            "panics spins forever, so this usually means the guest panicked"
+        )
+
+
+class GuestMemoryError(GuestRuntimeError):
+    """A guest-supplied pointer or length falls outside the guest's memory."""
+
+
+class MetadataError(GuestRuntimeError):
+    """``__pack_types`` is missing, failed, or does not describe a package."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class HostFunctionError(GuestRuntimeError):
+    """A typed import failed; the guest got status -1.
+
+    ``kind`` is one of packr's ``MemoryRead``, ``Decode``, ``TypeConversion``,
+    ``MemoryWrite``, ``Encode`` (plus ``Handler`` when a Python handler raised);
+    ``cause`` is the underlying exception when there was one.
+    """
+
+    KINDS = {
+        "MemoryRead": "memory read failed",
+        "Decode": "decode failed",
+        "TypeConversion": "type conversion failed",
+        "MemoryWrite": "memory write failed",
+        "Encode": "encode failed",
+        "Handler": "handler failed",
+    }
+
+    def __init__(
+        self,
+        interface: str,
+        function: str,
+        kind: str,
+        message: str,
+        cause: BaseException | None = None,
+    ) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown host function error kind {kind!r}")
+        self.interface = interface
+        self.function = function
+        self.kind = kind
+        self.message = message
+        self.cause = cause
+        super().__init__(
+            f"host function error in {interface}::{function}: {self.KINDS[kind]}: {message}"
+        )
+
+
+# ------------------------------------------------------------------------ replay
+
+
+class ReplayError(PackrReplayError):
+    """A recorded run could not be reproduced."""
+
+
+class ReplayDivergence(ReplayError):
+    """The guest's k-th call differs from the k-th recorded one.
+
+    Attributes carry everything needed to explain it: ``seq`` (position in the trace),
+    ``expected`` and ``actual`` call descriptions, ``differences`` (value paths),
+    ``failed_matchers`` and ``nearest`` recorded calls. The rendered explanation is
+    ``str(error)``.
+    """
+
+    def __init__(self, report: str, **context: Any) -> None:
+        super().__init__(report)
+        self.report = report
+        self.seq: int | None = context.pop("seq", None)
+        self.expected: Any = context.pop("expected", None)
+        self.actual: Any = context.pop("actual", None)
+        self.differences: list[Any] = context.pop("differences", [])
+        self.failed_matchers: list[str] = context.pop("failed_matchers", [])
+        self.nearest: list[Any] = context.pop("nearest", [])
+        self.context = context
+
+
+class TraceExhausted(ReplayDivergence):
+    """The guest asked for more calls than the trace holds."""
+
+
+# ----------------------------------------------------------------------- storage
+
+
+class StoreError(PackrReplayError):
+    """A trace file could not be opened, read or written."""
+
+
+class TraceFormatError(StoreError):
+    """The file is not a packr-replay trace store this version can read."""
+
+
+class TraceNotFound(StoreError):
+    """No trace with that id (or label) in the file."""
+
+    def __init__(self, trace_id: object, path: object = None) -> None:
+        self.trace_id = trace_id
+        where = f" in {path}" if path is not None else ""
+        super().__init__(f"no trace {trace_id!r}{where}")
+
+
+class IntegrityError(StoreError):
+    """The hash chain breaks at ``seq``: the event was altered after recording."""
+
+    def __init__(self, trace_id: object, seq: int, message: str) -> None:
+        self.trace_id = trace_id
+        self.seq = seq
+        super().__init__(message)
