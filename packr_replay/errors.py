@@ -19,6 +19,7 @@ carry their context as attributes rather than only in the message::
     │   ├── GuestError                      .export, .message: the guest's error string
     │   ├── GuestTrap                       .export, .trap: a wasm trap
     │   ├── GuestTimeout                    .export, .budget: fuel or deadline exhausted
+    │   ├── InvalidGuestOutput              .export, .cause: status 0 but bad CGRF
     │   ├── GuestMemoryError                a guest pointer/length outside its memory
     │   ├── MetadataError                   __pack_types missing or malformed
     │   └── HostFunctionError               .interface, .function, .kind (packr's kinds)
@@ -51,6 +52,7 @@ __all__ = [
     "HostFunctionError",
     "IntegrityError",
     "InvalidEncoding",
+    "InvalidGuestOutput",
     "InvalidTag",
     "LinkError",
     "MetadataError",
@@ -262,6 +264,15 @@ class GuestTimeout(_ExportFailure):
             f"guest export '{export}' exceeded its budget ({budget}); a packr guest that "
             "panics spins forever, so this usually means the guest panicked"
         )
+
+
+class InvalidGuestOutput(_ExportFailure):
+    """An export returned status 0 with bytes that are not valid CGRF."""
+
+    def __init__(self, export: str, cause: AbiError) -> None:
+        self.export = export
+        self.cause = cause
+        super().__init__(f"ABI error: export '{export}' returned invalid CGRF: {cause}")
 
 
 class GuestMemoryError(GuestRuntimeError):

@@ -1,0 +1,242 @@
+"""``Runtime`` (one wasmtime engine) and ``Module`` (a compiled guest).
+
+Every guest call runs under a fuel budget (deterministic: the same budget stops a
+spinning guest at the same instruction on every machine) and, optionally, a
+wall-clock deadline enforced with epoch interruption. packr guests panic by looping
+forever, so an unbounded call would hang the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from ..errors import MetadataError, ModuleLoadError
+from .host import ErrorHandler, HostSpec, ReplyMode
+from .interceptor import CallInterceptor
+from .wasm import WasmFormatError, find_cgrf_segment
+
+if TYPE_CHECKING:
+    from ..abi.metadata import PackageMetadata
+    from .instance import Instance
+
+__all__ = ["DEFAULT_FUEL", "ExternInfo", "Module", "Runtime"]
+
+#: About a few seconds of guest work; a spinning guest stops well before a user gives up.
+DEFAULT_FUEL = 5_000_000_000
+_EPOCH_TICK = 0.01  # seconds per epoch tick when a wall-clock timeout is used
+
+
+@dataclass(frozen=True, slots=True)
+class ExternInfo:
+    """One import or export of a module: where, what kind, and its signature."""
+
+    module: str
+    name: str
+    kind: str  # "func", "memory", "global", "table"
+    signature: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.module}.{self.name}" if self.module else self.name
+
+
+class Runtime:
+    """One wasmtime engine plus the defaults every instance inherits.
+
+    ``fuel``: instructions per export call (``None``: unlimited — not recommended).
+    ``timeout``: wall-clock seconds per export call (``None``: none).
+    ``debug_info``: emit DWARF so a replay can run under gdb/lldb.
+    """
+
+    def __init__(
+        self,
+        *,
+        fuel: int | None = DEFAULT_FUEL,
+        timeout: float | None = None,
+        debug_info: bool = False,
+    ) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = True
+        config.epoch_interruption = True
+        config.memory_may_move = False  # GuestMemory caches the base address
+        config.wasm_multi_memory = True
+        if debug_info:
+            config.debug_info = True
+            config.cranelift_opt_level = "none"
+        self.engine = wasmtime.Engine(config)
+        self.fuel = fuel
+        self.timeout = timeout
+        self.debug_info = debug_info
+        self._ticker: threading.Thread | None = None
+        self._ticker_lock = threading.Lock()
+
+    def load_module(self, source: bytes | str | os.PathLike[str], *, name: str | None = None) -> Module:
+        """Compile a module from wasm bytes, WAT text, or a ``.wasm``/``.wat`` path."""
+        wasm, default_name = _read_source(source)
+        try:
+            compiled = wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise ModuleLoadError(f"cannot compile {default_name}: {exc}") from None
+        return Module(self, compiled, wasm, name or default_name)
+
+    # -- epoch ticking for wall-clock deadlines
+
+    def deadline_ticks(self, timeout: float | None) -> int:
+        """Epoch ticks for a timeout, starting the ticker thread on first use."""
+        if timeout is None:
+            return 1 << 62
+        if self._ticker is None:
+            with self._ticker_lock:
+                if self._ticker is None:
+                    self._ticker = threading.Thread(
+                        target=_tick, args=(self.engine,), name="packr-replay-epoch", daemon=True
+                    )
+                    self._ticker.start()
+        return max(1, int(timeout / _EPOCH_TICK) + 1)
+
+
+def _tick(engine: wasmtime.Engine) -> None:
+    event = threading.Event()
+    while not event.wait(_EPOCH_TICK):
+        engine.increment_epoch()
+
+
+def _read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if data[:4] == b"\0asm":
+            return data, "module"
+        return _wat_to_wasm(data.decode("utf-8", "replace"), "module"), "module"
+    if isinstance(source, str) and source.lstrip().startswith("("):
+        return _wat_to_wasm(source, "module"), "module"
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModuleLoadError(f"cannot read module {path}: {exc.strerror or exc}") from None
+    name = path.stem
+    if data[:4] == b"\0asm":
+        return data, name
+    return _wat_to_wasm(data.decode("utf-8", "replace"), name), name
+
+
+def _wat_to_wasm(text: str, name: str) -> bytes:
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        raise ModuleLoadError(f"invalid WAT for {name}: {exc}") from None
+
+
+def _valtype(t: Any) -> str:
+    return str(t)
+
+
+def describe_type(ty: Any) -> tuple[str, str]:
+    """``(kind, signature)`` of a wasmtime extern type."""
+    if isinstance(ty, wasmtime.FuncType):
+        params = ", ".join(_valtype(p) for p in ty.params)
+        results = ", ".join(_valtype(r) for r in ty.results)
+        return "func", f"({params}) -> ({results})"
+    if isinstance(ty, wasmtime.MemoryType):
+        lim = ty.limits
+        top = "no max" if lim.max is None else f"max {lim.max}"
+        return "memory", f"memory (min {lim.min} pages, {top})"
+    if isinstance(ty, wasmtime.GlobalType):
+        mut = "mut " if ty.mutable else ""
+        return "global", f"global {mut}{ty.content}"
+    if isinstance(ty, wasmtime.TableType):
+        return "table", f"table {ty.element}"
+    return "unknown", str(ty)
+
+
+class Module:
+    """A compiled guest: its bytes, content hash, imports, exports and metadata."""
+
+    def __init__(self, runtime: Runtime, compiled: wasmtime.Module, wasm: bytes, name: str) -> None:
+        self.runtime = runtime
+        self.compiled = compiled
+        self.wasm = wasm
+        self.name = name
+        self.sha256 = hashlib.sha256(wasm).hexdigest()
+        self.imports = [ExternInfo(i.module, i.name or "", *describe_type(i.type)) for i in compiled.imports]
+        self.exports = [ExternInfo("", e.name, *describe_type(e.type)) for e in compiled.exports]
+
+    def __repr__(self) -> str:
+        return f"<Module {self.name} sha256={self.sha256[:12]}>"
+
+    def export(self, name: str) -> ExternInfo | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+    def metadata_bytes(self) -> bytes | None:
+        """The ``__pack_types`` CGRF blob, read statically from the data segments."""
+        try:
+            found = find_cgrf_segment(self.wasm)
+        except WasmFormatError:
+            return None
+        if found is None:
+            return None
+        from ..abi import AbiError, decode_prefix
+
+        try:
+            _, used = decode_prefix(found[1])
+        except AbiError:
+            return None
+        return found[1][:used]
+
+    def types(self) -> PackageMetadata:
+        """The package metadata the guest declares (``__pack_types``, spec §6).
+
+        Read statically, without running guest code. Raises ``MetadataError`` (kind
+        ``NotFound``) for a module without metadata.
+        """
+        from ..abi import decode
+        from ..abi.metadata import PackageMetadata
+
+        blob = self.metadata_bytes()
+        if blob is None:
+            if self.export("__pack_types") is None:
+                raise MetadataError("NotFound", "package does not export __pack_types")
+            raise MetadataError("NotFound", "no CGRF metadata segment found in the module")
+        return PackageMetadata.from_value(decode(blob))
+
+    def instantiate(
+        self,
+        host: HostSpec = None,
+        *,
+        state: Any = None,
+        interceptor: CallInterceptor | None = None,
+        reply: ReplyMode | str = ReplyMode.SCRATCH,
+        on_error: ErrorHandler | None = None,
+        fuel: int | None | str = "default",
+        timeout: float | None | str = "default",
+        scratch_capacity: int | None = 32768,
+    ) -> Instance:
+        """Instantiate with host functions and return an :class:`Instance`.
+
+        ``host`` is a function taking the :class:`HostLinkerBuilder`, a
+        :class:`HostFunctionProvider`, or a list of them. ``reply`` chooses where typed
+        import replies go (``"scratch"`` for every guest version, ``"guest"`` for
+        packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (packr HEAD's
+        32 KiB; ``None`` for v0.7.0's no cap). ``fuel`` / ``timeout`` override the
+        runtime's per-call budget.
+        """
+        from .instance import Instance
+
+        return Instance(
+            self,
+            host,
+            state=state,
+            interceptor=interceptor,
+            reply=ReplyMode(reply),
+            on_error=on_error,
+            fuel=self.runtime.fuel if fuel == "default" else fuel,  # type: ignore[arg-type]
+            timeout=self.runtime.timeout if timeout == "default" else timeout,  # type: ignore[arg-type]
+            scratch_capacity=scratch_capacity,
+        )

@@ -1,0 +1,653 @@
+"""``Instance``: a guest bound to host functions, with packr's calling conventions.
+
+Typed imports follow spec §3 (read CGRF at ``in_ptr``, run the handler, write the reply
+at 16 KiB + 8 or into a guest-allocated buffer, fill two independent i32 slots, return
+0/1, or -1 on any failure). Export calls follow spec §4. Every call crossing the
+boundary is shown to the interceptor with its exact bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from ..abi import AbiError, EncodedValue, Limits, Tuple, Value, ValueType, decode, encode
+from ..errors import (
+    ExportNotFound,
+    GuestError,
+    GuestMemoryError,
+    GuestRuntimeError,
+    GuestTimeout,
+    GuestTrap,
+    HostFunctionError,
+    InvalidGuestOutput,
+    LinkError,
+    MetadataError,
+    PackrReplayError,
+)
+from .host import (
+    PACKR_SIGNATURE,
+    AsyncCtx,
+    Ctx,
+    ErrorHandler,
+    HostErr,
+    HostLinkerBuilder,
+    HostSpec,
+    RawFunction,
+    ReplyMode,
+    TypedFunction,
+)
+from .interceptor import CallInterceptor, CoroutineDriver, ExportCall, ImportCall, ImportReply
+from .memory import GuestMemory
+
+if TYPE_CHECKING:
+    from ..abi.metadata import PackageMetadata
+    from .engine import Module
+
+__all__ = ["Instance"]
+
+RESULT_PTR_OFFSET = 16384
+RESULT_LEN_OFFSET = 16388
+SCRATCH_OFFSET = 16392
+INPUT_FALLBACK_OFFSET = 0
+
+_I32 = wasmtime.ValType.i32()
+_WASM_TYPES = {
+    "i32": wasmtime.ValType.i32(),
+    "i64": wasmtime.ValType.i64(),
+    "f32": wasmtime.ValType.f32(),
+    "f64": wasmtime.ValType.f64(),
+}
+_PACKR_FUNC_TYPE = wasmtime.FuncType([_I32] * 4, [_I32])
+_MAX_INPUT = Limits().max_buffer_size
+
+
+def _sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+
+
+def _i32(value: int) -> int:
+    return ((value + 2**31) % 2**32) - 2**31
+
+
+class _ConversionFailed(Exception):  # noqa: N818 - internal signal
+    pass
+
+
+class Instance:
+    """A running guest. Create with :meth:`Module.instantiate`."""
+
+    def __init__(
+        self,
+        module: Module,
+        host: HostSpec,
+        *,
+        state: Any,
+        interceptor: CallInterceptor | None,
+        reply: ReplyMode,
+        on_error: ErrorHandler | None,
+        fuel: int | None,
+        timeout: float | None,
+        scratch_capacity: int | None,
+    ) -> None:
+        self.module = module
+        self.runtime = module.runtime
+        self.state = state
+        self.reply = reply
+        self.fuel = fuel
+        self.timeout = timeout
+        self.scratch_capacity = scratch_capacity
+        builder = HostLinkerBuilder().apply(host)
+        self.builder = builder
+        self.interceptor = interceptor if interceptor is not None else builder.interceptor
+        self.error_handler: ErrorHandler | None = on_error or builder.error_handler
+        self.driver = CoroutineDriver()
+        self.ctx = Ctx(self, state)
+        self._memory: GuestMemory | None = None
+        self._exports: dict[str, Any] = {}
+        self._checked_exports: dict[str, wasmtime.Func] = {}
+        self._heap_next: int | None = None
+        self._call_lock: asyncio.Lock | None = None
+        self.store = wasmtime.Store(self.runtime.engine)
+        self.store.set_fuel(fuel if fuel is not None else 1 << 62)
+        self.store.set_epoch_deadline(1 << 62)
+        self._instance = self._link_and_instantiate(builder)
+
+    # ------------------------------------------------------------- linking
+
+    def _link_and_instantiate(self, builder: HostLinkerBuilder) -> wasmtime.Instance:
+        linker = wasmtime.Linker(self.runtime.engine)
+        missing: list[tuple[str, str, str]] = []
+        host_memory: wasmtime.Memory | None = None
+        for imp in self.module.compiled.imports:
+            module, name, ty = imp.module, imp.name or "", imp.type
+            fn = builder.functions.get((module, name))
+            if isinstance(ty, wasmtime.MemoryType):
+                if (module, name) == ("env", "memory"):
+                    host_memory = wasmtime.Memory(self.store, ty)
+                    linker.define(self.store, module, name, host_memory)
+                else:
+                    missing.append((module, name, f"memory (min {ty.limits.min} pages)"))
+                continue
+            if not isinstance(ty, wasmtime.FuncType):
+                missing.append((module, name, f"unsupported import kind {type(ty).__name__}"))
+                continue
+            have = _sig(ty)
+            if fn is None and module == "pack:alloc" and name in ("alloc", "dealloc"):
+                self._define_default_alloc(linker, name, ty, missing)
+                continue
+            if fn is None:
+                missing.append((module, name, _fmt_sig(have)))
+                continue
+            if isinstance(fn, TypedFunction):
+                if have != PACKR_SIGNATURE:
+                    missing.append(
+                        (module, name, f"{_fmt_sig(have)} (host provides a typed packr function "
+                         "(i32, i32, i32, i32) -> (i32))")
+                    )
+                    continue
+                linker.define_func(module, name, _PACKR_FUNC_TYPE, self._typed_import(fn))
+            else:
+                if have != (fn.params, fn.results):
+                    missing.append(
+                        (module, name, f"{_fmt_sig(have)} (host provides {fn.signature})")
+                    )
+                    continue
+                ftype = wasmtime.FuncType(
+                    [_WASM_TYPES[p] for p in fn.params], [_WASM_TYPES[r] for r in fn.results]
+                )
+                linker.define_func(module, name, ftype, self._raw_import(fn))
+        if missing:
+            raise LinkError(missing)
+        try:
+            instance = linker.instantiate(self.store, self.module.compiled)
+        except wasmtime.Trap as trap:
+            raise GuestTrap("<instantiation>", trap.message) from None
+        except wasmtime.WasmtimeError as exc:
+            raise GuestRuntimeError(f"cannot instantiate {self.module.name}: {exc}") from None
+        exports = instance.exports(self.store)
+        exported_memory = exports.get("memory")
+        if isinstance(exported_memory, wasmtime.Memory):
+            self._memory = GuestMemory(self.store, exported_memory)
+        elif host_memory is not None:
+            self._memory = GuestMemory(self.store, host_memory)
+        ctors = exports.get("__wasm_call_ctors")
+        if isinstance(ctors, wasmtime.Func):
+            self._invoke(ctors, "__wasm_call_ctors")
+        return instance
+
+    def _define_default_alloc(
+        self,
+        linker: wasmtime.Linker,
+        name: str,
+        ty: wasmtime.FuncType,
+        missing: list[tuple[str, str, str]],
+    ) -> None:
+        """packr's default ``pack:alloc`` provider: a bump allocator, free is a no-op."""
+        if name == "alloc" and _sig(ty) == (("i32", "i32"), ("i32",)):
+            linker.define_func("pack:alloc", "alloc", ty, self._bump_alloc)
+        elif name == "dealloc" and _sig(ty) == (("i32", "i32", "i32"), ()):
+            linker.define_func("pack:alloc", "dealloc", ty, lambda ptr, size, align: None)
+        else:
+            missing.append(("pack:alloc", name, _fmt_sig(_sig(ty))))
+
+    def _bump_alloc(self, size: int, align: int) -> int:
+        memory = self._memory
+        if memory is None:
+            return 0
+        size &= 0xFFFF_FFFF
+        align &= 0xFFFF_FFFF
+        if align == 0 or align & (align - 1):
+            align = 1
+        if self._heap_next is None:
+            heap_base = self._exports_get("__heap_base")
+            if isinstance(heap_base, wasmtime.Global):
+                self._heap_next = int(heap_base.value(self.store)) & 0xFFFF_FFFF
+            else:
+                self._heap_next = memory.size
+        ptr = (self._heap_next + align - 1) & ~(align - 1)
+        end = ptr + max(size, 1)
+        if end > 0xFFFF_FFFF:
+            return 0
+        if end > memory.size:
+            pages = (end - memory.size + 65535) // 65536
+            try:
+                memory.grow(pages)
+            except wasmtime.WasmtimeError:
+                return 0
+        self._heap_next = end
+        return _i32(ptr)
+
+    # ------------------------------------------------------------- accessors
+
+    @property
+    def memory(self) -> GuestMemory:
+        if self._memory is None:
+            raise GuestMemoryError("no exported memory named 'memory'")
+        return self._memory
+
+    def _exports_get(self, name: str) -> Any:
+        try:
+            return self._exports[name]
+        except KeyError:
+            item = self._instance.exports(self.store).get(name) if hasattr(self, "_instance") else None
+            if item is not None:
+                self._exports[name] = item
+            return item
+
+    def has_export(self, name: str) -> bool:
+        return self._exports_get(name) is not None
+
+    def guest_alloc(self, size: int) -> int:
+        """Call the guest's ``__pack_alloc(size)``; 0 when absent or failing."""
+        alloc = self._exports_get("__pack_alloc")
+        if not isinstance(alloc, wasmtime.Func):
+            return 0
+        try:
+            return int(alloc(self.store, _i32(size))) & 0xFFFF_FFFF
+        except wasmtime.Trap:
+            return 0
+
+    def guest_free(self, ptr: int, size: int) -> None:
+        free = self._exports_get("__pack_free")
+        if isinstance(free, wasmtime.Func) and ptr and size:
+            try:
+                free(self.store, _i32(ptr), _i32(size))
+            except wasmtime.Trap:
+                pass
+
+    # ------------------------------------------------------------ typed imports
+
+    def _report(
+        self,
+        fn: TypedFunction,
+        input: EncodedValue | None,
+        kind: str,
+        message: str,
+        t0: int,
+        cause: BaseException | None = None,
+        replayed: bool = False,
+    ) -> int:
+        error = HostFunctionError(fn.module, fn.name, kind, message, cause)
+        if self.error_handler is not None:
+            self.error_handler(error)
+        icpt = self.interceptor
+        if icpt is not None:
+            call = ImportCall(
+                fn.module, fn.name, input, None, -1, error, time.perf_counter_ns() - t0, replayed
+            )
+            self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+        return -1
+
+    def _typed_import(self, fn: TypedFunction) -> Callable[[int, int, int, int], int]:
+        def host_function(in_ptr: int, in_len: int, out_pp: int, out_lp: int) -> int:
+            return self._handle_import(fn, in_ptr, in_len, out_pp, out_lp)
+
+        return host_function
+
+    def _handle_import(
+        self, fn: TypedFunction, in_ptr: int, in_len: int, out_pp: int, out_lp: int
+    ) -> int:
+        t0 = time.perf_counter_ns()
+        memory = self._memory
+        if memory is None:
+            return self._report(fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0)
+        in_len &= 0xFFFF_FFFF
+        if in_len > _MAX_INPUT:
+            return self._report(
+                fn, None, "Decode", f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)", t0
+            )
+        try:
+            data = memory.read(in_ptr, in_len, "import input")
+        except GuestMemoryError as exc:
+            return self._report(fn, None, "Decode", f"Memory error: {exc}", t0)
+        input = EncodedValue(data)
+        icpt = self.interceptor
+        value: Value | None = None
+        if icpt is None or icpt.decode_inputs:
+            try:
+                value = decode(data)
+            except AbiError as exc:
+                return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
+            input._value = value
+
+        output: EncodedValue | None = None
+        status: int | None = None
+        replayed = False
+        if icpt is not None:
+            reply = self.driver.run(icpt.before_import(fn.module, fn.name, input), inline=icpt.inline)
+            if reply is not None:
+                replayed = True
+                if isinstance(reply, ImportReply):
+                    if reply.error is not None:
+                        return self._report(fn, input, reply.error[0], reply.error[1], t0, replayed=True)
+                    status = reply.status
+                    reply = reply.output
+                if isinstance(reply, EncodedValue):
+                    output = reply
+                elif isinstance(reply, Value):
+                    try:
+                        output = EncodedValue(encode(reply), reply)
+                    except AbiError as exc:
+                        return self._report(fn, input, "Encode", str(exc), t0, exc, True)
+                else:
+                    raise TypeError(
+                        f"before_import returned {type(reply).__name__}; expected a Value, "
+                        "an EncodedValue, an ImportReply or None"
+                    )
+
+        if output is None:
+            if value is None:
+                try:
+                    value = input.value
+                except AbiError as exc:
+                    return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
+            try:
+                result = self._invoke_handler(fn, value)
+            except _ConversionFailed as exc:
+                return self._report(fn, input, "TypeConversion", str(exc), t0, exc.__cause__)
+            except Exception as exc:  # a handler bug must not crash the host
+                return self._report(
+                    fn, input, "Handler", f"{type(exc).__name__}: {exc}", t0, exc
+                )
+            try:
+                output = EncodedValue(encode(result), result)
+            except AbiError as exc:
+                return self._report(fn, input, "Encode", str(exc), t0, exc)
+
+        try:
+            status = self._write_reply(output.data, out_pp, out_lp, status)
+        except GuestMemoryError as exc:
+            return self._report(fn, input, "MemoryWrite", str(exc), t0, exc, replayed)
+        if icpt is not None:
+            call = ImportCall(
+                fn.module, fn.name, input, output, status, None, time.perf_counter_ns() - t0, replayed
+            )
+            self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+        return status
+
+    def _write_reply(self, data: bytes, out_pp: int, out_lp: int, status: int | None) -> int:
+        memory = self.memory
+        if status is None:
+            status = 1 if self.reply is ReplyMode.GUEST_ALLOC else 0
+        if status == 1:
+            ptr = self.guest_alloc(len(data)) if data else 0
+            if ptr == 0:
+                if not self.has_export("__pack_alloc"):
+                    status = 0  # packr HEAD: no __pack_alloc -> scratch, status 0
+                else:
+                    raise GuestMemoryError(f"__pack_alloc({len(data)}) returned 0")
+        if status != 1:
+            cap = self.scratch_capacity
+            if cap is not None and len(data) > cap:
+                raise GuestMemoryError(f"host return {len(data)} bytes exceeds capacity {cap}")
+            ptr = SCRATCH_OFFSET
+        memory.write(ptr, data, "import reply")
+        memory.write_u32(out_pp, ptr, "out_ptr slot")
+        memory.write_u32(out_lp, len(data), "out_len slot")
+        return status
+
+    def _invoke_handler(self, fn: TypedFunction, value: Value) -> Value:
+        from ..abi.convert import from_python, to_python
+
+        params = fn.params
+        if params is None:
+            args: tuple[Any, ...] = (value,)
+        elif fn.spread:
+            assert isinstance(params, tuple)
+            items = value.items if isinstance(value, Tuple) else None
+            if items is None or len(items) != len(params):
+                raise _ConversionFailed(
+                    f"expected a tuple of {len(params)} parameters, got {value.infer_type()}"
+                )
+            args = tuple(
+                item if t is None else _to_python_checked(item, t, to_python)
+                for item, t in zip(items, params, strict=True)
+            )
+        else:
+            assert isinstance(params, ValueType)
+            args = (_to_python_checked(value, params, to_python),)
+
+        ctx: Ctx = self.ctx
+        if fn.is_async:
+            ctx = AsyncCtx(self, copy.copy(self.state))
+        ctx.interface = fn.module
+        ctx.function = fn.name
+        is_err = False
+        try:
+            result = fn.handler(ctx, *args)
+            if fn.is_async:
+                result = self.driver.run(result, inline=False)
+        except HostErr as err:
+            if fn.result_types is None:
+                raise
+            result, is_err = err.value, True
+
+        if fn.result_types is not None:
+            from ..abi import Result
+
+            ok_t, err_t = fn.result_types
+            declared = err_t if is_err else ok_t
+            inner = result if isinstance(result, Value) else _from_python_checked(result, declared, from_python)
+            return Result(ok_t, err_t, inner, is_err=is_err)
+        if fn.returns is not None and not isinstance(result, Value):
+            return _from_python_checked(result, fn.returns, from_python)
+        if isinstance(result, EncodedValue):
+            return result.value
+        if not isinstance(result, Value):
+            raise _ConversionFailed(
+                f"handler returned {type(result).__name__}, not a Value; declare returns= "
+                "or annotate the return type to convert plain Python values"
+            )
+        return result
+
+    # -------------------------------------------------------------- raw imports
+
+    def _raw_import(self, fn: RawFunction) -> Callable[..., Any]:
+        ctx = Ctx(self, self.state)
+        ctx.interface, ctx.function = fn.module, fn.name
+        handler = fn.handler
+
+        def raw(*args: Any) -> Any:
+            return handler(ctx, *args)
+
+        return raw
+
+    # ---------------------------------------------------------------- exports
+
+    def _export_func(self, name: str) -> wasmtime.Func:
+        func = self._checked_exports.get(name)
+        if func is not None:
+            return func
+        func = self._exports_get(name)
+        if func is None:
+            raise ExportNotFound(name)
+        if not isinstance(func, wasmtime.Func):
+            raise ExportNotFound(name, "not a function")
+        ty = func.type(self.store)
+        if _sig(ty) != PACKR_SIGNATURE:
+            raise ExportNotFound(name, f"signature {_fmt_sig(_sig(ty))}, not (i32, i32, i32, i32) -> (i32)")
+        self._checked_exports[name] = func
+        return func
+
+    def _arm_budget(self) -> None:
+        self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
+        self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
+
+    def _invoke(self, func: wasmtime.Func, name: str, *args: int) -> Any:
+        """Call a guest function, turning traps into typed errors."""
+        try:
+            return func(self.store, *args)
+        except wasmtime.Trap as trap:
+            code = trap.trap_code
+            if code == wasmtime.TrapCode.OUT_OF_FUEL:
+                raise GuestTimeout(name, f"fuel budget of {self.fuel} instructions") from None
+            if code == wasmtime.TrapCode.INTERRUPT:
+                raise GuestTimeout(name, f"wall-clock timeout of {self.timeout}s") from None
+            raise GuestTrap(name, _trap_summary(trap.message)) from None
+        except wasmtime.WasmtimeError as exc:
+            raise GuestTrap(name, str(exc)) from None
+
+    def call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
+        """Call export ``name`` with a value or exact CGRF bytes; return the exact output.
+
+        The output is validated (decoded) as packr does; the returned
+        :class:`EncodedValue` keeps both the bytes and the decoded value.
+        """
+        if isinstance(input, (bytes, bytearray, memoryview)):
+            enc = EncodedValue(bytes(input))
+        elif isinstance(input, EncodedValue):
+            enc = input
+        else:
+            enc = EncodedValue(encode(input), input)
+        t0 = time.perf_counter_ns()
+        icpt = self.interceptor
+        if icpt is not None:
+            short = self.driver.run(icpt.before_export(name, enc), inline=icpt.inline)
+            if short is not None:
+                out = short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
+                call = ExportCall(name, enc, out, 0, None, time.perf_counter_ns() - t0, True)
+                self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+                return out
+        try:
+            out, status = self._call_export(name, enc)
+        except GuestRuntimeError as exc:
+            if icpt is not None:
+                status = getattr(exc, "status", None)
+                call = ExportCall(name, enc, None, status, exc, time.perf_counter_ns() - t0, False)
+                self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+            raise
+        if icpt is not None:
+            call = ExportCall(name, enc, out, status, None, time.perf_counter_ns() - t0, False)
+            self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+        return out
+
+    def _call_export(self, name: str, input: EncodedValue) -> tuple[EncodedValue, int]:
+        func = self._export_func(name)
+        memory = self.memory
+        data = input.data
+        self._arm_budget()
+        ptr = self.guest_alloc(len(data)) if self.has_export("__pack_alloc") else 0
+        dynamic = ptr != 0
+        if not dynamic:
+            ptr = INPUT_FALLBACK_OFFSET
+        try:
+            memory.write(ptr, data, "export input")
+        except GuestMemoryError as exc:
+            raise GuestMemoryError(f"Failed to write input for '{name}': {exc}") from None
+        status = self._invoke(func, name, _i32(ptr), _i32(len(data)), RESULT_PTR_OFFSET, RESULT_LEN_OFFSET)
+        if dynamic:
+            self.guest_free(ptr, len(data))
+        out_ptr = memory.read_u32(RESULT_PTR_OFFSET, "Failed to read result ptr")
+        out_len = memory.read_u32(RESULT_LEN_OFFSET, "Failed to read result len")
+        if status != 0:
+            try:
+                raw = memory.read(out_ptr, out_len, "Failed to read error")
+            except GuestMemoryError as exc:
+                raise GuestError(name, f"<unreadable error message: {exc}>", status) from None
+            self.guest_free(out_ptr, out_len)
+            raise GuestError(name, raw.decode("utf-8", "replace"), status)
+        if out_len > _MAX_INPUT:
+            raise GuestMemoryError(
+                f"export '{name}' returned a {out_len}-byte result, over the "
+                f"{_MAX_INPUT}-byte CGRF buffer limit"
+            )
+        try:
+            out = memory.read(out_ptr, out_len, f"result of '{name}'")
+        except GuestMemoryError as exc:
+            raise GuestMemoryError(f"Memory error: {exc}") from None
+        output = EncodedValue(out)
+        try:
+            output._value = decode(out)
+        except AbiError as exc:
+            raise InvalidGuestOutput(name, exc) from None
+        finally:
+            self.guest_free(out_ptr, out_len)
+        return output, status
+
+    def call_with_value(self, name: str, value: Value | EncodedValue) -> Value:
+        """Call export ``name`` with ``value`` and return its decoded result (spec §4)."""
+        return self.call_raw(name, value).value
+
+    async def call_with_value_async(self, name: str, value: Value | EncodedValue) -> Value:
+        """The async variant: the guest runs in a worker thread, interceptor and async
+        host-function coroutines run on this event loop, and the guest waits for them
+        (packr's back-pressure)."""
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
+        async with self._call_lock:
+            loop = asyncio.get_running_loop()
+            self.driver.loop = loop
+            try:
+                out = await asyncio.to_thread(self.call_raw, name, value)
+            finally:
+                self.driver.loop = None
+        return out.value
+
+    # --------------------------------------------------------------- metadata
+
+    def types(self) -> PackageMetadata:
+        """Call ``__pack_types`` and decode the package metadata (spec §6.1)."""
+        from ..abi.metadata import PackageMetadata
+
+        func = self._exports_get("__pack_types")
+        if not isinstance(func, wasmtime.Func):
+            raise MetadataError("NotFound", "package does not export __pack_types")
+        self._arm_budget()
+        try:
+            status = self._invoke(func, "__pack_types", RESULT_PTR_OFFSET, RESULT_LEN_OFFSET)
+        except GuestRuntimeError:
+            raise MetadataError("CallFailed", "non-zero status from __pack_types") from None
+        if status != 0:
+            raise MetadataError("CallFailed", "non-zero status from __pack_types")
+        ptr = self.memory.read_u32(RESULT_PTR_OFFSET)
+        length = self.memory.read_u32(RESULT_LEN_OFFSET)
+        try:
+            value = decode(self.memory.read(ptr, length, "__pack_types"))
+        except (AbiError, GuestMemoryError) as exc:
+            raise MetadataError("DecodeFailed", f"cannot decode __pack_types: {exc}") from None
+        return PackageMetadata.from_value(value)
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fmt_sig(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    return f"({', '.join(sig[0])}) -> ({', '.join(sig[1])})"
+
+
+def _trap_summary(message: str) -> str:
+    """wasmtime's trap text: keep the cause and the backtrace, drop the boilerplate."""
+    text = message.strip()
+    if "Caused by:" in text:
+        head, _, cause = text.partition("Caused by:")
+        return f"{cause.strip()}\n{head.strip()}"
+    return text
+
+
+def _to_python_checked(value: Value, vtype: ValueType, to_python: Callable[[Value], Any]) -> Any:
+    got = value.infer_type()
+    if got != vtype:
+        raise _ConversionFailed(f"expected {vtype}, got {got}")
+    try:
+        return to_python(value)
+    except PackrReplayError as exc:
+        raise _ConversionFailed(str(exc)) from exc
+
+
+def _from_python_checked(obj: Any, vtype: ValueType, from_python: Callable[..., Value]) -> Value:
+    try:
+        return from_python(obj, vtype)
+    except (PackrReplayError, TypeError, ValueError, OverflowError) as exc:
+        raise _ConversionFailed(f"cannot convert the handler's {type(obj).__name__} to {vtype}: {exc}") from exc

@@ -1,0 +1,148 @@
+"""What a trace is made of, independent of where it is kept.
+
+A trace is an append-only sequence of events. One export call produces an ``export``
+event when it starts (its input), then one ``import`` event per typed host call the
+guest makes, then a ``return`` event when it ends (its output or error). Writing the
+start and the end separately keeps the log append-only, so a recorder killed in the
+middle of an export still leaves the input needed to replay up to the cut.
+
+Every event carries the *exact* CGRF bytes that crossed the boundary and a SHA-256
+chained over the previous event's hash, so tampering is detectable and the chain
+survives export/import (it starts from the trace's uuid, not its row id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import msgpack
+
+from ..abi import EncodedValue
+
+__all__ = [
+    "CHAIN_VERSION",
+    "Event",
+    "EventKind",
+    "Outcome",
+    "TraceInfo",
+    "TraceStatus",
+    "chain_genesis",
+    "chain_hash",
+]
+
+
+class EventKind(StrEnum):
+    EXPORT = "export"  # an export call began: function, input
+    IMPORT = "import"  # a typed host call, complete: input, output, status, outcome
+    RETURN = "return"  # the export call ended: output or error, outcome
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    IMPORT_ERROR = "import_error"  # a typed import failed; error_kind is packr's kind
+    GUEST_ERROR = "guest_error"  # an export returned a non-zero status and a message
+    TRAP = "trap"  # the guest trapped
+    TIMEOUT = "timeout"  # the guest ran out of fuel / time
+    HOST_ERROR = "host_error"  # an interceptor or the embedder raised
+
+
+class TraceStatus(StrEnum):
+    RECORDING = "recording"  # still being written, or its writer died (see ``incomplete``)
+    COMPLETE = "complete"  # finished normally, head hash sealed
+    INCOMPLETE = "incomplete"  # reported for a trace whose writer vanished
+    DIVERGED = "diverged"  # a replay trace that stopped at a divergence
+    FAILED = "failed"  # the recorded run itself ended in an error
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded boundary crossing.
+
+    ``input``/``output`` are the exact bytes (``output`` is ``None`` when there was no
+    result, e.g. a failed import or a trapped export). ``status`` is what the guest
+    got back (0, 1 or -1 for imports; the export's status for returns).
+    """
+
+    seq: int
+    call: int
+    kind: EventKind
+    interface: str
+    function: str
+    input: bytes | None
+    output: bytes | None = None
+    status: int | None = None
+    outcome: Outcome = Outcome.OK
+    error_kind: str | None = None
+    error: str | None = None
+    duration_ns: int = 0
+    depth: int = 0
+    hash: bytes = field(default=b"", compare=False)
+
+    @property
+    def input_value(self) -> EncodedValue | None:
+        """The input as a lazily decoded value."""
+        return None if self.input is None else EncodedValue(self.input)
+
+    @property
+    def output_value(self) -> EncodedValue | None:
+        return None if self.output is None else EncodedValue(self.output)
+
+    @property
+    def name(self) -> str:
+        """``interface.function`` (just ``function`` for bare exports)."""
+        return f"{self.interface}.{self.function}" if self.interface else self.function
+
+    def chain_fields(self) -> list[Any]:
+        """The fields the hash chain covers, in a fixed order."""
+        return [
+            self.seq,
+            self.call,
+            str(self.kind),
+            self.interface,
+            self.function,
+            self.input,
+            self.output,
+            self.status,
+            str(self.outcome),
+            self.error_kind,
+            self.error,
+            self.duration_ns,
+            self.depth,
+        ]
+
+
+CHAIN_VERSION = 1
+
+
+def chain_genesis(trace_uuid: str) -> bytes:
+    """The hash that precedes a trace's first event."""
+    return hashlib.sha256(f"packr-replay chain v{CHAIN_VERSION}:{trace_uuid}".encode()).digest()
+
+
+def chain_hash(previous: bytes, event: Event) -> bytes:
+    """SHA-256 over the previous hash and the event's canonical msgpack fields."""
+    packed = msgpack.packb(event.chain_fields(), use_bin_type=True)
+    return hashlib.sha256(previous + packed).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInfo:
+    """A trace's header row."""
+
+    id: int
+    uuid: str
+    created_at: str
+    module_sha256: str | None
+    status: TraceStatus
+    label: str | None = None
+    host: str | None = None
+    tool_version: str = ""
+    format_version: int = 1
+    event_count: int = 0
+    replay_of: int | None = None
+    completed_at: str | None = None
+    head_hash: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
