@@ -118,7 +118,52 @@ def _str_value(cls: type[Value], s: str) -> Value:
 
 def decode(data: bytes | bytearray | memoryview, limits: Limits | None = None) -> Value:
     """Decode CGRF v2 bytes to a value, rejecting exactly what packr rejects."""
+    if type(data) is bytes and 24 <= len(data) <= 4096 and data[:16] == _ONE_NODE:
+        value = _decode_leaf(data)
+        if value is not None:
+            return value
     return _Decoder(data, limits or DEFAULT_LIMITS, prefix=False).run()
+
+
+_ONE_NODE = b"CGRF\x02\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00"  # v2, 1 node, root 0
+_UNIT = Tuple()
+
+
+def _decode_leaf(data: bytes) -> Value | None:
+    """Fast path for the commonest import argument: one valid primitive node.
+
+    Returns None for anything unusual; the full decoder then produces packr's exact
+    result or error.
+    """
+    kind = data[16]
+    plen = len(data) - 24
+    if _u32(data, 20)[0] != plen:
+        return None
+    if kind in _SCALAR_FMT:
+        width, fmt, cls = _SCALAR_FMT[kind]
+        if plen == width:
+            return _int_value(cls, struct.unpack_from(fmt, data, 24)[0])
+    elif kind == Kind.STRING:
+        if plen >= 4 and _u32(data, 24)[0] == plen - 4:
+            try:
+                return _str_value(String, data[28:].decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+    elif kind == Kind.U8 or kind == Kind.BOOL:
+        if plen == 1:
+            b = data[24]
+            if kind == Kind.U8:
+                return _U8_CACHE[b]
+            if b <= 1:
+                return _TRUE if b else _FALSE
+    elif kind == Kind.TUPLE:
+        if plen == 4 and data[24:28] == b"\x00\x00\x00\x00":
+            return _UNIT
+    elif kind == Kind.F64 or kind == Kind.F32:
+        width = 8 if kind == Kind.F64 else 4
+        if plen == width:
+            return _float_value(F64 if width == 8 else F32, int.from_bytes(data[24:], "little"))
+    return None
 
 
 def decode_prefix(

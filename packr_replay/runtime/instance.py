@@ -42,6 +42,7 @@ from .host import (
     ReplyMode,
     TypedFunction,
 )
+from . import fastcall
 from .interceptor import CallInterceptor, CoroutineDriver, ExportCall, ImportCall, ImportReply
 from .memory import GuestMemory
 
@@ -56,14 +57,6 @@ RESULT_LEN_OFFSET = 16388
 SCRATCH_OFFSET = 16392
 INPUT_FALLBACK_OFFSET = 0
 
-_I32 = wasmtime.ValType.i32()
-_WASM_TYPES = {
-    "i32": wasmtime.ValType.i32(),
-    "i64": wasmtime.ValType.i64(),
-    "f32": wasmtime.ValType.f32(),
-    "f64": wasmtime.ValType.f64(),
-}
-_PACKR_FUNC_TYPE = wasmtime.FuncType([_I32] * 4, [_I32])
 _MAX_INPUT = Limits().max_buffer_size
 
 
@@ -113,6 +106,7 @@ class Instance:
         self._checked_exports: dict[str, wasmtime.Func] = {}
         self._heap_next: int | None = None
         self._call_lock: asyncio.Lock | None = None
+        self._keepalive: list[Any] = []  # C callbacks: must outlive the store
         self.store = wasmtime.Store(self.runtime.engine)
         self.store.set_fuel(fuel if fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(1 << 62)
@@ -151,17 +145,18 @@ class Instance:
                          "(i32, i32, i32, i32) -> (i32))")
                     )
                     continue
-                linker.define_func(module, name, _PACKR_FUNC_TYPE, self._typed_import(fn))
+                fastcall.define_func(
+                    linker, module, name, *PACKR_SIGNATURE, self._typed_import(fn), self._keepalive
+                )
             else:
                 if have != (fn.params, fn.results):
                     missing.append(
                         (module, name, f"{_fmt_sig(have)} (host provides {fn.signature})")
                     )
                     continue
-                ftype = wasmtime.FuncType(
-                    [_WASM_TYPES[p] for p in fn.params], [_WASM_TYPES[r] for r in fn.results]
+                fastcall.define_func(
+                    linker, module, name, fn.params, fn.results, self._raw_import(fn), self._keepalive
                 )
-                linker.define_func(module, name, ftype, self._raw_import(fn))
         if missing:
             raise LinkError(missing)
         try:
@@ -178,7 +173,8 @@ class Instance:
             self._memory = GuestMemory(self.store, host_memory)
         ctors = exports.get("__wasm_call_ctors")
         if isinstance(ctors, wasmtime.Func):
-            self._invoke(ctors, "__wasm_call_ctors")
+            self._arm_budget()
+            self._invoke(ctors, "__wasm_call_ctors", nresults=0)
         return instance
 
     def _define_default_alloc(
@@ -189,10 +185,13 @@ class Instance:
         missing: list[tuple[str, str, str]],
     ) -> None:
         """packr's default ``pack:alloc`` provider: a bump allocator, free is a no-op."""
-        if name == "alloc" and _sig(ty) == (("i32", "i32"), ("i32",)):
-            linker.define_func("pack:alloc", "alloc", ty, self._bump_alloc)
-        elif name == "dealloc" and _sig(ty) == (("i32", "i32", "i32"), ()):
-            linker.define_func("pack:alloc", "dealloc", ty, lambda ptr, size, align: None)
+        sig = _sig(ty)
+        if name == "alloc" and sig == (("i32", "i32"), ("i32",)):
+            fastcall.define_func(linker, "pack:alloc", "alloc", *sig, self._bump_alloc, self._keepalive)
+        elif name == "dealloc" and sig == (("i32", "i32", "i32"), ()):
+            fastcall.define_func(
+                linker, "pack:alloc", "dealloc", *sig, lambda ptr, size, align: None, self._keepalive
+            )
         else:
             missing.append(("pack:alloc", name, _fmt_sig(_sig(ty))))
 
@@ -235,9 +234,10 @@ class Instance:
         try:
             return self._exports[name]
         except KeyError:
-            item = self._instance.exports(self.store).get(name) if hasattr(self, "_instance") else None
-            if item is not None:
-                self._exports[name] = item
+            if not hasattr(self, "_instance"):
+                return None  # still instantiating
+            item = self._instance.exports(self.store).get(name)
+            self._exports[name] = item
             return item
 
     def has_export(self, name: str) -> bool:
@@ -249,16 +249,16 @@ class Instance:
         if not isinstance(alloc, wasmtime.Func):
             return 0
         try:
-            return int(alloc(self.store, _i32(size))) & 0xFFFF_FFFF
-        except wasmtime.Trap:
+            return int(fastcall.call(self.store, alloc, (_i32(size),))) & 0xFFFF_FFFF
+        except fastcall.Trapped:
             return 0
 
     def guest_free(self, ptr: int, size: int) -> None:
         free = self._exports_get("__pack_free")
         if isinstance(free, wasmtime.Func) and ptr and size:
             try:
-                free(self.store, _i32(ptr), _i32(size))
-            except wasmtime.Trap:
+                fastcall.call(self.store, free, (_i32(ptr), _i32(size)), nresults=0)
+            except fastcall.Trapped:
                 pass
 
     # ------------------------------------------------------------ typed imports
@@ -479,11 +479,12 @@ class Instance:
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
 
-    def _invoke(self, func: wasmtime.Func, name: str, *args: int) -> Any:
+    def _invoke(self, func: wasmtime.Func, name: str, *args: int, nresults: int = 1) -> Any:
         """Call a guest function, turning traps into typed errors."""
         try:
-            return func(self.store, *args)
-        except wasmtime.Trap as trap:
+            return fastcall.call(self.store, func, args, nresults)
+        except fastcall.Trapped as trapped:
+            trap = trapped.trap
             code = trap.trap_code
             if code == wasmtime.TrapCode.OUT_OF_FUEL:
                 raise GuestTimeout(name, f"fuel budget of {self.fuel} instructions") from None
