@@ -1,0 +1,328 @@
+"""Recording and replaying whole runs: record modes, sessions, and replay reports.
+
+A :class:`Session` instantiates a guest with the right interceptors for its
+:class:`RecordMode` and owns the trace(s) it writes. :func:`replay_trace` re-runs every
+export call of a trace with imports served from it and reports whether the run was
+reproduced or where it first diverged.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from ..abi import EncodedValue, Value
+from ..errors import (
+    GuestRuntimeError,
+    ReplayDivergence,
+    ReplayError,
+    TraceExhausted,
+)
+from ..runtime import (
+    CallInterceptor,
+    ExportCall,
+    HostLinkerBuilder,
+    ImportCall,
+    ImportReply,
+    Module,
+    ReplyMode,
+    Runtime,
+)
+from ..runtime.host import HostSpec
+from ..storage.model import Event, TraceInfo, TraceStatus
+from .matchers import DEFAULT_MATCH_ON, Matcher
+from .recorder import Recorder
+from .replayer import Replayer, ReplayStopped, describe_event
+
+if TYPE_CHECKING:
+    from ..storage.protocols import EventSink, EventSource
+
+__all__ = [
+    "Chain",
+    "ExportReplay",
+    "RecordMode",
+    "ReplayReport",
+    "fill_missing_imports",
+    "replay_source",
+]
+
+
+class RecordMode(StrEnum):
+    """When to record and when to replay (vcrpy's modes).
+
+    * ``none``: replay only; a missing trace or an unrecorded call is an error.
+    * ``once``: replay if a trace exists, otherwise record one.
+    * ``new_episodes``: replay the recorded prefix, then continue live and record the
+      rest (into a new trace that holds the whole run).
+    * ``all``: always run live and record a new trace.
+    """
+
+    NONE = "none"
+    ONCE = "once"
+    NEW_EPISODES = "new_episodes"
+    ALL = "all"
+
+
+class Chain(CallInterceptor):
+    """Several interceptors as one: the first non-None ``before_*`` answer wins, and
+    every interceptor sees every completed call."""
+
+    def __init__(self, *interceptors: CallInterceptor) -> None:
+        self.interceptors = interceptors
+        self.inline = all(i.inline for i in interceptors)  # type: ignore[misc]
+        self.decode_inputs = any(i.decode_inputs for i in interceptors)  # type: ignore[misc]
+
+    async def before_import(
+        self, interface: str, function: str, input: EncodedValue
+    ) -> Value | EncodedValue | ImportReply | None:
+        for i in self.interceptors:
+            reply = await i.before_import(interface, function, input)
+            if reply is not None:
+                return reply
+        return None
+
+    async def before_export(self, function: str, input: EncodedValue) -> Value | EncodedValue | None:
+        for i in self.interceptors:
+            reply = await i.before_export(function, input)
+            if reply is not None:
+                return reply
+        return None
+
+    async def import_completed(self, call: ImportCall) -> None:
+        for i in self.interceptors:
+            await i.import_completed(call)
+
+    async def export_completed(self, call: ExportCall) -> None:
+        for i in self.interceptors:
+            await i.export_completed(call)
+
+
+# -------------------------------------------------------------- replay hosting
+
+
+def fill_missing_imports(module: Module, host: HostSpec = None) -> Callable[[HostLinkerBuilder], None]:
+    """A host that provides every import the replayer will short-circuit.
+
+    Typed imports (packr's 4-i32 signature) that ``host`` does not define get a stub
+    that is never called during replay; raw imports must come from ``host`` because
+    packr does not intercept them (their stub traps with an explanation).
+    """
+
+    def build(builder: HostLinkerBuilder) -> None:
+        builder.apply(host)
+        for imp in module.imports:
+            if imp.kind != "func" or (imp.module, imp.name) in builder.functions:
+                continue
+            if imp.module == "pack:alloc":
+                continue  # the runtime's default allocator
+            iface = builder.interface(imp.module)
+            if imp.signature == "(i32, i32, i32, i32) -> (i32)":
+                iface.func_typed(imp.name, _offline_stub(imp.qualified))
+            else:
+                params, results = _parse_sig(imp.signature)
+                iface.func_raw(imp.name, _raw_stub(imp.qualified), params=params, results=results)
+
+    return build
+
+
+def _offline_stub(name: str) -> Callable[..., Any]:
+    def stub(ctx: Any, value: Value) -> Value:
+        raise ReplayError(f"{name} was called live during replay; it should have been served from the trace")
+
+    return stub
+
+
+def _raw_stub(name: str) -> Callable[..., Any]:
+    def stub(ctx: Any, *args: Any) -> Any:
+        raise ReplayError(
+            f"raw import {name} is not recorded (packr does not intercept raw imports); "
+            "provide it with a host (--host) to replay this guest"
+        )
+
+    return stub
+
+
+def _parse_sig(sig: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    left, _, right = sig.partition(" -> ")
+    params = tuple(p.strip() for p in left.strip("()").split(",") if p.strip())
+    results = tuple(r.strip() for r in right.strip("()").split(",") if r.strip())
+    return params, results
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass(slots=True)
+class ExportReplay:
+    """One re-run export call: what was recorded and what replay produced."""
+
+    seq: int
+    call: int
+    function: str
+    reproduced: bool
+    output: EncodedValue | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """The result of replaying a trace.
+
+    ``reproduced`` is true when every export call ran to its recorded end with every
+    import matching. Otherwise ``divergence`` explains the first difference, or
+    ``stopped`` says where an ``until`` limit halted replay.
+    """
+
+    trace: TraceInfo
+    reproduced: bool
+    exports: list[ExportReplay] = field(default_factory=list)
+    divergence: ReplayDivergence | None = None
+    stopped: ReplayStopped | None = None
+    events_replayed: int = 0
+    events_total: int = 0
+    module_mismatch: str | None = None
+    redacted_served: list[int] = field(default_factory=list)
+    trace_incomplete: bool = False
+    ended_early: bool = False
+    duration_s: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.reproduced
+
+    def summary(self) -> str:
+        t = self.trace
+        head = f"trace {t.id}{f' ({t.label})' if t.label else ''}: "
+        if self.stopped is not None:
+            return head + f"stopped as asked: {self.stopped}"
+        if self.reproduced:
+            text = (
+                f"reproduced: {len(self.exports)} export call(s), "
+                f"{self.events_replayed} event(s) replayed"
+            )
+            if self.ended_early:
+                text += (
+                    "; the trace ended there (its recorder stopped before finishing), "
+                    "so everything up to the cut was reproduced"
+                )
+            return head + text
+        assert self.divergence is not None
+        return head + str(self.divergence)
+
+
+def replay_source(
+    source: EventSource,
+    module: Module,
+    *,
+    host: HostSpec = None,
+    match_on: Iterable[str | Matcher] = DEFAULT_MATCH_ON,
+    until: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    record_into: EventSink | None = None,
+    recorded_module_sha: str | None = None,
+) -> ReplayReport:
+    """Re-run every export call of ``source`` against ``module`` with imports replayed.
+
+    ``record_into``: also record the replay run (to save it as a trace of its own).
+    """
+    info = source.info
+    t0 = time.perf_counter()
+    meta = info.meta or {}
+    mismatch = None
+    expected_sha = recorded_module_sha or info.module_sha256
+    if expected_sha is not None and expected_sha != module.sha256:
+        mismatch = (
+            f"module {module.name} (sha256 {module.sha256[:12]}) differs from the recorded "
+            f"module (sha256 {expected_sha[:12]}); replaying anyway"
+        )
+        warnings.warn(mismatch, stacklevel=2)
+    redacted = meta.get("redacted") or []
+    replayer = Replayer(
+        source,
+        match_on=match_on,
+        until=until,
+        redacted=[str(r) for r in redacted] if isinstance(redacted, list) else [],
+        on_event=on_event,
+    )
+    interceptor: CallInterceptor = replayer
+    if record_into is not None:
+        interceptor = Chain(replayer, Recorder(record_into))
+    report = ReplayReport(
+        info,
+        reproduced=False,
+        events_total=len(source),
+        module_mismatch=mismatch,
+        trace_incomplete=info.status in (TraceStatus.INCOMPLETE, TraceStatus.RECORDING),
+    )
+    try:
+        instance = module.instantiate(
+            fill_missing_imports(module, host),
+            interceptor=interceptor,
+            reply=ReplyMode(meta.get("reply", ReplyMode.SCRATCH)),
+            fuel=meta.get("fuel", module.runtime.fuel),
+            timeout=meta.get("timeout", module.runtime.timeout),
+            scratch_capacity=meta.get("scratch_capacity", 32768),
+        )
+    except ReplayDivergence as div:
+        report.divergence = div
+        return _finish(report, replayer, t0)
+    except ReplayStopped as stop:
+        report.stopped = stop
+        return _finish(report, replayer, t0)
+    replayer.bind(instance)
+    try:
+        while True:
+            event = replayer.next_export()
+            if event is None:
+                break
+            entry = ExportReplay(event.seq, event.call, event.function, reproduced=False)
+            report.exports.append(entry)
+            try:
+                entry.output = instance.call_raw(event.function, event.input or b"")
+            except GuestRuntimeError as exc:
+                entry.error = str(exc)  # recorded too: export_completed compared them
+            entry.reproduced = True
+        leftover = replayer.remaining()
+        if leftover is not None:
+            report.divergence = ReplayDivergence(
+                f"replay ended with recorded events left over, starting at {describe_event(leftover)}",
+                seq=leftover.seq,
+                expected=leftover,
+            )
+        elif replayer._stack and report.trace_incomplete:
+            report.ended_early = True
+    except ReplayStopped as stop:
+        report.stopped = stop
+    except TraceExhausted as exh:
+        if report.trace_incomplete and exh.seq is None:
+            report.ended_early = True  # the recorder died here: reproduced up to the cut
+        else:
+            report.divergence = exh
+    except ReplayDivergence as div:
+        report.divergence = div
+    finally:
+        instance.close()
+    if report.divergence is None and report.stopped is None:
+        report.reproduced = True
+    return _finish(report, replayer, t0)
+
+
+def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport:
+    report.events_replayed = replayer.replayed
+    report.redacted_served = list(replayer.redacted_served)
+    report.duration_s = time.perf_counter() - t0
+    return report
+
+
+def new_runtime(meta: dict[str, Any] | None = None, *, debug_info: bool = False) -> Runtime:
+    """A runtime with the budget a trace was recorded with."""
+    meta = meta or {}
+    kwargs: dict[str, Any] = {"debug_info": debug_info}
+    if "fuel" in meta:
+        kwargs["fuel"] = meta["fuel"]
+    if "timeout" in meta:
+        kwargs["timeout"] = meta["timeout"]
+    return Runtime(**kwargs)

@@ -1,0 +1,286 @@
+"""Comparing two traces: identical or not, the first divergence, and a summary.
+
+Traces are streamed side by side with a bounded look-ahead, so two million-event
+traces diff in constant memory. Events are compared by bytes first; only events that
+differ are decoded, to explain *where* inside the values they differ. After an
+inserted or removed call the alignment resynchronises on the nearest matching call
+within the look-ahead window, so one extra call does not make everything after it
+"different".
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ..abi import AbiError, EncodedValue
+from ..storage.model import Event
+from .diff import Difference, diff_values
+from .replayer import describe_event
+
+if TYPE_CHECKING:
+    from ..storage.protocols import EventSource
+
+__all__ = ["EventChange", "TraceChange", "TraceDiff", "diff_traces"]
+
+
+class EventChange(StrEnum):
+    CHANGED = "changed"  # same call, different input/output/outcome
+    INSERTED = "inserted"  # only in b
+    REMOVED = "removed"  # only in a
+
+
+@dataclass(slots=True)
+class TraceChange:
+    """One difference between the traces, with value-level details when decodable."""
+
+    change: EventChange
+    a: Event | None
+    b: Event | None
+    fields: list[str] = field(default_factory=list)  # for CHANGED: input/output/outcome/...
+    input_diffs: list[Difference] = field(default_factory=list)
+    output_diffs: list[Difference] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        event = self.a or self.b
+        assert event is not None
+        return f"{event.kind} {event.name}"
+
+    def __str__(self) -> str:
+        if self.change is EventChange.INSERTED:
+            assert self.b is not None
+            return f"inserted in b: {describe_event(self.b)}"
+        if self.change is EventChange.REMOVED:
+            assert self.a is not None
+            return f"removed from a: {describe_event(self.a)}"
+        assert self.a is not None and self.b is not None
+        lines = [f"changed {self.name} (a #{self.a.seq}, b #{self.b.seq}): {', '.join(self.fields)}"]
+        lines += [f"  input {d}" for d in self.input_diffs]
+        lines += [f"  output {d}" for d in self.output_diffs]
+        if "outcome" in self.fields or "error" in self.fields:
+            lines.append(f"  a: {describe_event(self.a)}")
+            lines.append(f"  b: {describe_event(self.b)}")
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Per call name (``import iface.fn`` / ``export fn``): counts on both sides."""
+
+    a: int = 0
+    b: int = 0
+    changed: int = 0
+    inserted: int = 0
+    removed: int = 0
+
+
+@dataclass(slots=True)
+class TraceDiff:
+    """The result of :func:`diff_traces`."""
+
+    events_a: int = 0
+    events_b: int = 0
+    equal: int = 0
+    changed: int = 0
+    inserted: int = 0
+    removed: int = 0
+    first: TraceChange | None = None
+    changes: list[TraceChange] = field(default_factory=list)  # the first ``max_changes``
+    calls: dict[str, CallStats] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return self.changed == self.inserted == self.removed == 0
+
+    def __bool__(self) -> bool:  # truthy when there *are* differences, like a diff
+        return not self.identical
+
+    def summary(self) -> str:
+        if self.identical:
+            return f"identical: {self.events_a} events"
+        return (
+            f"different: {self.changed} changed, {self.inserted} inserted, "
+            f"{self.removed} removed, {self.equal} equal "
+            f"({self.events_a} events in a, {self.events_b} in b)"
+        )
+
+
+def _identity(e: Event) -> tuple[str, str, str]:
+    return (e.kind, e.interface, e.function)
+
+
+def _same(a: Event, b: Event) -> bool:
+    return (
+        a.input == b.input
+        and a.output == b.output
+        and a.outcome == b.outcome
+        and a.status == b.status
+        and a.error == b.error
+        and a.error_kind == b.error_kind
+    )
+
+
+class _Stream:
+    def __init__(self, events: Iterator[Event], window: int) -> None:
+        self.events = events
+        self.buf: deque[Event] = deque()
+        self.window = window
+        self.done = False
+        self.count = 0
+
+    def fill(self) -> None:
+        while len(self.buf) < self.window and not self.done:
+            try:
+                self.buf.append(next(self.events))
+            except StopIteration:
+                self.done = True
+
+    def head(self) -> Event | None:
+        if not self.buf:
+            self.fill()
+        return self.buf[0] if self.buf else None
+
+    def pop(self) -> Event:
+        self.count += 1
+        return self.buf.popleft()
+
+
+def diff_traces(
+    a: EventSource,
+    b: EventSource,
+    *,
+    window: int = 256,
+    max_changes: int = 100,
+) -> TraceDiff:
+    """Compare two traces event by event (see the module docstring)."""
+    result = TraceDiff()
+    sa, sb = _Stream(iter(a.events()), window), _Stream(iter(b.events()), window)
+    stats: dict[str, CallStats] = {}
+    tally: Counter[str] = Counter()
+
+    def stat(e: Event) -> CallStats:
+        key = f"{e.kind} {e.name}"
+        s = stats.get(key)
+        if s is None:
+            s = stats[key] = CallStats()
+        return s
+
+    def note(change: TraceChange) -> None:
+        tally[change.change] += 1
+        if result.first is None:
+            result.first = change
+        if len(result.changes) < max_changes:
+            if change.change is EventChange.CHANGED:
+                _explain(change)
+            result.changes.append(change)
+
+    while True:
+        x, y = sa.head(), sb.head()
+        if x is None and y is None:
+            break
+        if y is None or (x is not None and y is not None and _identity(x) != _identity(y) and _prefer_removal(sa, sb)):
+            assert x is not None
+            ev = sa.pop()
+            stat(ev).a += 1
+            stat(ev).removed += 1
+            note(TraceChange(EventChange.REMOVED, ev, None))
+            continue
+        if x is None or _identity(x) != _identity(y):
+            ev = sb.pop()
+            stat(ev).b += 1
+            stat(ev).inserted += 1
+            note(TraceChange(EventChange.INSERTED, None, ev))
+            continue
+        ea, eb = sa.pop(), sb.pop()
+        s = stat(ea)
+        s.a += 1
+        s.b += 1
+        if _same(ea, eb):
+            result.equal += 1
+        else:
+            s.changed += 1
+            note(TraceChange(EventChange.CHANGED, ea, eb, _changed_fields(ea, eb)))
+    result.events_a, result.events_b = sa.count, sb.count
+    result.changed = tally[EventChange.CHANGED]
+    result.inserted = tally[EventChange.INSERTED]
+    result.removed = tally[EventChange.REMOVED]
+    result.calls = stats
+    return result
+
+
+def _prefer_removal(sa: _Stream, sb: _Stream) -> bool:
+    """At a mismatch, is the head of ``a`` an extra (removed) call?
+
+    Look for each head in the other stream's window: if ``b``'s head appears soon in
+    ``a``, the ``a`` events before it were removed; if ``a``'s head appears soon in
+    ``b``, ``b`` inserted calls. The nearer resynchronisation wins; with neither in
+    sight, treat the ``a`` head as removed (and the ``b`` head becomes an insertion).
+    """
+    sa.fill()
+    sb.fill()
+    x, y = sa.buf[0], sb.buf[0]
+    ix = _find(sa.buf, y)  # how many a-events to drop to meet b's head
+    iy = _find(sb.buf, x)  # how many b-events to insert to meet a's head
+    if ix is None and iy is None:
+        return True
+    if iy is None:
+        return True
+    if ix is None:
+        return False
+    return ix <= iy
+
+
+def _find(buf: deque[Event], target: Event) -> int | None:
+    ident = _identity(target)
+    fallback = None
+    for i, e in enumerate(buf):
+        if _identity(e) == ident:
+            if e.input == target.input:
+                return i
+            if fallback is None:
+                fallback = i
+    return fallback
+
+
+def _changed_fields(a: Event, b: Event) -> list[str]:
+    out = []
+    if a.input != b.input:
+        out.append("input")
+    if a.output != b.output:
+        out.append("output")
+    if a.outcome != b.outcome:
+        out.append("outcome")
+    if a.status != b.status:
+        out.append("status")
+    if a.error != b.error or a.error_kind != b.error_kind:
+        out.append("error")
+    return out
+
+
+def _explain(change: TraceChange) -> None:
+    """Decode only the differing values of a changed pair."""
+    a, b = change.a, change.b
+    assert a is not None and b is not None
+    if "input" in change.fields:
+        change.input_diffs = _value_diffs(a.input, b.input)
+    if "output" in change.fields:
+        change.output_diffs = _value_diffs(a.output, b.output)
+
+
+def _value_diffs(x: bytes | None, y: bytes | None) -> list[Difference]:
+    from .diff import Change
+
+    if x is None or y is None:
+        return [Difference("", Change.VALUE, "none" if x is None else f"{len(x)} bytes",
+                           "none" if y is None else f"{len(y)} bytes")]
+    try:
+        diffs = diff_values(EncodedValue(x), EncodedValue(y), limit=20)
+    except AbiError as exc:
+        return [Difference("", Change.VALUE, f"{len(x)} bytes", f"{len(y)} bytes ({exc})")]
+    if not diffs:  # equal values, different bytes (non-canonical encoding)
+        diffs = [Difference("", Change.VALUE, f"{len(x)} bytes", f"{len(y)} bytes (same value, different encoding)")]
+    return diffs
