@@ -9,6 +9,7 @@ from .decoder import decode, decode_prefix
 from .encoded import EncodedValue, as_value
 from .encoder import encode
 from .limits import DEFAULT_LIMITS, Limits
+from .text import format_value, parse_type, parse_value
 from .types import Kind, ValueType
 from .values import (
     F32,
@@ -74,5 +75,8 @@ __all__ = [
     "decode",
     "decode_prefix",
     "encode",
+    "format_value",
     "infer_type",
+    "parse_type",
+    "parse_value",
 ]

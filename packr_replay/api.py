@@ -1,0 +1,273 @@
+"""The three verbs for scripts: :func:`record`, :func:`replay` and :func:`diff`.
+
+They compose the layers (runtime + recorder/replayer + trace store) for the common
+case; everything they do is available piecewise from the subpackages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from ._version import __version__
+from .abi import EncodedValue, Value
+from .errors import GuestRuntimeError, StoreError
+from .replay import Recorder, ReplayReport, TraceDiff, diff_traces, replay_source
+from .replay.matchers import DEFAULT_MATCH_ON, Matcher
+from .replay.session import new_runtime
+from .runtime import HostLinkerBuilder, Module, ReplyMode, Runtime
+from .runtime.host import HostSpec
+from .storage import Trace, TraceStatus, TraceStore
+from .storage.model import Event
+
+__all__ = [
+    "CallResult",
+    "RecordResult",
+    "TraceSpec",
+    "diff",
+    "open_trace",
+    "record",
+    "record_run",
+    "replay",
+]
+
+ModuleSource = Module | bytes | str | os.PathLike[str]
+StoreSource = TraceStore | str | os.PathLike[str]
+#: A trace: a ``Trace``, a store path (newest trace), or ``"path#ref"`` (id, uuid or label).
+TraceSpec = Trace | str | os.PathLike[str] | tuple[StoreSource, int | str]
+
+
+@dataclass(slots=True)
+class CallResult:
+    """One export call of a recording: its output or the error it ended with."""
+
+    function: str
+    input: EncodedValue
+    output: EncodedValue | None = None
+    error: GuestRuntimeError | None = None
+
+
+@dataclass(slots=True)
+class RecordResult:
+    """What :func:`record_run` did: the trace written and every call's result."""
+
+    trace_id: int
+    store_path: Path
+    results: list[CallResult] = field(default_factory=list)
+    events: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+
+
+def _module(source: ModuleSource, runtime: Runtime) -> Module:
+    return source if isinstance(source, Module) else runtime.load_module(source)
+
+
+@contextlib.contextmanager
+def _store(source: StoreSource, *, create: bool = False, readonly: bool = False) -> Iterator[TraceStore]:
+    if isinstance(source, TraceStore):
+        yield source
+        return
+    store = TraceStore(source, create=create, readonly=readonly)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _describe_host(host: HostSpec) -> str:
+    return HostLinkerBuilder().apply(host).describe()
+
+
+def record_run(
+    module: ModuleSource,
+    calls: Iterable[tuple[str, Value | EncodedValue | bytes]],
+    *,
+    host: HostSpec = None,
+    store: StoreSource,
+    label: str | None = None,
+    state: Any = None,
+    runtime: Runtime | None = None,
+    reply: ReplyMode | str = ReplyMode.SCRATCH,
+    meta: dict[str, Any] | None = None,
+    on_result: Callable[[CallResult], None] | None = None,
+) -> RecordResult:
+    """Run ``calls`` (``(export, value)`` pairs) against ``module`` with ``host``
+    recorded into ``store``; export errors are recorded and the run continues."""
+    rt = runtime or Runtime()
+    mod = _module(module, rt)
+    t0 = time.perf_counter()
+    with _store(store, create=True) as ts:
+        sha = ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
+        run_meta: dict[str, Any] = {
+            "fuel": rt.fuel,
+            "timeout": rt.timeout,
+            "reply": str(ReplyMode(reply)),
+            "scratch_capacity": 32768,
+            "python": platform.python_version(),
+            "wasmtime": getattr(wasmtime, "__version__", "50"),
+            "platform": platform.platform(terse=True),
+        }
+        run_meta.update(meta or {})
+        run_meta = {k: v for k, v in run_meta.items() if v is not None}
+        writer = ts.begin_trace(sha, label=label, host=_describe_host(host), meta=run_meta)
+        result = RecordResult(writer.trace_id, ts.path)
+        try:
+            instance = mod.instantiate(host, state=state, interceptor=Recorder(writer), reply=reply)
+            for name, value in calls:
+                enc = _encoded(value)
+                entry = CallResult(name, enc)
+                try:
+                    entry.output = instance.call_raw(name, enc)
+                except GuestRuntimeError as exc:
+                    entry.error = exc
+                result.results.append(entry)
+                if on_result is not None:
+                    on_result(entry)
+            instance.close()
+        except BaseException:
+            writer.finish(TraceStatus.FAILED)
+            raise
+        info = writer.finish(TraceStatus.COMPLETE)
+        result.events = info.event_count
+        result.bytes = _trace_bytes(ts.trace(info.id))
+    result.duration_s = time.perf_counter() - t0
+    return result
+
+
+def _encoded(value: Value | EncodedValue | bytes) -> EncodedValue:
+    if isinstance(value, EncodedValue):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return EncodedValue(bytes(value))
+    return EncodedValue.of(value)
+
+
+def _trace_bytes(trace: Trace) -> int:
+    total = 0
+    for e in trace.events():
+        total += len(e.input or b"") + len(e.output or b"")
+    return total
+
+
+def record(
+    module: ModuleSource,
+    calls: Iterable[tuple[str, Value | EncodedValue | bytes]],
+    *,
+    host: HostSpec = None,
+    store: StoreSource,
+    label: str | None = None,
+    **kwargs: Any,
+) -> int:
+    """Record a run into ``store`` and return the new trace's id (see :func:`record_run`)."""
+    return record_run(module, calls, host=host, store=store, label=label, **kwargs).trace_id
+
+
+def _split_spec(spec: str | os.PathLike[str]) -> tuple[str, str | None]:
+    text = os.fspath(spec)
+    if "#" in text and not Path(text).exists():
+        path, _, ref = text.rpartition("#")
+        return path, ref
+    return text, None
+
+
+@contextlib.contextmanager
+def open_trace(spec: TraceSpec, *, readonly: bool = True) -> Iterator[Trace]:
+    """Open a trace from a ``Trace``, a path (its newest trace), ``"path#ref"``, or
+    ``(store, ref)``; the store is closed on exit."""
+    if isinstance(spec, Trace):
+        yield spec
+        return
+    if isinstance(spec, tuple):
+        source, ref = spec
+        with _store(source, readonly=readonly) as ts:
+            yield ts.trace(ref)
+        return
+    path, ref_text = _split_spec(spec)
+    with _store(path, readonly=readonly) as ts:
+        if ref_text is None:
+            traces = ts.traces()
+            if not traces:
+                raise StoreError(f"{path} holds no traces")
+            yield ts.trace(traces[-1].id)
+        else:
+            ref: int | str = int(ref_text) if ref_text.isdigit() else ref_text
+            yield ts.trace(ref)
+
+
+def replay(
+    store: StoreSource,
+    trace: int | str | None = None,
+    *,
+    module: ModuleSource | None = None,
+    host: HostSpec = None,
+    match_on: Sequence[str | Matcher] = DEFAULT_MATCH_ON,
+    until: int | None = None,
+    save: bool = False,
+    debug_info: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+) -> ReplayReport:
+    """Replay a trace offline; ``report.reproduced`` says whether the run was reproduced.
+
+    ``module`` replays a different build (regression testing): a module hash mismatch
+    is warned about and replay continues. ``save`` records the replay as a trace of its
+    own (``replay_of`` the original; status ``diverged`` when it diverged).
+    """
+    with _store(store, readonly=not save) as ts:
+        if trace is None:
+            traces = ts.traces()
+            if not traces:
+                raise StoreError(f"{ts.path} holds no traces")
+            trace = traces[-1].id
+        source = ts.trace(trace)
+        info = source.info
+        rt = new_runtime(info.meta, debug_info=debug_info)
+        if module is not None:
+            mod = _module(module, rt)
+        else:
+            if info.module_sha256 is None:
+                raise StoreError(f"trace {info.id} has no stored module; pass module=")
+            name = ts.module_info(info.module_sha256).name
+            mod = rt.load_module(ts.module_bytes(info.module_sha256), name=name)
+        writer = None
+        if save:
+            sha = ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
+            writer = ts.begin_trace(
+                sha,
+                label=f"replay of {info.label or info.id}",
+                host="replay",
+                meta={**info.meta, "replay_tool_version": __version__},
+                replay_of=info.id,
+            )
+        try:
+            report = replay_source(
+                source,
+                mod,
+                host=host,
+                match_on=match_on,
+                until=until,
+                on_event=on_event,
+                record_into=writer,
+                recorded_module_sha=info.module_sha256,
+            )
+        except BaseException:
+            if writer is not None:
+                writer.finish(TraceStatus.FAILED)
+            raise
+        if writer is not None:
+            writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
+        return report
+
+
+def diff(a: TraceSpec, b: TraceSpec, **kwargs: Any) -> TraceDiff:
+    """Compare two traces (see :func:`packr_replay.replay.diff_traces`)."""
+    with open_trace(a) as ta, open_trace(b) as tb:
+        return diff_traces(ta, tb, **kwargs)
