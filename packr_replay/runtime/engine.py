@@ -52,6 +52,8 @@ class Runtime:
 
     ``fuel``: instructions per export call (``None``: unlimited — not recommended).
     ``timeout``: wall-clock seconds per export call (``None``: none).
+    ``memory_limit``: the most bytes of linear memory one instance may use (``None``:
+    wasm's own limits); a guest growing past it sees ``memory.grow`` fail.
     ``debug_info``: emit DWARF so a replay can run under gdb/lldb.
     """
 
@@ -60,6 +62,7 @@ class Runtime:
         *,
         fuel: int | None = DEFAULT_FUEL,
         timeout: float | None = None,
+        memory_limit: int | None = None,
         debug_info: bool = False,
     ) -> None:
         config = wasmtime.Config()
@@ -73,6 +76,7 @@ class Runtime:
         self.engine = wasmtime.Engine(config)
         self.fuel = fuel
         self.timeout = timeout
+        self.memory_limit = memory_limit
         self.debug_info = debug_info
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
@@ -114,7 +118,7 @@ def _read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
         if data[:4] == b"\0asm":
             return data, "module"
         return _wat_to_wasm(data.decode("utf-8", "replace"), "module"), "module"
-    if isinstance(source, str) and source.lstrip().startswith("("):
+    if isinstance(source, str) and _looks_like_wat(source):
         return _wat_to_wasm(source, "module"), "module"
     path = Path(source)
     try:
@@ -125,6 +129,18 @@ def _read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
     if data[:4] == b"\0asm":
         return data, name
     return _wat_to_wasm(data.decode("utf-8", "replace"), name), name
+
+
+def _looks_like_wat(text: str) -> bool:
+    """WAT text rather than a path: starts with ``(`` once comments are skipped."""
+    rest = text.lstrip()
+    while rest.startswith(";;") or rest.startswith("(;"):
+        if rest.startswith(";;"):
+            _, _, rest = rest.partition("\n")
+        else:
+            _, _, rest = rest.partition(";)")
+        rest = rest.lstrip()
+    return rest.startswith("(")
 
 
 def _wat_to_wasm(text: str, name: str) -> bytes:
@@ -214,9 +230,10 @@ class Module:
         interceptor: CallInterceptor | None = None,
         reply: ReplyMode | str = ReplyMode.SCRATCH,
         on_error: ErrorHandler | None = None,
-        fuel: int | None | str = "default",
-        timeout: float | None | str = "default",
+        fuel: int | str | None = "default",
+        timeout: float | str | None = "default",
         scratch_capacity: int | None = 32768,
+        memory_limit: int | str | None = "default",
     ) -> Instance:
         """Instantiate with host functions and return an :class:`Instance`.
 
@@ -225,7 +242,7 @@ class Module:
         import replies go (``"scratch"`` for every guest version, ``"guest"`` for
         packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (packr HEAD's
         32 KiB; ``None`` for v0.7.0's no cap). ``fuel`` / ``timeout`` override the
-        runtime's per-call budget.
+        runtime's per-call budget and ``memory_limit`` its memory cap (bytes).
         """
         from .instance import Instance
 
@@ -239,4 +256,5 @@ class Module:
             fuel=self.runtime.fuel if fuel == "default" else fuel,  # type: ignore[arg-type]
             timeout=self.runtime.timeout if timeout == "default" else timeout,  # type: ignore[arg-type]
             scratch_capacity=scratch_capacity,
+            memory_limit=self.runtime.memory_limit if memory_limit == "default" else memory_limit,  # type: ignore[arg-type]
         )

@@ -30,7 +30,7 @@ _pending = threading.local()
 _TRAP_MSG = b"python exception in a host function"
 
 
-class Trapped(Exception):  # noqa: N818 - carries a wasmtime.Trap, not an error of ours
+class Trapped(Exception):
     """The guest trapped; ``trap`` has the message and code."""
 
     def __init__(self, trap: wasmtime.Trap) -> None:
@@ -122,14 +122,20 @@ def define_func(
 def call(
     store: wasmtime.Store,
     func: wasmtime.Func,
-    args: Sequence[int],
+    args: Sequence[Any],
     nresults: int = 1,
     kinds: Sequence[str] | None = None,
+    result_kinds: Sequence[str] | None = None,
 ) -> Any:
     """Call ``func`` with integer (i32 by default) arguments; return its first result.
 
+    ``kinds`` / ``result_kinds`` name the wasm types ("i32", "i64", "f32", "f64") of
+    the arguments and results when they are not all i32; with ``result_kinds`` every
+    result is returned (``None`` for none, the value for one, a tuple for several).
     Raises :class:`Trapped` on a trap, or the Python exception a host function raised.
     """
+    if result_kinds is not None:
+        nresults = len(result_kinds)
     n = max(len(args), nresults, 1)
     raw = (ffi.wasmtime_val_raw_t * n)()
     if kinds is None:
@@ -147,4 +153,9 @@ def call(
         trapped = wasmtime.Trap._from_ptr(trap)
         _raise_pending()
         raise Trapped(trapped)
-    return raw[0].i32 if nresults else None
+    if result_kinds is None:
+        return raw[0].i32 if nresults else None
+    results = tuple(getattr(raw[i], kind) for i, kind in enumerate(result_kinds))
+    if len(results) == 1:
+        return results[0]
+    return results or None

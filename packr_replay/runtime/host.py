@@ -152,13 +152,17 @@ class TypedFunction:
     is_async: bool = False
     doc: str = ""
     spread: bool = field(default=False)
+    #: Python annotations the handler declared for its parameters (read with
+    #: ``abi.convert.from_value``, so a dataclass parameter receives a dataclass);
+    #: ``None`` when the types came from ``params=``.
+    param_hints: tuple[Any, ...] | None = None
 
     @property
     def signature(self) -> str:
         return "(i32, i32, i32, i32) -> (i32)"
 
 
-class HostErr(Exception):  # noqa: N818 - mirrors Rust's Err(...)
+class HostErr(Exception):
     """Raise from a ``func_typed_result`` handler to return ``Err(value)``."""
 
     def __init__(self, value: Any) -> None:
@@ -256,12 +260,21 @@ class InterfaceBuilder:
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             if is_async and not inspect.iscoroutinefunction(fn):
                 raise TypeError(f"{self.name}.{name}: func_async needs an async def handler")
-            p, r = params, returns
-            if p is None and r is None:
-                p, r = _types_from_annotations(fn, result=result_types is not None)
+            p: ValueType | tuple[ValueType | None, ...] | None
+            r = returns
+            hints: tuple[Any, ...] | None = None
+            if params is None and returns is None:
+                p, r, hints = _types_from_annotations(fn, result=result_types is not None)
+            elif params is None:
+                # returns= only: a handler taking nothing but ctx gets the unit input.
+                p = () if _positional_count(fn) == 0 else None
+            elif isinstance(params, ValueType):
+                p = params
+            else:
+                p = tuple(params)
+                if len(p) == 1:  # one parameter travels unwrapped (spec §7.1)
+                    p = p[0]
             spread = p is not None and not isinstance(p, ValueType)
-            if spread:
-                p = tuple(p)  # type: ignore[arg-type]
             self._builder._add(
                 TypedFunction(
                     self.name,
@@ -273,6 +286,7 @@ class InterfaceBuilder:
                     is_async,
                     inspect.getdoc(fn) or "",
                     spread,
+                    hints,
                 )
             )
             return fn
@@ -280,31 +294,64 @@ class InterfaceBuilder:
         return register(handler) if handler is not None else register
 
 
+def _positional_count(fn: Callable[..., Any]) -> int:
+    """Positional parameters after ``ctx`` (``*args`` counts as one)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = [p for p in sig.parameters.values() if p.kind in kinds]
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig.parameters.values()):
+        return max(1, len(params) - 1)
+    return max(0, len(params) - 1)
+
+
 def _types_from_annotations(
     fn: Callable[..., Any], *, result: bool
-) -> tuple[ValueType | tuple[ValueType | None, ...] | None, ValueType | None]:
+) -> tuple[
+    ValueType | tuple[ValueType | None, ...] | None, ValueType | None, tuple[Any, ...] | None
+]:
     """Conversion types from ``fn(ctx, x: T, ...) -> R`` annotations.
 
-    A parameter annotated ``Value`` (or not annotated) receives the Value itself; a
-    return annotated ``Value`` (or not annotated) must already be a Value.
+    Returns ``(params, returns, hints)``. A parameter annotated ``Value`` (or not
+    annotated) receives the Value itself; a return annotated ``Value`` (or not
+    annotated) must already be a Value. A handler taking only ``ctx`` gets ``()``
+    params: packr sends ``Tuple([])`` for a function without parameters.
     """
     try:
         hints = inspect.get_annotations(fn, eval_str=True)
     except Exception:  # unresolvable forward references: fall back to raw Values
-        return None, None
-    names = list(inspect.signature(fn).parameters)[1:]
+        hints = {}
+        if _positional_count(fn) == 0:
+            return (), None, None
+        return None, None, None
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None, None, None
+    names = [
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
     params: list[ValueType | None] = []
+    param_hints: list[Any] = []
     for name in names:
         hint = hints.get(name, inspect.Parameter.empty)
         plain = hint is not inspect.Parameter.empty and not _is_value_hint(hint)
         params.append(_value_type_of(hint) if plain else None)
+        param_hints.append(hint if plain else None)
     returns: ValueType | None = None
     ret = hints.get("return", inspect.Parameter.empty)
     if not result and ret is not inspect.Parameter.empty and not _is_value_hint(ret):
         returns = ValueType.UNIT if ret is None or ret is type(None) else _value_type_of(ret)
-    if len(params) > 1:
-        return tuple(params), returns
-    return (params[0] if params else None), returns
+    typed_hints = tuple(param_hints) if any(h is not None for h in param_hints) else None
+    if not names:
+        return (), returns, None
+    if len(names) > 1:
+        return tuple(params), returns, typed_hints
+    return params[0], returns, typed_hints
 
 
 def _is_value_hint(hint: Any) -> bool:

@@ -30,6 +30,7 @@ from ..errors import (
     MetadataError,
     PackrReplayError,
 )
+from . import fastcall
 from .host import (
     PACKR_SIGNATURE,
     AsyncCtx,
@@ -42,7 +43,6 @@ from .host import (
     ReplyMode,
     TypedFunction,
 )
-from . import fastcall
 from .interceptor import CallInterceptor, CoroutineDriver, ExportCall, ImportCall, ImportReply
 from .memory import GuestMemory
 
@@ -58,6 +58,7 @@ SCRATCH_OFFSET = 16392
 INPUT_FALLBACK_OFFSET = 0
 
 _MAX_INPUT = Limits().max_buffer_size
+_MAX_ERROR = 1 << 20  # an error string longer than this is cut (a hostile length)
 
 
 def _sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -68,7 +69,7 @@ def _i32(value: int) -> int:
     return ((value + 2**31) % 2**32) - 2**31
 
 
-class _ConversionFailed(Exception):  # noqa: N818 - internal signal
+class _ConversionFailed(Exception):
     pass
 
 
@@ -87,6 +88,7 @@ class Instance:
         fuel: int | None,
         timeout: float | None,
         scratch_capacity: int | None,
+        memory_limit: int | None = None,
     ) -> None:
         self.module = module
         self.runtime = module.runtime
@@ -107,14 +109,18 @@ class Instance:
         self._heap_next: int | None = None
         self._call_lock: asyncio.Lock | None = None
         self._keepalive: list[Any] = []  # C callbacks: must outlive the store
+        self.memory_limit = memory_limit
         self.store = wasmtime.Store(self.runtime.engine)
+        if memory_limit is not None:
+            self.store.set_limits(memory_size=memory_limit)
         self.store.set_fuel(fuel if fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(1 << 62)
-        self._instance = self._link_and_instantiate(builder)
+        self._instance: wasmtime.Instance | None = None
+        self._link_and_instantiate(builder)
 
     # ------------------------------------------------------------- linking
 
-    def _link_and_instantiate(self, builder: HostLinkerBuilder) -> wasmtime.Instance:
+    def _link_and_instantiate(self, builder: HostLinkerBuilder) -> None:
         linker = wasmtime.Linker(self.runtime.engine)
         missing: list[tuple[str, str, str]] = []
         host_memory: wasmtime.Memory | None = None
@@ -159,12 +165,14 @@ class Instance:
                 )
         if missing:
             raise LinkError(missing)
+        self._arm_budget()  # a start function runs under the budget too
         try:
             instance = linker.instantiate(self.store, self.module.compiled)
         except wasmtime.Trap as trap:
-            raise GuestTrap("<instantiation>", trap.message) from None
+            raise _trap_error("<instantiation>", trap, self.fuel, self.timeout) from None
         except wasmtime.WasmtimeError as exc:
             raise GuestRuntimeError(f"cannot instantiate {self.module.name}: {exc}") from None
+        self._instance = instance
         exports = instance.exports(self.store)
         exported_memory = exports.get("memory")
         if isinstance(exported_memory, wasmtime.Memory):
@@ -175,7 +183,6 @@ class Instance:
         if isinstance(ctors, wasmtime.Func):
             self._arm_budget()
             self._invoke(ctors, "__wasm_call_ctors", nresults=0)
-        return instance
 
     def _define_default_alloc(
         self,
@@ -234,7 +241,7 @@ class Instance:
         try:
             return self._exports[name]
         except KeyError:
-            if not hasattr(self, "_instance"):
+            if self._instance is None:
                 return None  # still instantiating
             item = self._instance.exports(self.store).get(name)
             self._exports[name] = item
@@ -396,6 +403,7 @@ class Instance:
         from ..abi.convert import from_python, to_python
 
         params = fn.params
+        hints = fn.param_hints
         if params is None:
             args: tuple[Any, ...] = (value,)
         elif fn.spread:
@@ -405,10 +413,18 @@ class Instance:
                 raise _ConversionFailed(
                     f"expected a tuple of {len(params)} parameters, got {value.infer_type()}"
                 )
-            args = tuple(
-                item if t is None else _to_python_checked(item, t, to_python)
-                for item, t in zip(items, params, strict=True)
-            )
+            if hints is None:
+                args = tuple(
+                    item if t is None else _to_python_checked(item, t, to_python)
+                    for item, t in zip(items, params, strict=True)
+                )
+            else:
+                args = tuple(
+                    item if h is None else _from_value_checked(item, h)
+                    for item, h in zip(items, hints, strict=True)
+                )
+        elif hints is not None:
+            args = (_from_value_checked(value, hints[0]),)
         else:
             assert isinstance(params, ValueType)
             args = (_to_python_checked(value, params, to_python),)
@@ -479,20 +495,41 @@ class Instance:
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
 
-    def _invoke(self, func: wasmtime.Func, name: str, *args: int, nresults: int = 1) -> Any:
+    def _invoke(
+        self,
+        func: wasmtime.Func,
+        name: str,
+        *args: Any,
+        nresults: int = 1,
+        kinds: tuple[str, ...] | None = None,
+        result_kinds: tuple[str, ...] | None = None,
+    ) -> Any:
         """Call a guest function, turning traps into typed errors."""
         try:
-            return fastcall.call(self.store, func, args, nresults)
+            return fastcall.call(self.store, func, args, nresults, kinds, result_kinds)
         except fastcall.Trapped as trapped:
-            trap = trapped.trap
-            code = trap.trap_code
-            if code == wasmtime.TrapCode.OUT_OF_FUEL:
-                raise GuestTimeout(name, f"fuel budget of {self.fuel} instructions") from None
-            if code == wasmtime.TrapCode.INTERRUPT:
-                raise GuestTimeout(name, f"wall-clock timeout of {self.timeout}s") from None
-            raise GuestTrap(name, _trap_summary(trap.message)) from None
+            raise _trap_error(name, trapped.trap, self.fuel, self.timeout) from None
         except wasmtime.WasmtimeError as exc:
             raise GuestTrap(name, str(exc)) from None
+
+    def call(self, name: str, *args: int | float) -> Any:
+        """Call a plain (non-packr) export with wasm numbers, under the call budget.
+
+        Returns ``None``, the single result, or a tuple of results. i32/i64 arguments
+        may be given signed or unsigned; results are signed as wasm returns them.
+        """
+        func = self._exports_get(name)
+        if not isinstance(func, wasmtime.Func):
+            raise ExportNotFound(name, "not a function" if func is not None else "")
+        params, results = _sig(func.type(self.store))
+        if len(args) != len(params):
+            raise TypeError(f"export '{name}' takes {len(params)} arguments, got {len(args)}")
+        for kind in (*params, *results):
+            if kind not in _NUMERIC:
+                raise TypeError(f"export '{name}' uses wasm type {kind}; only numbers are supported")
+        values = tuple(_wasm_arg(kind, arg) for kind, arg in zip(params, args, strict=True))
+        self._arm_budget()
+        return self._invoke(func, name, *values, kinds=params, result_kinds=results)
 
     def call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
         """Call export ``name`` with a value or exact CGRF bytes; return the exact output.
@@ -519,8 +556,10 @@ class Instance:
             out, status = self._call_export(name, enc)
         except GuestRuntimeError as exc:
             if icpt is not None:
-                status = getattr(exc, "status", None)
-                call = ExportCall(name, enc, None, status, exc, time.perf_counter_ns() - t0, False)
+                failed_status: int | None = getattr(exc, "status", None)
+                call = ExportCall(
+                    name, enc, None, failed_status, exc, time.perf_counter_ns() - t0, False
+                )
                 self.driver.run(icpt.export_completed(call), inline=icpt.inline)
             raise
         if icpt is not None:
@@ -548,7 +587,7 @@ class Instance:
         out_len = memory.read_u32(RESULT_LEN_OFFSET, "Failed to read result len")
         if status != 0:
             try:
-                raw = memory.read(out_ptr, out_len, "Failed to read error")
+                raw = memory.read(out_ptr, min(out_len, _MAX_ERROR), "Failed to read error")
             except GuestMemoryError as exc:
                 raise GuestError(name, f"<unreadable error message: {exc}>", status) from None
             self.guest_free(out_ptr, out_len)
@@ -624,6 +663,28 @@ class Instance:
         self.close()
 
 
+_NUMERIC = frozenset({"i32", "i64", "f32", "f64"})
+
+
+def _wasm_arg(kind: str, value: int | float) -> int | float:
+    if kind == "i32":
+        return _i32(int(value))
+    if kind == "i64":
+        return ((int(value) + 2**63) % 2**64) - 2**63
+    return float(value)
+
+
+def _trap_error(
+    name: str, trap: wasmtime.Trap, fuel: int | None, timeout: float | None
+) -> GuestRuntimeError:
+    code = trap.trap_code
+    if code == wasmtime.TrapCode.OUT_OF_FUEL:
+        return GuestTimeout(name, f"fuel budget of {fuel} instructions")
+    if code == wasmtime.TrapCode.INTERRUPT:
+        return GuestTimeout(name, f"wall-clock timeout of {timeout}s")
+    return GuestTrap(name, _trap_summary(trap.message))
+
+
 def _fmt_sig(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
     return f"({', '.join(sig[0])}) -> ({', '.join(sig[1])})"
 
@@ -643,6 +704,15 @@ def _to_python_checked(value: Value, vtype: ValueType, to_python: Callable[[Valu
         raise _ConversionFailed(f"expected {vtype}, got {got}")
     try:
         return to_python(value)
+    except PackrReplayError as exc:
+        raise _ConversionFailed(str(exc)) from exc
+
+
+def _from_value_checked(value: Value, hint: Any) -> Any:
+    from ..abi.convert import from_value
+
+    try:
+        return from_value(value, hint)
     except PackrReplayError as exc:
         raise _ConversionFailed(str(exc)) from exc
 

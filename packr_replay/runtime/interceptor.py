@@ -11,10 +11,12 @@ and the guest thread blocks until it completes — that is packr's back-pressure
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from ..abi import EncodedValue, Value
 from ..errors import GuestRuntimeError, HostFunctionError
@@ -174,10 +176,9 @@ class CoroutineDriver:
     (set by the instance while the guest runs in a worker thread), else ``None``.
     """
 
-    __slots__ = ("_private", "loop")
+    __slots__ = ("loop",)
 
     def __init__(self) -> None:
-        self._private: asyncio.AbstractEventLoop | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, awaitable: Awaitable[T], *, inline: bool) -> T:
@@ -187,38 +188,71 @@ class CoroutineDriver:
             # and block this (guest) thread until it is done.
             if not asyncio.iscoroutine(coro):
                 coro = _as_coroutine(awaitable)
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+            return cast(T, asyncio.run_coroutine_threadsafe(coro, self.loop).result())
         if not asyncio.iscoroutine(coro):
             coro = _as_coroutine(awaitable)
-        loop = self.loop or self._private_loop()
+        loop = self.loop or _thread_loop()
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(loop)
         try:
             pending = coro.send(None)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return cast(T, stop.value)
         finally:
             asyncio.events._set_running_loop(previous)
         # It suspended: finish it on the loop it started under.
         if loop is self.loop:
-            return asyncio.run_coroutine_threadsafe(_finish(coro, pending), loop).result()
+            return cast(T, asyncio.run_coroutine_threadsafe(_finish(coro, pending), loop).result())
         if previous is not None:
-            raise RuntimeError(
-                "an interceptor or async host function awaited inside a synchronous "
-                "call_with_value made from a running event loop; use "
-                "call_with_value_async instead"
-            )
-        return loop.run_until_complete(_finish(coro, pending))
-
-    def _private_loop(self) -> asyncio.AbstractEventLoop:
-        if self._private is None or self._private.is_closed():
-            self._private = asyncio.new_event_loop()
-        return self._private
+            # A synchronous call made from inside a running event loop (a notebook, an
+            # async test): that loop cannot be re-entered, so this thread's private
+            # loop finishes the coroutine in a helper thread while we wait.
+            return cast(T, _run_in_helper_thread(loop, _finish(coro, pending)))
+        return cast(T, loop.run_until_complete(_finish(coro, pending)))
 
     def close(self) -> None:
-        if self._private is not None and not self._private.is_closed():
-            self._private.close()
-        self._private = None
+        """Nothing to release: the private loops belong to threads, not drivers."""
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's private event loop for synchronous calls.
+
+    One per thread (an event loop holds a selector and a socket pair, too much for
+    every instance), closed when the thread object goes away or at exit, so no loop is
+    ever garbage-collected unclosed.
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+        weakref.finalize(threading.current_thread(), _close_loop, loop)
+    return loop
+
+
+def _run_in_helper_thread(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, loop.run_until_complete(coro)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    helper = threading.Thread(target=target, name="packr-replay-coroutine", daemon=True)
+    helper.start()
+    helper.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    if not loop.is_closed() and not loop.is_running():
+        loop.close()
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
