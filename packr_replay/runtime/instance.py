@@ -107,6 +107,7 @@ class Instance:
         self._exports: dict[str, Any] = {}
         self._checked_exports: dict[str, wasmtime.Func] = {}
         self._heap_next: int | None = None
+        self._alloc_trap: GuestRuntimeError | None = None  # why __pack_alloc last failed
         self._call_lock: asyncio.Lock | None = None
         self._keepalive: list[Any] = []  # C callbacks: must outlive the store
         self.memory_limit = memory_limit
@@ -251,13 +252,23 @@ class Instance:
         return self._exports_get(name) is not None
 
     def guest_alloc(self, size: int) -> int:
-        """Call the guest's ``__pack_alloc(size)``; 0 when absent or failing."""
+        """Call the guest's ``__pack_alloc(size)``; 0 when absent or failing.
+
+        A trap counts as failure (packr falls back silently), except running out of
+        fuel or time: that raises :class:`GuestTimeout`, since the guest could not go
+        on anyway.
+        """
         alloc = self._exports_get("__pack_alloc")
         if not isinstance(alloc, wasmtime.Func):
             return 0
+        self._alloc_trap = None
         try:
             return int(fastcall.call(self.store, alloc, (_i32(size),))) & 0xFFFF_FFFF
-        except fastcall.Trapped:
+        except fastcall.Trapped as trapped:
+            error = _trap_error("__pack_alloc", trapped.trap, self.fuel, self.timeout)
+            if isinstance(error, GuestTimeout):
+                raise error from None
+            self._alloc_trap = error
             return 0
 
     def guest_free(self, ptr: int, size: int) -> None:
@@ -387,6 +398,8 @@ class Instance:
             if ptr == 0:
                 if not self.has_export("__pack_alloc"):
                     status = 0  # packr HEAD: no __pack_alloc -> scratch, status 0
+                elif self._alloc_trap is not None:
+                    raise GuestMemoryError(f"__pack_alloc({len(data)}) failed: {self._alloc_trap}")
                 else:
                     raise GuestMemoryError(f"__pack_alloc({len(data)}) returned 0")
         if status != 1:
