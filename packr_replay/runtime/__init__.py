@@ -23,6 +23,7 @@ from .host import (
     ReplyMode,
 )
 from .instance import Instance
+from .interface import InterfaceFunction, InterfaceImpl, interface_from_impl, type_desc_of
 from .interceptor import CallInterceptor, ExportCall, ImportCall, ImportReply
 from .memory import GuestMemory
 
@@ -48,9 +49,13 @@ __all__ = [
     "ImportReply",
     "Instance",
     "InterfaceBuilder",
+    "InterfaceFunction",
+    "InterfaceImpl",
     "InvalidGuestOutput",
     "LinkError",
     "Module",
     "ReplyMode",
     "Runtime",
+    "interface_from_impl",
+    "type_desc_of",
 ]

@@ -209,16 +209,17 @@ class Module:
     def types(self) -> PackageMetadata:
         """The package metadata the guest declares (``__pack_types``, spec §6).
 
-        Read statically, without running guest code. Raises ``MetadataError`` (kind
-        ``NotFound``) for a module without metadata.
+        Read statically from the first data segment starting with ``CGRF``, without
+        running guest code. Raises ``MetadataError`` (kind ``NotFound``) for a module
+        that does not export ``__pack_types`` or has no such segment.
         """
         from ..abi import decode
         from ..abi.metadata import PackageMetadata
 
+        if self.export("__pack_types") is None:
+            raise MetadataError("NotFound", "package does not export __pack_types")
         blob = self.metadata_bytes()
         if blob is None:
-            if self.export("__pack_types") is None:
-                raise MetadataError("NotFound", "package does not export __pack_types")
             raise MetadataError("NotFound", "no CGRF metadata segment found in the module")
         return PackageMetadata.from_value(decode(blob))
 

@@ -201,7 +201,7 @@ class InterfaceBuilder:
         name: str,
         handler: Callable[..., Any] | None = None,
         *,
-        params: ValueType | Sequence[ValueType] | None = None,
+        params: ValueType | Sequence[ValueType | None] | None = None,
         returns: ValueType | None = None,
     ) -> Any:
         """A typed import ``handler(ctx, input)``; usable as a decorator.
@@ -220,7 +220,7 @@ class InterfaceBuilder:
         *,
         ok: ValueType,
         err: ValueType,
-        params: ValueType | Sequence[ValueType] | None = None,
+        params: ValueType | Sequence[ValueType | None] | None = None,
     ) -> Any:
         """A typed import returning ``Result<ok, err>``: return the ok value, or raise
         ``HostErr(err_value)``; both declared types are always carried (spec §3.4)."""
@@ -231,7 +231,7 @@ class InterfaceBuilder:
         name: str,
         handler: Callable[..., Any] | None = None,
         *,
-        params: ValueType | Sequence[ValueType] | None = None,
+        params: ValueType | Sequence[ValueType | None] | None = None,
         returns: ValueType | None = None,
     ) -> Any:
         """An ``async def`` typed import; works from both sync and async export calls."""
@@ -244,7 +244,7 @@ class InterfaceBuilder:
         *,
         ok: ValueType,
         err: ValueType,
-        params: ValueType | Sequence[ValueType] | None = None,
+        params: ValueType | Sequence[ValueType | None] | None = None,
     ) -> Any:
         return self._typed(name, handler, params, None, (ok, err), True)
 
@@ -252,7 +252,7 @@ class InterfaceBuilder:
         self,
         name: str,
         handler: Callable[..., Any] | None,
-        params: ValueType | Sequence[ValueType] | None,
+        params: ValueType | Sequence[ValueType | None] | None,
         returns: ValueType | None,
         result_types: tuple[ValueType, ValueType] | None,
         is_async: bool,
