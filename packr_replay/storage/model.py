@@ -26,6 +26,7 @@ __all__ = [
     "CHAIN_VERSION",
     "Event",
     "EventKind",
+    "ExportCall",
     "Outcome",
     "TraceInfo",
     "TraceStatus",
@@ -129,6 +130,27 @@ def chain_hash(previous: bytes, event: Event) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportCall:
+    """One export call of a trace: its ``export`` event and its ``return`` event.
+
+    ``end`` is ``None`` when the trace stops inside the call (a killed recorder, a
+    replay that diverged there).
+    """
+
+    call: int
+    start: Event
+    end: Event | None
+
+    @property
+    def function(self) -> str:
+        return self.start.function
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return None if self.end is None else self.end.outcome
+
+
+@dataclass(frozen=True, slots=True)
 class TraceInfo:
     """A trace's header row."""
 
@@ -146,3 +168,4 @@ class TraceInfo:
     completed_at: str | None = None
     head_hash: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    replay_of_uuid: str | None = None  # survives export/import, where row ids do not

@@ -1,0 +1,151 @@
+"""Bundles: one trace and its module in a new, compact, self-contained file.
+
+A bundle is what gets attached to a bug report. It is an ordinary trace store (open it
+with :class:`TraceStore`), VACUUM'd and switched to a rollback journal so it is one
+file with no ``-wal``/``-shm`` companions. It is built under a temporary name and
+renamed into place, so a failed bundle never leaves a half-written file behind.
+
+Without redaction the trace is copied exactly: same uuid, same hashes, and the chain
+is verified on the way. With ``redact`` the callable sees every event and may return
+replacement ``(input, output)`` bytes. Changing an event's bytes changes its hash and
+every hash after it, so a redacted trace is **re-chained** under a fresh uuid (two
+different traces must not share one); its metadata records what was done::
+
+    meta["redacted"]       sorted names (``interface.function``) of rewritten events
+    meta["redacted_events"] how many events were rewritten
+    meta["redacted_from"]  {"uuid": original uuid, "head_hash": original head (hex)}
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as uuid_module
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import IntegrityError, StoreError, TraceFormatError
+from .chain import SegmentBuilder
+from .codec import event_from_record, pack_meta
+from .integrity import ChainChecker
+from .model import Event, TraceInfo, chain_genesis
+from .reader import decode_segment
+from .rows import insert_segment, insert_trace
+from .sqlite import translate_errors
+from .writer import FlushPolicy
+
+if TYPE_CHECKING:
+    from .store import TraceRef, TraceStore
+
+__all__ = ["Redactor", "bundle"]
+
+Redactor = Callable[[Event], "tuple[bytes | None, bytes | None] | None"]
+"""Maps an event to replacement ``(input, output)`` bytes, or ``None`` to keep it."""
+
+
+def bundle(
+    store: TraceStore,
+    ref: TraceRef,
+    dest: str | os.PathLike[str],
+    *,
+    redact: Redactor | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write trace ``ref`` of ``store`` (and its module) to a new store at ``dest``."""
+    from .store import TraceStore
+
+    dest = Path(dest)
+    if dest.exists() and not overwrite:
+        raise StoreError(f"{dest} already exists (pass overwrite=True to replace it)")
+    trace = store.trace(ref)
+    info = trace.info
+    partial = dest.with_name(f".{dest.name}.{uuid_module.uuid4().hex[:8]}.partial")
+    try:
+        with TraceStore(partial, create=True) as out:
+            if info.module_sha256 is not None:
+                module = store.module_info(info.module_sha256)
+                out.add_module(store.module_bytes(module.sha256), module.name, module.types)
+            db = out.db
+            with translate_errors(partial):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    _copy(trace.segments(), info, db, redact)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.rollback()
+                    raise
+                db.vacuum()
+                db.execute("PRAGMA journal_mode=DELETE")
+        os.replace(partial, dest)
+    finally:
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
+    return dest
+
+
+def _copy(segments: Any, info: TraceInfo, db: Any, redact: Redactor | None) -> None:
+    """Copy (and check) every event; re-chain them when ``redact`` is given."""
+    checker = ChainChecker(info)
+    new_uuid = info.uuid if redact is None else str(uuid_module.uuid4())
+    builder = SegmentBuilder(chain_genesis(new_uuid))
+    policy = FlushPolicy()
+    names: set[str] = set()
+    rewritten = 0
+    trace_id = insert_trace(db, replace(info, uuid=new_uuid, replay_of=None), pack_meta(info.meta))
+    try:
+        for segment in segments:
+            for fields, digest in decode_segment(segment):
+                checker.feed(fields, digest)
+                if redact is None:
+                    continue
+                event = event_from_record(fields, digest)
+                new_fields = list(fields)
+                replacement = redact(event)
+                if replacement is not None:
+                    new_fields[5], new_fields[6] = _checked(replacement, event.seq)
+                    if new_fields[5:7] != list(fields[5:7]):
+                        rewritten += 1
+                        names.add(event.name)
+                builder.add_fields(new_fields)
+                if builder.pending >= policy.max_events or len(builder.buf) >= policy.max_bytes:
+                    _flush(db, trace_id, builder)
+            checker.check_head(segment[0] + segment[1] - 1, segment[2])
+            if redact is None:
+                insert_segment(db, trace_id, segment)  # verified above; copied verbatim
+    except (IntegrityError, TraceFormatError) as exc:
+        raise StoreError(f"refusing to bundle a damaged trace: {exc}") from exc
+    report = checker.finish()
+    if not report.ok:
+        raise StoreError(f"refusing to bundle a damaged trace: {report.message}")
+    meta = info.meta
+    head = info.head_hash
+    if redact is not None:
+        _flush(db, trace_id, builder)
+        meta = {
+            **info.meta,
+            "redacted": sorted(names),
+            "redacted_events": rewritten,
+            "redacted_from": {"uuid": info.uuid, "head_hash": checker.head.hex()},
+        }
+        head = builder.head if info.head_hash is not None else None
+    db.execute(
+        "UPDATE traces SET meta = ?, head_hash = ?, event_count = ? WHERE id = ?",
+        [pack_meta(meta), head, checker.count, trace_id],
+    )
+
+
+def _flush(db: Any, trace_id: int, builder: SegmentBuilder) -> None:
+    segment = builder.take()
+    if segment is not None:
+        insert_segment(db, trace_id, segment)
+
+
+def _checked(replacement: Any, seq: int) -> tuple[bytes | None, bytes | None]:
+    if not (isinstance(replacement, tuple) and len(replacement) == 2) or not all(
+        v is None or isinstance(v, bytes) for v in replacement
+    ):
+        raise TypeError(
+            f"redact() must return None or an (input, output) pair of bytes/None (event {seq})"
+        )
+    return replacement[0], replacement[1]

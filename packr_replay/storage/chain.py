@@ -1,0 +1,134 @@
+"""Packing and chaining events into segment data, shared by every writer.
+
+The writer's hot path inlines the same three steps (pack the chain fields, hash them
+after the previous hash, append ``record + hash`` to a buffer); this module is the
+readable version used by import, bundles and :class:`MemoryTrace`, and the tests check
+both against :func:`model.chain_hash`.
+"""
+
+from __future__ import annotations
+
+from hashlib import sha256
+from typing import Any
+
+import msgpack
+
+from ..errors import IntegrityError
+from .codec import HASH_PREFIX
+from .model import Event, EventKind, Outcome
+
+__all__ = ["KIND_NAMES", "OUTCOME_NAMES", "SegmentBuilder", "new_packer", "normalize_fields"]
+
+KIND_NAMES = frozenset(str(k) for k in EventKind)
+OUTCOME_NAMES = frozenset(str(o) for o in Outcome)
+
+
+def new_packer() -> msgpack.Packer:
+    """The packer whose output :func:`model.chain_hash` hashes (``use_bin_type``)."""
+    return msgpack.Packer(use_bin_type=True)
+
+
+class SegmentBuilder:
+    """Accumulates chained event records until they are taken as one segment."""
+
+    __slots__ = ("_pack", "buf", "first_seq", "head", "seq")
+
+    def __init__(self, head: bytes, seq: int = 0) -> None:
+        self._pack = new_packer().pack
+        self.head = head
+        self.seq = seq
+        self.first_seq = seq
+        self.buf = bytearray()
+
+    @property
+    def pending(self) -> int:
+        return self.seq - self.first_seq
+
+    def add_fields(self, fields: list[Any]) -> bytes:
+        """Append one event given its 13 chain fields (``fields[0]`` is its seq)."""
+        if fields[0] != self.seq:
+            raise ValueError(f"event seq {fields[0]} out of order; expected {self.seq}")
+        packed = self._pack(fields)
+        digest = sha256(self.head + packed).digest()
+        self.buf += packed
+        self.buf += HASH_PREFIX
+        self.buf += digest
+        self.head = digest
+        self.seq += 1
+        return digest
+
+    def add_event(self, event: Event, *, trace: object = None, check: bool = True) -> bytes:
+        """Append an event; with ``check`` its stored hash must match the chain."""
+        digest = self.add_fields(event.chain_fields())
+        if check and digest != event.hash:
+            raise IntegrityError(
+                trace, event.seq, f"event {event.seq}: hash does not match the chain"
+            )
+        return digest
+
+    def take(self) -> tuple[int, int, bytes, bytes] | None:
+        """``(first_seq, count, head_hash, data)`` of the pending events, then reset."""
+        if self.seq == self.first_seq:
+            return None
+        segment = (self.first_seq, self.seq - self.first_seq, self.head, bytes(self.buf))
+        self.buf.clear()
+        self.first_seq = self.seq
+        return segment
+
+
+def normalize_fields(
+    call: object,
+    kind: object,
+    interface: object,
+    function: object,
+    input: object,
+    output: object,
+    status: object,
+    outcome: object,
+    error_kind: object,
+    error: object,
+    duration_ns: object,
+    depth: object,
+) -> tuple[Any, ...]:
+    """Check ``append``'s arguments: coerce subclasses and bytes-likes, explain the rest.
+
+    Returns the 12 fields after ``seq`` in chain order, as plain ints, strs and bytes.
+    """
+    if kind not in KIND_NAMES:
+        raise ValueError(f"unknown event kind {kind!r}")
+    if outcome not in OUTCOME_NAMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    return (
+        _as_int("call", call),
+        str(kind),
+        _as_str("interface", interface),
+        _as_str("function", function),
+        _as_bytes("input", input),
+        _as_bytes("output", output),
+        None if status is None else _as_int("status", status),
+        str(outcome),
+        None if error_kind is None else _as_str("error_kind", error_kind),
+        None if error is None else _as_str("error", error),
+        _as_int("duration_ns", duration_ns),
+        _as_int("depth", depth),
+    )
+
+
+def _as_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return int(value)
+
+
+def _as_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return str(value)
+
+
+def _as_bytes(name: str, value: object) -> bytes | None:
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{name} must be bytes or None, not {type(value).__name__}")

@@ -1,0 +1,224 @@
+"""Event records and metadata on the wire: msgpack, with strict limits both ways.
+
+One event is stored as two msgpack objects back to back: the 13-element array of
+:meth:`Event.chain_fields` (exactly the bytes the chain hash covers) and a 32-byte
+``bin`` holding that hash. Storing the hashed bytes themselves means the writer packs
+each event once and hashes what it stores; a segment of events is the concatenation
+of such records, and the export stream is the same records one after another.
+
+Everything read back is decoded with hard caps (``max_bin_len``, ``max_str_len``,
+``max_array_len``, ``max_map_len``), ``strict_map_key``, and extension types refused,
+then type-checked field by field: a hostile file can make us raise, never allocate
+without bound, and never build anything but plain data (there is no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import msgpack
+
+from ..errors import TraceFormatError
+from .model import Event, EventKind, Outcome
+
+__all__ = [
+    "HASH_PREFIX",
+    "KINDS",
+    "MAX_BLOB_BYTES",
+    "MAX_META_BYTES",
+    "MAX_STR_BYTES",
+    "OUTCOMES",
+    "RawRecord",
+    "check_meta",
+    "decode_records",
+    "event_from_record",
+    "new_unpacker",
+    "pack_meta",
+    "unpack_meta",
+]
+
+MAX_BLOB_BYTES = 256 * 1024 * 1024
+"""Largest single blob (CGRF value, module, segment) read from a file or stream."""
+
+MAX_META_BYTES = 1024 * 1024
+"""Largest packed metadata map; metadata describes a run, it does not carry data."""
+
+MAX_STR_BYTES = 16 * 1024 * 1024
+"""Largest string (names, error messages) read back."""
+
+_MAX_CONTAINER = 1_000_000
+
+HASH_PREFIX = b"\xc4\x20"
+"""msgpack ``bin 8`` header of a 32-byte value: what precedes each stored hash."""
+
+KINDS: dict[str, EventKind] = {str(k): k for k in EventKind}
+OUTCOMES: dict[str, Outcome] = {str(o): o for o in Outcome}
+
+RawRecord = tuple[tuple[Any, ...], bytes]
+"""An event as decoded: its 13 chain fields (validated) and its stored hash."""
+
+
+def _refuse_ext(code: int, data: bytes) -> NoReturn:
+    raise ValueError(f"msgpack extension type {code} is not allowed")
+
+
+def new_unpacker(
+    file_like: Any = None,
+    *,
+    max_buffer_size: int = MAX_BLOB_BYTES + MAX_STR_BYTES,
+    max_bin_len: int = MAX_BLOB_BYTES,
+) -> msgpack.Unpacker:
+    """A streaming unpacker with every limit set and extension types refused."""
+    return msgpack.Unpacker(
+        file_like,
+        raw=False,
+        use_list=False,
+        strict_map_key=True,
+        ext_hook=_refuse_ext,
+        max_buffer_size=max_buffer_size,
+        max_bin_len=max_bin_len,
+        max_str_len=MAX_STR_BYTES,
+        max_array_len=_MAX_CONTAINER,
+        max_map_len=_MAX_CONTAINER,
+        max_ext_len=0,
+        read_size=64 * 1024 if file_like is not None else 0,
+    )
+
+
+# ------------------------------------------------------------------------ metadata
+
+
+def check_meta(meta: object) -> dict[str, Any]:
+    """Validate caller metadata; returns a plain dict copy."""
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) for k in meta):
+        raise TypeError("trace metadata must be a dict with str keys")
+    return dict(meta)
+
+
+def pack_meta(meta: dict[str, Any]) -> bytes:
+    """Pack a metadata map; only msgpack's plain types are accepted."""
+    try:
+        data: bytes = msgpack.packb(meta, use_bin_type=True, strict_types=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"trace metadata is not plain msgpack data: {exc}") from None
+    if len(data) > MAX_META_BYTES:
+        raise ValueError(
+            f"trace metadata is {len(data)} bytes packed; the limit is {MAX_META_BYTES}"
+        )
+    return data
+
+
+def unpack_meta(data: object, where: str = "trace metadata") -> dict[str, Any]:
+    """Decode stored metadata with tight limits; anything odd is a format error."""
+    if not isinstance(data, bytes):
+        raise TraceFormatError(f"{where} is {type(data).__name__}, not msgpack bytes")
+    if len(data) > MAX_META_BYTES:
+        raise TraceFormatError(f"{where} is {len(data)} bytes; the limit is {MAX_META_BYTES}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_refuse_ext,
+            max_bin_len=MAX_META_BYTES,
+            max_str_len=MAX_META_BYTES,
+            max_array_len=MAX_META_BYTES,
+            max_map_len=MAX_META_BYTES,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError) as exc:
+        raise TraceFormatError(f"{where} is not valid msgpack: {exc}") from None
+    if not isinstance(value, dict):
+        raise TraceFormatError(f"{where} is a {type(value).__name__}, not a map")
+    return value
+
+
+# -------------------------------------------------------------------------- events
+
+_OPT_BYTES = (bytes, type(None))
+_OPT_STR = (str, type(None))
+_OPT_INT = (int, type(None))
+
+
+def _check_fields(fields: object, seq: int) -> tuple[Any, ...]:
+    """Type-check one decoded field array; the position is the expected seq."""
+    if not isinstance(fields, tuple) or len(fields) != 13:
+        raise TraceFormatError(f"event {seq}: not a 13-field record")
+    (
+        f_seq,
+        call,
+        kind,
+        interface,
+        function,
+        input_,
+        output,
+        status,
+        outcome,
+        error_kind,
+        error,
+        duration_ns,
+        depth,
+    ) = fields
+    if type(f_seq) is not int or f_seq != seq:
+        raise TraceFormatError(f"event {seq}: record says seq {f_seq!r}")
+    if not (
+        type(call) is int
+        and type(kind) is str
+        and kind in KINDS
+        and type(interface) is str
+        and type(function) is str
+        and isinstance(input_, _OPT_BYTES)
+        and isinstance(output, _OPT_BYTES)
+        and isinstance(status, _OPT_INT)
+        and type(status) is not bool
+        and type(outcome) is str
+        and outcome in OUTCOMES
+        and isinstance(error_kind, _OPT_STR)
+        and isinstance(error, _OPT_STR)
+        and type(duration_ns) is int
+        and type(depth) is int
+    ):
+        raise TraceFormatError(f"event {seq}: a field has the wrong type")
+    return fields
+
+
+def decode_records(unpacker: msgpack.Unpacker, first_seq: int, count: int) -> Iterator[RawRecord]:
+    """Yield ``count`` validated ``(fields, hash)`` pairs from a fed unpacker.
+
+    Raises :class:`TraceFormatError` naming the seq where decoding went wrong.
+    """
+    for seq in range(first_seq, first_seq + count):
+        try:
+            fields = unpacker.unpack()
+            digest = unpacker.unpack()
+        except msgpack.OutOfData:
+            raise TraceFormatError(f"event {seq}: record cut short") from None
+        except (ValueError, TypeError) as exc:
+            raise TraceFormatError(f"event {seq}: undecodable record: {exc}") from None
+        if type(digest) is not bytes or len(digest) != 32:
+            raise TraceFormatError(f"event {seq}: stored hash is not 32 bytes")
+        yield _check_fields(fields, seq), digest
+
+
+def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:
+    """Build the model's Event from a validated record."""
+    return Event(
+        fields[0],
+        fields[1],
+        KINDS[fields[2]],
+        fields[3],
+        fields[4],
+        fields[5],
+        fields[6],
+        fields[7],
+        OUTCOMES[fields[8]],
+        fields[9],
+        fields[10],
+        fields[11],
+        fields[12],
+        digest,
+    )

@@ -1,0 +1,82 @@
+"""The seam between the replay layer and storage: what it writes to and reads from.
+
+Both are implemented by the SQLite store (:class:`TraceWriter`, :class:`Trace`) and by
+the in-memory :class:`MemoryTrace`, so the recorder and replayer can be unit-tested
+without a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from .model import Event, EventKind, ExportCall, Outcome, TraceInfo, TraceStatus
+
+__all__ = ["EventSink", "EventSource"]
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where a recorder appends events; the sink assigns ``seq`` and the hash chain."""
+
+    def append(
+        self,
+        call: int,
+        kind: EventKind,
+        interface: str,
+        function: str,
+        input: bytes | None,
+        output: bytes | None = None,
+        status: int | None = None,
+        outcome: Outcome = Outcome.OK,
+        error_kind: str | None = None,
+        error: str | None = None,
+        duration_ns: int = 0,
+        depth: int = 0,
+    ) -> int:
+        """Record one event (fields as in :class:`Event`); returns its ``seq``.
+
+        Returns the sequence number rather than an :class:`Event` because building
+        a frozen dataclass per call costs as much as hashing it; read the event back
+        with ``event(seq)`` when it is needed.
+        """
+        ...
+
+    def flush(self) -> None:
+        """Make every appended event durable (the recorder calls this when an export returns)."""
+        ...
+
+    def finish(self, status: TraceStatus = TraceStatus.COMPLETE) -> TraceInfo:
+        """Flush, seal the head hash and event count, and set the final status."""
+        ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    """A recorded trace as the replayer and differ read it."""
+
+    @property
+    def info(self) -> TraceInfo: ...
+
+    def __len__(self) -> int:
+        """Events stored so far."""
+        ...
+
+    def events(
+        self,
+        kind: EventKind | str | None = None,
+        interface: str | None = None,
+        function: str | None = None,
+        call: int | None = None,
+        start: int = 0,
+    ) -> Iterator[Event]:
+        """Events in ``seq`` order from ``start``, optionally filtered (all filters AND)."""
+        ...
+
+    def event(self, seq: int) -> Event:
+        """The event at ``seq``; ``IndexError`` if there is none."""
+        ...
+
+    def exports(self) -> list[ExportCall]:
+        """Every export call, in order, paired with its ``return`` event."""
+        ...

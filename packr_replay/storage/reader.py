@@ -1,0 +1,196 @@
+"""Reading one stored trace: streamed in order, by seq, filtered, decoded on demand.
+
+Segments are fetched a page at a time with a short query each (keyset pagination on
+``first_seq``), so iterating a million-event trace holds one segment in memory and
+never keeps a long read transaction open against recorders writing the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import IntegrityError, TraceFormatError
+from .codec import RawRecord, decode_records, event_from_record, new_unpacker
+from .model import Event, EventKind, ExportCall, TraceInfo
+from .query import collect_exports, matcher
+from .rows import fetch_info
+from .sqlite import translate_errors
+
+__all__ = ["Segment", "Trace", "decode_segment"]
+
+Segment = tuple[int, int, bytes, bytes]
+"""``(first_seq, count, head_hash, data)`` as stored."""
+
+_PAGE = 32
+
+
+def decode_segment(segment: Segment) -> Iterator[RawRecord]:
+    """Validated records of one segment; trailing or missing bytes are format errors."""
+    first_seq, count, _head, data = segment
+    unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
+    unpacker.feed(data)
+    yield from decode_records(unpacker, first_seq, count)
+    if unpacker.tell() != len(data):
+        raise TraceFormatError(f"event {first_seq + count - 1}: segment has trailing bytes")
+
+
+class Trace:
+    """A trace in a :class:`TraceStore`; implements :class:`EventSource`.
+
+    ``info`` is read when the trace is opened (call :meth:`refresh` to re-read it,
+    e.g. for a trace another process is still recording); ``len()`` and the event
+    iterators always see everything committed so far.
+    """
+
+    def __init__(self, db: sqlite_utils.Database, path: Path, info: TraceInfo) -> None:
+        self._db = db
+        self._path = path
+        self._info = info
+        self._cache: tuple[int, list[Event]] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Trace {self._info.id} {self._info.uuid} {self._info.status} in {self._path}>"
+
+    @property
+    def info(self) -> TraceInfo:
+        return self._info
+
+    @property
+    def id(self) -> int:
+        return self._info.id
+
+    def refresh(self) -> TraceInfo:
+        self._info = fetch_info(self._db, self._info.id, self._path)
+        return self._info
+
+    def __len__(self) -> int:
+        with translate_errors(self._path):
+            row = self._db.execute(
+                "SELECT count(*), coalesce(max(first_seq + count), 0) FROM segments WHERE trace_id = ?",
+                [self._info.id],
+            ).fetchone()
+        if type(row[1]) is not int:
+            raise TraceFormatError(f"{self._path}: segment table holds non-integer positions")
+        return int(row[1])
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    # ------------------------------------------------------------------ events
+
+    def events(
+        self,
+        kind: EventKind | str | None = None,
+        interface: str | None = None,
+        function: str | None = None,
+        call: int | None = None,
+        start: int = 0,
+    ) -> Iterator[Event]:
+        """Events in order from ``start``, optionally filtered (all filters AND)."""
+        match = matcher(kind, interface, function, call)
+        if start < 0:
+            raise ValueError("start must be >= 0")
+        return self._events(match, start)
+
+    def _events(self, match: Any, start: int) -> Iterator[Event]:
+        for fields, digest in self.records(start):
+            if match is None or match(fields):
+                yield event_from_record(fields, digest)
+
+    def event(self, seq: int) -> Event:
+        """The event at ``seq`` (its segment is decoded once and kept for neighbours)."""
+        if seq < 0:
+            raise IndexError(f"trace {self._info.id} has no event {seq}")
+        cached = self._cache
+        if cached is not None and 0 <= seq - cached[0] < len(cached[1]):
+            return cached[1][seq - cached[0]]
+        with translate_errors(self._path):
+            row = self._db.execute(
+                "SELECT first_seq, count, head_hash, data FROM segments "
+                "WHERE trace_id = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1",
+                [self._info.id, seq],
+            ).fetchone()
+        if row is None:
+            raise IndexError(f"trace {self._info.id} has no event {seq}")
+        segment = self._checked(row)
+        if seq >= segment[0] + segment[1]:
+            raise IndexError(f"trace {self._info.id} has no event {seq}")
+        events = [event_from_record(f, d) for f, d in decode_segment(segment)]
+        self._cache = (segment[0], events)
+        return events[seq - segment[0]]
+
+    def exports(self) -> list[ExportCall]:
+        """Every export call paired with its return (other events are not decoded)."""
+        wanted = (str(EventKind.EXPORT), str(EventKind.RETURN))
+        return collect_exports(event_from_record(f, d) for f, d in self.records() if f[2] in wanted)
+
+    def module_bytes(self) -> bytes | None:
+        """The module this trace ran, if it was stored with one."""
+        sha = self._info.module_sha256
+        if sha is None:
+            return None
+        from .store import read_module  # a function, to keep one reader of modules
+
+        return read_module(self._db, sha, self._path)
+
+    # --------------------------------------------------------------- internals
+
+    def records(self, start: int = 0) -> Iterator[RawRecord]:
+        """Validated ``(fields, hash)`` records from ``start`` on."""
+        for segment in self.segments(start):
+            for record in decode_segment(segment):
+                if record[0][0] >= start:
+                    yield record
+
+    def segments(self, start: int = 0) -> Iterator[Segment]:
+        """Stored segments in order from the one holding ``start``; gaps are errors."""
+        trace_id = self._info.id
+        with translate_errors(self._path):
+            row = self._db.execute(
+                "SELECT first_seq FROM segments WHERE trace_id = ? AND first_seq <= ? "
+                "ORDER BY first_seq DESC LIMIT 1",
+                [trace_id, start],
+            ).fetchone()
+        expected = 0 if row is None else row[0]
+        if type(expected) is not int:
+            raise TraceFormatError(f"{self._path}: segment position is not an integer")
+        while True:
+            with translate_errors(self._path):
+                cursor = self._db.execute(
+                    "SELECT first_seq, count, head_hash, data FROM segments "
+                    "WHERE trace_id = ? AND first_seq >= ? ORDER BY first_seq LIMIT ?",
+                    [trace_id, expected, _PAGE],
+                )
+                rows = 0
+                for raw in cursor:
+                    rows += 1
+                    segment = self._checked(raw)
+                    if segment[0] != expected:
+                        raise IntegrityError(
+                            trace_id,
+                            expected,
+                            f"trace {trace_id}: events {expected}..{segment[0] - 1} are missing",
+                        )
+                    expected = segment[0] + segment[1]
+                    yield segment
+            if rows < _PAGE:
+                return
+
+    def _checked(self, row: Any) -> Segment:
+        first_seq, count, head, data = row
+        if not (
+            type(first_seq) is int
+            and type(count) is int
+            and count > 0
+            and type(head) is bytes
+            and len(head) == 32
+            and type(data) is bytes
+        ):
+            raise TraceFormatError(
+                f"{self._path}: trace {self._info.id} has a malformed segment near event {first_seq!r}"
+            )
+        return first_seq, count, head, data

@@ -1,0 +1,214 @@
+"""Rows of the ``traces`` and ``modules`` tables as typed, validated objects.
+
+Every value read from a file is checked for its type before it is used: STRICT tables
+keep honest writers honest, but a hostile file can hold anything in any column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import TraceFormatError, TraceNotFound
+from .codec import unpack_meta
+from .liveness import WriterIdentity, is_alive
+from .model import TraceInfo, TraceStatus
+from .schema import TRACE_FORMAT_VERSION, newer_format_message
+from .sqlite import translate_errors
+
+__all__ = [
+    "TRACE_COLUMNS",
+    "ModuleInfo",
+    "fetch_info",
+    "find_uuid",
+    "info_from_row",
+    "insert_segment",
+    "insert_trace",
+    "now_iso",
+    "resolve_trace",
+]
+
+TRACE_COLUMNS = (
+    "id, uuid, created_at, module_sha256, status, label, host, tool_version, format_version, "
+    "event_count, replay_of, replay_of_uuid, completed_at, head_hash, meta, "
+    "writer_host, writer_boot, writer_pid, writer_start"
+)
+
+_STATUSES = {str(s): s for s in TraceStatus}
+_N = type(None)
+_TRACE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("id", (int,)),
+    ("uuid", (str,)),
+    ("created_at", (str,)),
+    ("module_sha256", (str, _N)),
+    ("status", (str,)),
+    ("label", (str, _N)),
+    ("host", (str, _N)),
+    ("tool_version", (str,)),
+    ("format_version", (int,)),
+    ("event_count", (int,)),
+    ("replay_of", (int, _N)),
+    ("replay_of_uuid", (str, _N)),
+    ("completed_at", (str, _N)),
+    ("head_hash", (bytes, _N)),
+    ("meta", (bytes,)),
+    ("writer_host", (str, _N)),
+    ("writer_boot", (str, _N)),
+    ("writer_pid", (int, _N)),
+    ("writer_start", (int, _N)),
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleInfo:
+    """A stored module, without its bytes (see ``TraceStore.module_bytes``)."""
+
+    sha256: str
+    name: str
+    size: int
+    added_at: str
+    types: bytes | None = None
+
+
+def info_from_row(row: tuple[Any, ...], where: object) -> TraceInfo:
+    """Validate a ``TRACE_COLUMNS`` row and report a dead writer's trace as incomplete."""
+    if len(row) != len(_TRACE_TYPES):
+        raise TraceFormatError(f"{where}: trace row has {len(row)} columns")
+    for (name, types), value in zip(_TRACE_TYPES, row, strict=True):
+        if type(value) not in types:
+            raise TraceFormatError(f"{where}: trace column {name} holds a {type(value).__name__}")
+    (
+        id_,
+        uuid,
+        created_at,
+        module_sha256,
+        status_text,
+        label,
+        host,
+        tool_version,
+        format_version,
+        event_count,
+        replay_of,
+        replay_of_uuid,
+        completed_at,
+        head_hash,
+        meta,
+        writer_host,
+        writer_boot,
+        writer_pid,
+        writer_start,
+    ) = row
+    if format_version > TRACE_FORMAT_VERSION:
+        raise TraceFormatError(newer_format_message(f"trace {id_} in {where}", format_version))
+    status = _STATUSES.get(status_text)
+    if status is None:
+        raise TraceFormatError(f"{where}: trace {id_} has unknown status {status_text!r}")
+    if head_hash is not None and len(head_hash) != 32:
+        raise TraceFormatError(f"{where}: trace {id_} has a malformed head hash")
+    if status is TraceStatus.RECORDING:
+        alive = writer_pid is not None and is_alive(
+            uuid,
+            WriterIdentity(writer_host or "", writer_boot or "", writer_pid, writer_start or 0),
+        )
+        if not alive:
+            status = TraceStatus.INCOMPLETE
+    return TraceInfo(
+        id=id_,
+        uuid=uuid,
+        created_at=created_at,
+        module_sha256=module_sha256,
+        status=status,
+        label=label,
+        host=host,
+        tool_version=tool_version,
+        format_version=format_version,
+        event_count=event_count,
+        replay_of=replay_of,
+        completed_at=completed_at,
+        head_hash=head_hash,
+        meta=unpack_meta(meta, f"{where}: metadata of trace {id_}"),
+        replay_of_uuid=replay_of_uuid,
+    )
+
+
+def fetch_info(db: sqlite_utils.Database, trace_id: int, where: object) -> TraceInfo:
+    with translate_errors(where):
+        row = db.execute(f"SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?", [trace_id]).fetchone()
+    if row is None:
+        raise TraceNotFound(trace_id, where)
+    return info_from_row(tuple(row), where)
+
+
+def resolve_trace(db: sqlite_utils.Database, ref: int | str, where: object) -> int:
+    """A trace id from an id, a uuid, a label (the newest trace with it) or digits."""
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise TypeError(f"trace reference must be an id, uuid or label, not {type(ref).__name__}")
+    with translate_errors(where):
+        if isinstance(ref, int):
+            row = db.execute("SELECT id FROM traces WHERE id = ?", [ref]).fetchone()
+        else:
+            row = db.execute("SELECT id FROM traces WHERE uuid = ?", [ref]).fetchone()
+            if row is None:
+                row = db.execute(
+                    "SELECT id FROM traces WHERE label = ? ORDER BY id DESC LIMIT 1", [ref]
+                ).fetchone()
+            if row is None and ref.isdecimal():
+                row = db.execute("SELECT id FROM traces WHERE id = ?", [int(ref)]).fetchone()
+    if row is None or type(row[0]) is not int:
+        raise TraceNotFound(ref, where)
+    return int(row[0])
+
+
+def insert_trace(db: sqlite_utils.Database, info: TraceInfo, meta: bytes) -> int:
+    """Insert a finished or abandoned trace's row (import, bundle); returns its id.
+
+    The caller holds the transaction. A trace that was still ``recording`` has no
+    writer here, so it is stored as ``incomplete``.
+    """
+    status = info.status
+    if status is TraceStatus.RECORDING:
+        status = TraceStatus.INCOMPLETE
+    cursor = db.execute(
+        "INSERT INTO traces (uuid, created_at, module_sha256, status, label, host, tool_version, "
+        "format_version, event_count, replay_of, replay_of_uuid, completed_at, head_hash, meta) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            info.uuid,
+            info.created_at,
+            info.module_sha256,
+            str(status),
+            info.label,
+            info.host,
+            info.tool_version,
+            info.format_version,
+            info.event_count,
+            info.replay_of,
+            info.replay_of_uuid,
+            info.completed_at,
+            info.head_hash,
+            meta,
+        ],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def insert_segment(
+    db: sqlite_utils.Database, trace_id: int, segment: tuple[int, int, bytes, bytes]
+) -> None:
+    """Insert one ``(first_seq, count, head_hash, data)`` segment (caller holds the txn)."""
+    db.execute(
+        "INSERT INTO segments (trace_id, first_seq, count, head_hash, data) VALUES (?, ?, ?, ?, ?)",
+        [trace_id, *segment],
+    )
+
+
+def find_uuid(db: sqlite_utils.Database, uuid: str) -> int | None:
+    row = db.execute("SELECT id FROM traces WHERE uuid = ?", [uuid]).fetchone()
+    return None if row is None else int(row[0])

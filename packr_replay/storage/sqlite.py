@@ -1,0 +1,98 @@
+"""Opening one SQLite connection the way every part of the store needs it.
+
+Each connection gets the same settings: a busy timeout (several recorder processes
+share one file), ``synchronous=NORMAL`` (durable at each WAL commit boundary, no fsync
+per transaction), ``trusted_schema=OFF`` (a hostile schema cannot run functions from
+views or triggers), a hard cap on blob and string length (an oversized blob in a
+hostile file is an error, not an allocation) and foreign keys on. SQLite errors are
+translated at this boundary so callers only ever see the :class:`StoreError` tree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlite_utils
+
+from ..errors import StoreError, TraceFormatError
+from .codec import MAX_BLOB_BYTES
+
+__all__ = ["Tracer", "connect", "translate_errors"]
+
+Tracer = Callable[[str, Any], None]
+"""Receives every SQL statement and its parameters (sqlite-utils' ``tracer=``)."""
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_LENGTH_LIMIT = MAX_BLOB_BYTES + 1024 * 1024
+
+
+@contextmanager
+def translate_errors(path: object) -> Iterator[None]:
+    """Turn ``sqlite3`` errors into the store's error tree.
+
+    Busy, locked, I/O or permission problems are :class:`StoreError`; anything that
+    says the file itself is bad (corrupt, not a database, a blob over the limit) is
+    :class:`TraceFormatError`.
+    """
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc)
+        if "malformed" in text or "not a database" in text or "corrupt" in text:
+            raise TraceFormatError(f"{path}: the file is damaged: {text}") from exc
+        raise StoreError(f"{path}: {text}") from exc
+    except sqlite3.DatabaseError as exc:  # DataError, IntegrityError, corruption
+        raise TraceFormatError(f"{path}: the file is damaged or not a trace store: {exc}") from exc
+
+
+def check_header(path: Path) -> None:
+    """Refuse non-SQLite files before SQLite sees them (clearer than its message)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a directory, not a trace store") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head and head != SQLITE_MAGIC:
+        raise TraceFormatError(f"{path} is not a packr-replay trace store (not an SQLite file)")
+
+
+def connect(
+    path: Path,
+    *,
+    readonly: bool = False,
+    create: bool = False,
+    busy_timeout: float = 30.0,
+    tracer: Tracer | None = None,
+    threads: bool = False,
+) -> sqlite_utils.Database:
+    """Open ``path`` with the store's settings (schema is checked by the caller).
+
+    ``threads`` allows handing the connection to another thread (one at a time).
+    """
+    mode = "ro" if readonly else ("rwc" if create else "rw")
+    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
+    with translate_errors(path):
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=not threads)
+        try:
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
+            for pragma in (
+                f"busy_timeout={int(busy_timeout * 1000)}",
+                "trusted_schema=OFF",
+                "cell_size_check=ON",
+                "foreign_keys=ON",
+                "synchronous=NORMAL",
+            ):
+                conn.execute(f"PRAGMA {pragma}")
+            if readonly:
+                conn.execute("PRAGMA query_only=ON")
+            return sqlite_utils.Database(conn, tracer=tracer, execute_plugins=False)
+        except BaseException:
+            conn.close()
+            raise

@@ -1,0 +1,268 @@
+"""``TraceStore``: one SQLite file holding traces and the modules they ran.
+
+The store is the front door: it opens (or explicitly creates) a file, checks that it
+is a trace store this version can read, and hands out readers (:class:`Trace`) and
+writers (:class:`TraceWriter`). A single file is a complete bug report: every module
+a trace ran is stored with it, content-addressed by SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import sqlite_utils
+
+from ..errors import IntegrityError, StoreError, TraceFormatError, TraceNotFound
+from .integrity import ChainChecker, VerifyReport
+from .model import TraceInfo
+from .reader import Trace, decode_segment
+from .rows import TRACE_COLUMNS, ModuleInfo, fetch_info, info_from_row, now_iso, resolve_trace
+from .schema import ensure_schema
+from .sqlite import Tracer, check_header, connect, translate_errors
+from .writer import FlushPolicy, TraceWriter
+
+__all__ = ["TraceRef", "TraceStore", "read_module"]
+
+TraceRef = int | str
+"""A trace id, its uuid, or a label (the newest trace carrying it)."""
+
+
+class TraceStore:
+    """A trace store file. ``create=True`` makes the file if it does not exist.
+
+    Not thread-safe; every :class:`TraceWriter` it begins uses a connection of its own.
+    ``tracer`` receives every SQL statement and its parameters, like sqlite-utils'.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        readonly: bool = False,
+        tracer: Tracer | None = None,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        if create and readonly:
+            raise ValueError("a store cannot be created read-only")
+        if not self.path.exists():
+            if not create:
+                raise StoreError(
+                    f"no trace store at {self.path} (pass create=True to make a new one)"
+                )
+        else:
+            check_header(self.path)
+        self.readonly = readonly
+        self._tracer = tracer
+        self._busy_timeout = busy_timeout
+        self._db: sqlite_utils.Database | None = connect(
+            self.path, readonly=readonly, create=create, busy_timeout=busy_timeout, tracer=tracer
+        )
+        try:
+            with translate_errors(self.path):
+                self.format_version = ensure_schema(
+                    self._db, self.path, create=create, readonly=readonly
+                )
+        except BaseException:
+            self._db.close()
+            self._db = None
+            raise
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The underlying sqlite-utils database (for inspection; writes void the warranty)."""
+        if self._db is None:
+            raise StoreError(f"trace store {self.path} is closed")
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<TraceStore {self.path}{' (closed)' if self._db is None else ''}>"
+
+    # ----------------------------------------------------------------- modules
+
+    def add_module(self, wasm: bytes, name: str, types: bytes | None = None) -> str:
+        """Store a module's bytes (idempotent); returns its SHA-256 hex digest."""
+        if not isinstance(wasm, bytes | bytearray | memoryview):
+            raise TypeError("wasm must be bytes")
+        if types is not None and not isinstance(types, bytes | bytearray | memoryview):
+            raise TypeError("types must be bytes or None")
+        wasm = bytes(wasm)
+        sha = hashlib.sha256(wasm).hexdigest()
+        with translate_errors(self.path):
+            self.db.execute(
+                "INSERT INTO modules (sha256, name, size, types, wasm, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                [
+                    sha,
+                    str(name),
+                    len(wasm),
+                    None if types is None else bytes(types),
+                    wasm,
+                    now_iso(),
+                ],
+            )
+        return sha
+
+    def module_bytes(self, sha256: str) -> bytes:
+        """The bytes of a stored module; :class:`StoreError` if it is not here."""
+        return read_module(self.db, sha256, self.path)
+
+    def module_info(self, sha256: str) -> ModuleInfo:
+        for info in self._module_infos("WHERE sha256 = ?", [sha256]):
+            return info
+        raise StoreError(f"{self.path} holds no module {sha256}")
+
+    def modules(self) -> list[ModuleInfo]:
+        """Every stored module (without its bytes)."""
+        return self._module_infos("ORDER BY added_at, sha256", [])
+
+    def _module_infos(self, where: str, params: list[Any]) -> list[ModuleInfo]:
+        with translate_errors(self.path):
+            rows = self.db.execute(
+                f"SELECT sha256, name, size, added_at, types FROM modules {where}", params
+            ).fetchall()
+        out = []
+        for sha, name, size, added_at, types in rows:
+            if not (
+                type(sha) is str
+                and type(name) is str
+                and type(size) is int
+                and type(added_at) is str
+                and type(types) in (bytes, type(None))
+            ):
+                raise TraceFormatError(f"{self.path}: malformed module row")
+            out.append(ModuleInfo(sha, name, size, added_at, types))
+        return out
+
+    # ------------------------------------------------------------------ traces
+
+    def begin_trace(
+        self,
+        module_sha256: str | None,
+        *,
+        label: str | None = None,
+        host: str | None = None,
+        meta: dict[str, Any] | None = None,
+        replay_of: int | None = None,
+        flush: FlushPolicy | None = None,
+    ) -> TraceWriter:
+        """Start recording a new trace; the writer has its own connection."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        self.db  # noqa: B018 - raise if closed
+        return TraceWriter(
+            self.path,
+            module_sha256=module_sha256,
+            label=label,
+            host=host,
+            meta=meta,
+            replay_of=replay_of,
+            policy=flush,
+            busy_timeout=self._busy_timeout,
+            tracer=self._tracer,
+        )
+
+    def traces(self) -> list[TraceInfo]:
+        """Every trace's header, oldest first (dead writers' traces as ``incomplete``)."""
+        with translate_errors(self.path):
+            rows = self.db.execute(f"SELECT {TRACE_COLUMNS} FROM traces ORDER BY id").fetchall()
+        return [info_from_row(tuple(row), self.path) for row in rows]
+
+    def trace(self, ref: TraceRef) -> Trace:
+        """Open a trace by id, uuid or label; :class:`TraceNotFound` if there is none."""
+        trace_id = resolve_trace(self.db, ref, self.path)
+        return Trace(self.db, self.path, fetch_info(self.db, trace_id, self.path))
+
+    def __contains__(self, ref: object) -> bool:
+        try:
+            resolve_trace(self.db, ref, self.path)  # type: ignore[arg-type]
+        except (TraceNotFound, TypeError):
+            return False
+        return True
+
+    def verify(self, ref: TraceRef) -> VerifyReport:
+        """Recompute the hash chain; the report names the first altered or missing event."""
+        trace = self.trace(ref)
+        checker = ChainChecker(trace.info)
+        try:
+            for segment in trace.segments():
+                for fields, digest in decode_segment(segment):
+                    checker.feed(fields, digest)
+                checker.check_head(segment[0] + segment[1] - 1, segment[2])
+        except (IntegrityError, TraceFormatError) as exc:
+            return checker.report(exc)
+        report = checker.finish()
+        sha = trace.info.module_sha256
+        if report.ok and sha is not None:
+            try:
+                actual = hashlib.sha256(read_module(self.db, sha, self.path)).hexdigest()
+            except StoreError as exc:
+                actual = str(exc)
+            if actual != sha:
+                return VerifyReport(
+                    report.trace_id,
+                    False,
+                    report.events,
+                    None,
+                    f"trace {report.trace_id}: the stored module {sha} is missing or altered",
+                )
+        return report
+
+    # -------------------------------------------------------- export / import
+
+    def export_trace(self, ref: TraceRef, fileobj: IO[bytes]) -> int:
+        """Write one trace (and its module) as a msgpack stream; returns events written."""
+        from .exchange import export_trace
+
+        return export_trace(self, self.trace(ref), fileobj)
+
+    def import_trace(self, fileobj: IO[bytes]) -> int:
+        """Read a stream written by :meth:`export_trace`; returns the new trace's id.
+
+        The trace keeps its uuid and hashes; every event's hash is checked on the way
+        in, and nothing is stored unless the whole stream is valid.
+        """
+        from .exchange import import_trace
+
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        return import_trace(self, fileobj)
+
+    def bundle(self, ref: TraceRef, dest: str | os.PathLike[str], **kwargs: Any) -> Path:
+        """Copy one trace and its module into a new compact file (see :func:`bundle`)."""
+        from .bundle import bundle
+
+        return bundle(self, ref, dest, **kwargs)
+
+
+def read_module(db: sqlite_utils.Database, sha256: str, where: object) -> bytes:
+    with translate_errors(where):
+        row = db.execute("SELECT wasm FROM modules WHERE sha256 = ?", [sha256]).fetchone()
+    if row is None:
+        raise StoreError(f"{where} holds no module {sha256}")
+    if type(row[0]) is not bytes:
+        raise TraceFormatError(f"{where}: module {sha256} is not stored as bytes")
+    return row[0]

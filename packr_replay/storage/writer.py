@@ -1,0 +1,340 @@
+"""Recording one trace: chained, batched, crash-safe appends.
+
+``append`` packs the event's chain fields once, hashes them after the previous hash
+and appends ``record + hash`` to an in-memory segment; nothing else happens per event
+except a clock read. The segment is written as one row in one ``BEGIN IMMEDIATE``
+transaction when any of these comes first:
+
+* ``FlushPolicy.max_events`` events or ``max_bytes`` bytes are pending (bounds memory);
+* ``max_delay`` seconds have passed since the last flush (checked on append);
+* :meth:`TraceWriter.flush` is called (the recorder does so when an export returns);
+* :meth:`TraceWriter.finish` or :meth:`close`.
+
+Reaching a threshold hands the segment to the writer's committer thread (see
+:mod:`.committer`) and recording continues while SQLite writes; :meth:`flush` waits
+until everything appended is committed, so when it returns the events are durable.
+
+Each writer has its own connection, so recorders in several processes (or a replay
+recording while its original is being read) share one WAL file; the busy timeout
+makes them take turns. A commit is the unit of durability: a recorder killed at any
+instant leaves every committed segment readable and chain-valid, and the trace row
+still says ``recording`` with the dead writer's identity, which readers report as
+``incomplete`` (see :mod:`.liveness`).
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from time import monotonic
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from .._version import __version__
+from ..errors import StoreError
+from .chain import KIND_NAMES, OUTCOME_NAMES, new_packer, normalize_fields
+from .codec import HASH_PREFIX, check_meta, pack_meta
+from .committer import Committer, InlineCommitter
+from .liveness import WriterIdentity, register_live, unregister_live
+from .model import EventKind, Outcome, TraceInfo, TraceStatus, chain_genesis
+from .rows import fetch_info, now_iso
+from .schema import TRACE_FORMAT_VERSION
+from .sqlite import Tracer, connect, translate_errors
+
+__all__ = ["FlushPolicy", "TraceWriter"]
+
+_KINDS = KIND_NAMES
+_OUTCOMES = OUTCOME_NAMES
+_FINAL = frozenset(
+    {TraceStatus.COMPLETE, TraceStatus.INCOMPLETE, TraceStatus.DIVERGED, TraceStatus.FAILED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When buffered events are committed (whichever threshold is reached first).
+
+    ``background`` commits on a thread of the writer's own (overlapping SQLite's I/O
+    with hashing); ``False`` commits on the recording thread.
+    """
+
+    max_events: int = 4096
+    max_bytes: int = 1024 * 1024
+    max_delay: float = 0.1
+    background: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_events < 1 or self.max_bytes < 1 or self.max_delay < 0:
+            raise ValueError("flush thresholds must be positive")
+
+
+class TraceWriter:
+    """Appends events to one trace; implements :class:`EventSink`.
+
+    Use as a context manager: leaving the block normally finishes the trace as
+    ``complete``, leaving it with an exception finishes it as ``failed``.
+    Not thread-safe: one writer per recording thread.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        module_sha256: str | None,
+        label: str | None = None,
+        host: str | None = None,
+        meta: dict[str, Any] | None = None,
+        replay_of: int | None = None,
+        policy: FlushPolicy | None = None,
+        busy_timeout: float = 30.0,
+        tracer: Tracer | None = None,
+    ) -> None:
+        """Open a connection of our own and insert the trace row (status ``recording``)."""
+        policy = policy or FlushPolicy()
+        meta_bytes = pack_meta(check_meta(meta))
+        self._path = path
+        self._policy = policy
+        self.uuid = str(uuid_module.uuid4())
+        self._db: sqlite_utils.Database | None = connect(
+            path, busy_timeout=busy_timeout, tracer=tracer, threads=True
+        )
+        try:
+            self.trace_id = self._insert_row(module_sha256, label, host, meta_bytes, replay_of)
+        except BaseException:
+            self._db.close()
+            raise
+        register_live(self.uuid, self)
+        self._committer = (Committer if policy.background else InlineCommitter)(self._db, path)
+        # Hot-path state, kept in plain attributes.
+        self._pack = new_packer().pack
+        self._head = chain_genesis(self.uuid)
+        self._seq = 0
+        self._first = 0  # seq of the first unflushed event
+        self._buf = bytearray()
+        self._max_events = policy.max_events
+        self._max_bytes = policy.max_bytes
+        self._max_delay = policy.max_delay
+        self._deadline = monotonic() + policy.max_delay
+        self._info: TraceInfo | None = None
+
+    def _insert_row(
+        self,
+        module_sha256: str | None,
+        label: str | None,
+        host: str | None,
+        meta: bytes,
+        replay_of: int | None,
+    ) -> int:
+        assert self._db is not None
+        db = self._db
+        who = WriterIdentity.current()
+        with translate_errors(self._path):
+            if module_sha256 is not None and (
+                db.execute("SELECT 1 FROM modules WHERE sha256 = ?", [module_sha256]).fetchone()
+                is None
+            ):
+                raise StoreError(
+                    f"{self._path} holds no module {module_sha256}; add_module it first"
+                )
+            replay_of_uuid = None
+            if replay_of is not None:
+                row = db.execute("SELECT uuid FROM traces WHERE id = ?", [replay_of]).fetchone()
+                if row is None:
+                    raise StoreError(f"{self._path} holds no trace {replay_of} to be a replay of")
+                replay_of_uuid = row[0]
+            cursor = db.execute(
+                "INSERT INTO traces (uuid, created_at, module_sha256, status, label, host, "
+                "tool_version, format_version, event_count, replay_of, replay_of_uuid, meta, "
+                "writer_host, writer_boot, writer_pid, writer_start) "
+                "VALUES (?, ?, ?, 'recording', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    self.uuid,
+                    now_iso(),
+                    module_sha256,
+                    label,
+                    host,
+                    __version__,
+                    TRACE_FORMAT_VERSION,
+                    replay_of,
+                    replay_of_uuid,
+                    meta,
+                    who.host,
+                    who.boot,
+                    who.pid,
+                    who.start,
+                ],
+            )
+        return int(cursor.lastrowid or 0)
+
+    # ------------------------------------------------------------------ hot path
+
+    def append(
+        self,
+        call: int,
+        kind: EventKind,
+        interface: str,
+        function: str,
+        input: bytes | None,
+        output: bytes | None = None,
+        status: int | None = None,
+        outcome: Outcome = Outcome.OK,
+        error_kind: str | None = None,
+        error: str | None = None,
+        duration_ns: int = 0,
+        depth: int = 0,
+    ) -> int:
+        """Record one event; returns its seq. Fields are those of :class:`Event`."""
+        if (
+            kind not in _KINDS
+            or outcome not in _OUTCOMES
+            or interface.__class__ is not str
+            or function.__class__ is not str
+            or (input is not None and input.__class__ is not bytes)
+            or (output is not None and output.__class__ is not bytes)
+            or call.__class__ is not int
+            or duration_ns.__class__ is not int
+            or depth.__class__ is not int
+            or (status is not None and status.__class__ is not int)
+            or (error is not None and error.__class__ is not str)
+            or (error_kind is not None and error_kind.__class__ is not str)
+        ):
+            (call, kind, interface, function, input, output, status, outcome,
+             error_kind, error, duration_ns, depth) = normalize_fields(
+                call, kind, interface, function, input, output, status, outcome,
+                error_kind, error, duration_ns, depth,
+            )  # fmt: skip
+        if self._info is not None or self._db is None:
+            raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
+        seq = self._seq
+        packed = self._pack(
+            [seq, call, kind, interface, function, input, output, status, outcome,
+             error_kind, error, duration_ns, depth]
+        )  # fmt: skip
+        head = sha256(self._head + packed).digest()
+        buf = self._buf
+        buf += packed
+        buf += HASH_PREFIX
+        buf += head
+        self._head = head
+        self._seq = seq + 1
+        if (
+            seq + 1 - self._first >= self._max_events
+            or len(buf) >= self._max_bytes
+            or monotonic() >= self._deadline
+        ):
+            self._submit()
+        return seq
+
+    # ---------------------------------------------------------------- durability
+
+    def flush(self) -> None:
+        """Return once every appended event is committed (durable)."""
+        self._submit()
+        self._committer.wait()
+
+    def _submit(self) -> None:
+        """Hand the pending events to the committer as one segment, without waiting."""
+        self._deadline = monotonic() + self._max_delay
+        count = self._seq - self._first
+        if count == 0 or self._db is None:
+            return
+        segment = [self.trace_id, self._first, count, self._head, bytes(self._buf)]
+        self._buf.clear()
+        self._first = self._seq
+        self._committer.submit(
+            (
+                ("INSERT INTO segments (trace_id, first_seq, count, head_hash, data) "
+                 "VALUES (?, ?, ?, ?, ?)", segment),
+                ("UPDATE traces SET event_count = ? WHERE id = ?", [self._seq, self.trace_id]),
+            )
+        )  # fmt: skip
+
+    def finish(self, status: TraceStatus = TraceStatus.COMPLETE) -> TraceInfo:
+        """Flush, then seal: final status, head hash, event count; the writer closes.
+
+        Calling it again returns the sealed info.
+        """
+        if self._info is not None:
+            return self._info
+        status = TraceStatus(status)
+        if status not in _FINAL:
+            raise ValueError(f"a trace cannot finish as {status!r}")
+        if self._db is None:
+            raise StoreError(f"trace {self.trace_id} was closed without being finished")
+        self._submit()
+        self._committer.submit(
+            (
+                (
+                    "UPDATE traces SET status = ?, completed_at = ?, head_hash = ?, "
+                    "event_count = ?, writer_host = NULL, writer_boot = NULL, "
+                    "writer_pid = NULL, writer_start = NULL WHERE id = ?",
+                    [str(status), now_iso(), self._head, self._seq, self.trace_id],
+                ),
+            )
+        )
+        self._committer.wait()
+        self._committer.stop()
+        self._info = fetch_info(self._db, self.trace_id, self._path)
+        self._close()
+        return self._info
+
+    def close(self) -> None:
+        """Flush and release the file *without* sealing: the trace reads as incomplete."""
+        if self._db is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        unregister_live(self.uuid)
+        self._committer.stop()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # ------------------------------------------------------------------- state
+
+    @property
+    def head(self) -> bytes:
+        """The hash of the last appended event (the genesis hash before any)."""
+        return self._head
+
+    @property
+    def pending(self) -> int:
+        """Events appended but not yet committed."""
+        return self._seq - self._first
+
+    def __len__(self) -> int:
+        return self._seq
+
+    @property
+    def closed(self) -> bool:
+        return self._db is None
+
+    def __repr__(self) -> str:
+        return f"<TraceWriter trace {self.trace_id} {self.uuid}, {self._seq} events>"
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._db is None:
+            return
+        if exc_type is None:
+            self.finish(TraceStatus.COMPLETE)
+        else:
+            try:
+                self.finish(TraceStatus.FAILED)
+            except StoreError:
+                self._close()  # the original exception matters more
