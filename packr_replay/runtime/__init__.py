@@ -23,8 +23,8 @@ from .host import (
     ReplyMode,
 )
 from .instance import Instance
-from .interface import InterfaceFunction, InterfaceImpl, interface_from_impl, type_desc_of
 from .interceptor import CallInterceptor, ExportCall, ImportCall, ImportReply
+from .interface import InterfaceFunction, InterfaceImpl, interface_from_impl, type_desc_of
 from .memory import GuestMemory
 
 __all__ = [

@@ -307,6 +307,41 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     return max(0, len(params) - 1)
 
 
+def handler_annotations(fn: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
+    """Parameter names after ``ctx`` and their resolved annotations (plus ``return``).
+
+    Each annotation is evaluated on its own, so one that cannot be resolved (``ctx:
+    Ctx`` with ``Ctx`` imported only under ``TYPE_CHECKING``) does not hide the others.
+    An annotation of a parameter that matters and cannot be resolved is an error:
+    silently passing raw Values instead would surprise.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [], {}
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in sig.parameters.values() if p.kind in kinds][1:]
+    raw = inspect.get_annotations(fn)
+    target = inspect.unwrap(getattr(fn, "__func__", fn))
+    globalns = getattr(target, "__globals__", {})
+    hints: dict[str, Any] = {}
+    for name in [*names, "return"]:
+        if name not in raw:
+            continue
+        hint = raw[name]
+        if isinstance(hint, str):
+            try:
+                hint = eval(hint, globalns)
+            except Exception as exc:
+                where = "return" if name == "return" else f"parameter {name!r}"
+                raise TypeError(
+                    f"{getattr(fn, '__qualname__', fn)}: cannot resolve the annotation "
+                    f"{raw[name]!r} of {where}: {exc}"
+                ) from None
+        hints[name] = hint
+    return names, hints
+
+
 def _types_from_annotations(
     fn: Callable[..., Any], *, result: bool
 ) -> tuple[
@@ -319,22 +354,7 @@ def _types_from_annotations(
     annotated) must already be a Value. A handler taking only ``ctx`` gets ``()``
     params: packr sends ``Tuple([])`` for a function without parameters.
     """
-    try:
-        hints = inspect.get_annotations(fn, eval_str=True)
-    except Exception:  # unresolvable forward references: fall back to raw Values
-        hints = {}
-        if _positional_count(fn) == 0:
-            return (), None, None
-        return None, None, None
-    try:
-        parameters = list(inspect.signature(fn).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return None, None, None
-    names = [
-        p.name
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
+    names, hints = handler_annotations(fn)
     params: list[ValueType | None] = []
     param_hints: list[Any] = []
     for name in names:
@@ -357,7 +377,7 @@ def _types_from_annotations(
 def _is_value_hint(hint: Any) -> bool:
     from ..abi import EncodedValue
 
-    return isinstance(hint, type) and issubclass(hint, (Value, EncodedValue))
+    return hint is Any or (isinstance(hint, type) and issubclass(hint, (Value, EncodedValue)))
 
 
 def _value_type_of(hint: Any) -> ValueType:

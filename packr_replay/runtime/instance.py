@@ -108,6 +108,9 @@ class Instance:
         self._checked_exports: dict[str, wasmtime.Func] = {}
         self._heap_next: int | None = None
         self._alloc_trap: GuestRuntimeError | None = None  # why __pack_alloc last failed
+        # The last failed import of the current call: a guest that spins afterwards
+        # (packr guests panic on -1) gets it as the cause of its GuestTimeout.
+        self._last_import_error: HostFunctionError | None = None
         self._call_lock: asyncio.Lock | None = None
         self._keepalive: list[Any] = []  # C callbacks: must outlive the store
         self.memory_limit = memory_limit
@@ -292,6 +295,7 @@ class Instance:
         replayed: bool = False,
     ) -> int:
         error = HostFunctionError(fn.module, fn.name, kind, message, cause)
+        self._last_import_error = error
         if self.error_handler is not None:
             self.error_handler(error)
         icpt = self.interceptor
@@ -505,6 +509,7 @@ class Instance:
         return func
 
     def _arm_budget(self) -> None:
+        self._last_import_error = None
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
 
@@ -521,7 +526,10 @@ class Instance:
         try:
             return fastcall.call(self.store, func, args, nresults, kinds, result_kinds)
         except fastcall.Trapped as trapped:
-            raise _trap_error(name, trapped.trap, self.fuel, self.timeout) from None
+            error = _trap_error(name, trapped.trap, self.fuel, self.timeout)
+            if isinstance(error, GuestTimeout) and self._last_import_error is not None:
+                raise error from self._last_import_error
+            raise error from None
         except wasmtime.WasmtimeError as exc:
             raise GuestTrap(name, str(exc)) from None
 

@@ -272,14 +272,9 @@ def interface_from_impl(
 
 def _handler_params(fn: Callable[..., Any]) -> tuple[list[str], dict[str, Any]]:
     """Parameter names after ``ctx`` and the resolved annotations."""
-    sig = inspect.signature(fn)
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    names = [p.name for p in sig.parameters.values() if p.kind in kinds][1:]
-    try:
-        hints = inspect.get_annotations(fn, eval_str=True)
-    except Exception:
-        hints = {}
-    return names, hints
+    from .host import handler_annotations
+
+    return handler_annotations(fn)
 
 
 def _is_value_annotation(spec: Any) -> bool:

@@ -599,6 +599,42 @@ class TestPlainPythonHandlers:
             inst.call_with_value("double", S64(1))
         assert [e.kind for e in errors] == ["TypeConversion"]
 
+    def test_annotations_resolve_one_by_one(self, load: Load) -> None:
+        # `Ctx` imported only under TYPE_CHECKING: the ctx annotation cannot be
+        # resolved, which must not switch conversion off for the others
+        ns: dict[str, Any] = {"s64": s64}
+        exec(
+            "from __future__ import annotations\n"
+            "def double(ctx: Ctx, n: s64) -> s64:\n"
+            "    return n * 2\n",
+            ns,
+        )
+        inst = load(guests.typed_guest(("test", "double"))).instantiate(
+            lambda b: b.interface("test").func_typed("double", ns["double"])
+        )
+        assert inst.call_with_value("double", S64(21)) == S64(42)
+
+    def test_unresolvable_annotation_rejected_at_registration(self) -> None:
+        ns: dict[str, Any] = {}
+        exec(
+            "from __future__ import annotations\ndef f(ctx, n: Missing) -> None: ...\n",
+            ns,
+        )
+        with pytest.raises(TypeError, match="'Missing' of parameter 'n'"):
+            HostLinkerBuilder().interface("t").func_typed("f", ns["f"])
+
+    def test_bound_method_handler(self, load: Load) -> None:
+        class Doubler:
+            factor = 2
+
+            def double(self, ctx: Ctx, n: s64) -> s64:
+                return n * self.factor
+
+        inst = load(guests.typed_guest(("test", "double"))).instantiate(
+            lambda b: b.interface("test").func_typed("double", Doubler().double)
+        )
+        assert inst.call_with_value("double", S64(21)) == S64(42)
+
     def test_bare_int_annotation_rejected_at_registration(self) -> None:
         def bad(ctx: Ctx, n: int) -> int:
             return n
