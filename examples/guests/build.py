@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
 import importlib.metadata
+import struct
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, ClassVar, Union
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
@@ -219,6 +221,68 @@ def _abi():  # type: ignore[no-untyped-def]
     return abi
 
 
+def _hashing():  # type: ignore[no-untyped-def]
+    try:
+        from packr_replay.abi import hashing
+    except ImportError:
+        return _LocalHashing
+    return hashing
+
+
+class _LocalHashing:
+    """Spec §6.3 hashing, for a package without ``packr_replay.abi.hashing``."""
+
+    PRIMITIVE_HASHES: ClassVar[dict[str, bytes]] = {
+        name: bytes([0, tag + 1]) + bytes(30) for name, tag in PRIMITIVE_TAGS.items()
+    }
+    HASH_SELF_REF = b"\xff\xff" + bytes(30)
+
+    @staticmethod
+    def _digest(*parts: bytes) -> bytes:
+        return hashlib.sha256(b"".join(parts)).digest()
+
+    @staticmethod
+    def _str(text: str) -> bytes:
+        data = text.encode()
+        return struct.pack("<I", len(data)) + data
+
+    @classmethod
+    def hash_list(cls, t: bytes) -> bytes:
+        return cls._digest(b"\x10", t)
+
+    @classmethod
+    def hash_option(cls, t: bytes) -> bytes:
+        return cls._digest(b"\x11", t)
+
+    @classmethod
+    def hash_result(cls, ok: bytes, err: bytes) -> bytes:
+        return cls._digest(b"\x12", ok, err)
+
+    @classmethod
+    def hash_tuple(cls, items: list[bytes]) -> bytes:
+        return cls._digest(b"\x13", struct.pack("<I", len(items)), *items)
+
+    @classmethod
+    def hash_record(cls, fields: list[tuple[str, bytes]]) -> bytes:
+        return cls._digest(b"\x14", struct.pack("<I", len(fields)), *(cls._str(n) + h for n, h in fields))
+
+    @classmethod
+    def hash_variant(cls, cases: list[tuple[str, bytes | None]]) -> bytes:
+        parts = (cls._str(n) + (b"\x00" if h is None else b"\x01" + h) for n, h in cases)
+        return cls._digest(b"\x15", struct.pack("<I", len(cases)), *parts)
+
+    @classmethod
+    def hash_function(cls, params: list[bytes], results: list[bytes]) -> bytes:
+        n = struct.pack
+        return cls._digest(b"\x16", n("<I", len(params)), *params, n("<I", len(results)), *results)
+
+    @classmethod
+    def hash_interface(cls, name: str, types: list[tuple[str, bytes]], funcs: list[tuple[str, bytes]]) -> bytes:
+        parts = [cls._str(name), struct.pack("<I", len(types)), *(cls._str(n) + h for n, h in types)]
+        parts += [struct.pack("<I", len(funcs)), *(cls._str(n) + h for n, h in funcs)]
+        return cls._digest(b"\x17", *parts)
+
+
 def _has_metadata_module() -> bool:
     try:
         import packr_replay.abi.metadata  # noqa: F401
@@ -281,34 +345,33 @@ def type_desc_value(t: TypeDesc):  # type: ignore[no-untyped-def]
     raise ValueError(f"unknown type-desc {t!r}")
 
 
-def type_hash(t: TypeDesc) -> bytes:
+def type_hash(t: TypeDesc, h: Any = None) -> bytes:
     """Structural hash of a type-desc (spec §6.3): names of types excluded, field and
-    case names included and sorted, ``value`` as the self-reference constant."""
-    from packr_replay.abi import hashing as h
+    case names included and sorted, ``value`` as the self-reference constant. ``h`` is
+    the hashing module (default: the package's, else the local one)."""
+    h = h or _hashing()
 
     if isinstance(t, str):
         return h.HASH_SELF_REF if t == "value" else h.PRIMITIVE_HASHES[t]
     kind = t[0]
     if kind == "list":
-        return h.hash_list(type_hash(t[1]))
+        return h.hash_list(type_hash(t[1], h))
     if kind == "option":
-        return h.hash_option(type_hash(t[1]))
+        return h.hash_option(type_hash(t[1], h))
     if kind == "result":
-        return h.hash_result(type_hash(t[1]), type_hash(t[2]))
+        return h.hash_result(type_hash(t[1], h), type_hash(t[2], h))
     if kind == "tuple":
-        return h.hash_tuple([type_hash(x) for x in t[1]])
+        return h.hash_tuple([type_hash(x, h) for x in t[1]])
     if kind == "record":
-        return h.hash_record(sorted((n, type_hash(ft)) for n, ft in t[2]))
+        return h.hash_record(sorted((n, type_hash(ft, h)) for n, ft in t[2]))
     if kind == "variant":
-        return h.hash_variant(
-            sorted((n, None if ct is None else type_hash(ct)) for n, ct in t[2])
-        )
+        return h.hash_variant(sorted((n, None if ct is None else type_hash(ct, h)) for n, ct in t[2]))
     raise ValueError(f"unknown type-desc {t!r}")
 
 
-def interface_hashes(funcs: Iterable[Func]) -> list[tuple[str, bytes]]:
+def interface_hashes(funcs: Iterable[Func], h: Any = None) -> list[tuple[str, bytes]]:
     """One hash per interface, sorted by interface name; functions sorted by name."""
-    from packr_replay.abi import hashing as h
+    h = h or _hashing()
 
     by_iface: dict[str, list[Func]] = {}
     for f in funcs:
@@ -318,7 +381,7 @@ def interface_hashes(funcs: Iterable[Func]) -> list[tuple[str, bytes]]:
         bindings = sorted(
             (
                 f.name,
-                h.hash_function([type_hash(t) for _, t in f.params], [type_hash(t) for t in f.results]),
+                h.hash_function([type_hash(t, h) for _, t in f.params], [type_hash(t, h) for t in f.results]),
             )
             for f in by_iface[iface]
         )
@@ -351,9 +414,12 @@ def _hash_value(name: str, digest: bytes):  # type: ignore[no-untyped-def]
     )
 
 
-def metadata_value(guest: Guest | str):  # type: ignore[no-untyped-def]
-    """The guest-form ``package-metadata`` record (spec §6.2) of a guest."""
+def independent_metadata_value(guest: Guest | str, *, local_hashing: bool = False):  # type: ignore[no-untyped-def]
+    """The package-metadata record built here by hand: the fallback when the package's
+    ``packr_replay.abi.metadata`` is unavailable, and an independent cross-check of it
+    (``local_hashing=True`` avoids ``packr_replay.abi.hashing`` too)."""
     g = GUESTS[guest] if isinstance(guest, str) else guest
+    h = _LocalHashing if local_hashing else None
     abi = _abi()
     record0 = abi.ValueType.record("")
     return abi.Record(
@@ -361,10 +427,52 @@ def metadata_value(guest: Guest | str):  # type: ignore[no-untyped-def]
         [
             ("imports", abi.List(record0, [_func_value(f) for f in g.imports])),
             ("exports", abi.List(record0, [_func_value(f) for f in g.exports])),
-            ("import-hashes", abi.List(record0, [_hash_value(*x) for x in interface_hashes(g.imports)])),
-            ("export-hashes", abi.List(record0, [_hash_value(*x) for x in interface_hashes(g.exports)])),
+            ("import-hashes", abi.List(record0, [_hash_value(*x) for x in interface_hashes(g.imports, h)])),
+            ("export-hashes", abi.List(record0, [_hash_value(*x) for x in interface_hashes(g.exports, h)])),
         ],
     )
+
+
+def to_type_desc(t: TypeDesc):  # type: ignore[no-untyped-def]
+    """Our tuple notation as a ``packr_replay.abi.metadata.TypeDesc``."""
+    from packr_replay.abi.metadata import TypeDesc as Desc
+
+    if isinstance(t, str):
+        return Desc.VALUE if t == "value" else Desc.primitive(t)
+    kind = t[0]
+    if kind in ("list", "option"):
+        return getattr(Desc, kind)(to_type_desc(t[1]))
+    if kind == "result":
+        return Desc.result(to_type_desc(t[1]), to_type_desc(t[2]))
+    if kind == "tuple":
+        return Desc.tuple(*map(to_type_desc, t[1]))
+    if kind == "record":
+        return Desc.record(t[1], [(n, to_type_desc(ft)) for n, ft in t[2]])
+    if kind == "variant":
+        return Desc.variant(t[1], [(n, None if ct is None else to_type_desc(ct)) for n, ct in t[2]])
+    raise ValueError(f"unknown type-desc {t!r}")
+
+
+def package_metadata(guest: Guest | str):  # type: ignore[no-untyped-def]
+    """A guest's declarations as ``packr_replay.abi.metadata.PackageMetadata``, with the
+    interface hashes a guest embeds."""
+    from packr_replay.abi.metadata import FunctionSig, PackageMetadata, ParamSig
+
+    g = GUESTS[guest] if isinstance(guest, str) else guest
+
+    def sig(f: Func):  # type: ignore[no-untyped-def]
+        params = tuple(ParamSig(n, to_type_desc(t)) for n, t in f.params)
+        return FunctionSig(f.interface, f.name, params, tuple(map(to_type_desc, f.results)))
+
+    return PackageMetadata.build(map(sig, g.imports), map(sig, g.exports))
+
+
+def metadata_value(guest: Guest | str):  # type: ignore[no-untyped-def]
+    """The guest-form ``package-metadata`` record (spec §6.2) of a guest."""
+    g = GUESTS[guest] if isinstance(guest, str) else guest
+    if not _has_metadata_module():
+        return independent_metadata_value(g)
+    return package_metadata(g).to_value()
 
 
 def metadata_bytes(guest: Guest | str) -> bytes:

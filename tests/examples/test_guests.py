@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 import wasmtime
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from packr_replay.abi import (
     F64,
@@ -545,6 +547,13 @@ class TestPackTypes:
         for iface, (head, tail) in HOST_ACTOR_HASHES.items():
             assert hashes[iface].startswith(head), iface
             assert hashes[iface].endswith(tail), iface
+
+    @pytest.mark.parametrize("name", GUEST_NAMES)
+    def test_package_metadata_module_agrees_with_the_independent_builder(self, name: str) -> None:
+        metadata = pytest.importorskip("packr_replay.abi.metadata")
+        independent = encode(build.independent_metadata_value(name, local_hashing=True))
+        assert build.package_metadata(name).to_bytes() == independent
+        assert metadata.PackageMetadata.from_bytes(independent) == build.package_metadata(name)
 
     def test_type_desc_tags(self) -> None:
         meta = build.metadata_value("kv_actor")
@@ -1137,6 +1146,50 @@ class TestEcho:
     def test_echo_of_a_large_value(self, echo_host: Host) -> None:
         value = List(ValueType.STRING, [String(f"item {i}") for i in range(50_000)])
         assert echo_host.call("echo", value) == value
+
+
+_SMALL_VECTORS = sorted(
+    {bytes.fromhex(c["hex"]) for c in vectors.load("encode") + vectors.load("decode") if c.get("hex")},
+    key=lambda b: (len(b), b),
+)[:300]
+
+
+@st.composite
+def mutated_cgrf(draw: st.DrawFn) -> bytes:
+    """A vector's bytes after a few random edits: mostly almost-valid CGRF."""
+    data = bytearray(draw(st.sampled_from(_SMALL_VECTORS)))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["set", "set", "truncate", "insert", "delete", "bump"]))
+        pos = draw(st.integers(0, max(len(data) - 1, 0)))
+        if op == "set" and data:
+            data[pos] = draw(st.integers(0, 255))
+        elif op == "bump" and data:  # small changes to counts, lengths and indices
+            data[pos] = (data[pos] + draw(st.sampled_from([1, -1, 2, 0x80]))) & 0xFF
+        elif op == "truncate":
+            del data[pos:]
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete" and data:
+            del data[pos : pos + draw(st.integers(1, 8))]
+    return bytes(data)
+
+
+def _reference_echo(data: bytes) -> tuple[int, bytes]:
+    """What a packr echo guest answers, computed with the Python reference codec."""
+    try:
+        return 0, encode(_unwrap(decode(data)))
+    except AbiError as exc:
+        return -1, f"decode error: {exc.debug}".encode()
+
+
+class TestDecoderAgreement:
+    """On arbitrary near-CGRF input the C decoder gives exactly packr's answer, as the
+    Python reference codec computes it: the same value or the same error text."""
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=mutated_cgrf())
+    def test_mutated_vectors(self, echo_host: Host, data: bytes) -> None:
+        assert echo_host.call_raw("echo", data) == _reference_echo(data)
 
 
 # =================================================================== bench
