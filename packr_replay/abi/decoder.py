@@ -17,6 +17,7 @@ from every parent, which is indistinguishable from packr's copies.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from ..errors import BufferTooSmall, InvalidEncoding, InvalidTag
 from .limits import DEFAULT_LIMITS, Limits
@@ -357,6 +358,7 @@ class _Decoder:
                 leaves[i] = _float_value(F32 if kind == Kind.F32 else F64, bits)
                 used = width
             else:  # S8, U16, S16, U32, S32, U64, S64, Flags
+                cls: type[Value]
                 if kind == Kind.S8:
                     width, fmt, cls = 1, "<b", S8
                 else:
@@ -500,6 +502,7 @@ def _enter(data: bytes, node: int, kind: int, start: int, end: int, total: int) 
 
 def _build(frame: list) -> Value:  # type: ignore[type-arg]
     kind, values, header = frame[1], frame[5], frame[6]
+    obj: Any
     if kind == Kind.TUPLE:
         obj = _new(Tuple)
         obj.items = tuple(values)
@@ -538,6 +541,7 @@ def _decode_array(data: bytes, start: int, end: int) -> Value:
         items = tuple(_TRUE if b else _FALSE for b in data[pos : pos + count])
     else:
         raw = struct.unpack_from(f"<{count}{_ARRAY_FMT[tag]}", data, pos)
+        cls: type[Value]
         if tag == Kind.F32 or tag == Kind.F64:
             cls = F32 if tag == Kind.F32 else F64
             items = tuple([_float_value(cls, bits) for bits in raw])
@@ -552,7 +556,7 @@ def _decode_array(data: bytes, start: int, end: int) -> Value:
     obj = _new(List)
     obj.elem_type = elem
     obj.items = items
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 # --------------------------------------------------------------- payload reads

@@ -578,13 +578,13 @@ def infer_type(value: Value) -> ValueType:
         if type(v) is not Tuple:
             results.append(infer_type(v))
         elif expanded:
-            n = len(v.items)  # type: ignore[attr-defined]
+            n = len(v.items)
             args = tuple(results[len(results) - n :]) if n else ()
             del results[len(results) - n :]
             results.append(ValueType(Kind.TUPLE, None, args))
         else:
             stack.append((v, True))
-            stack.extend((item, False) for item in reversed(v.items))  # type: ignore[attr-defined]
+            stack.extend((item, False) for item in reversed(v.items))
     return results[0]
 
 

@@ -6,7 +6,14 @@ from .diff import Change, Difference, diff_values
 from .matchers import DEFAULT_MATCH_ON, MATCHERS, CallKey, register_matcher
 from .recorder import Recorder
 from .replayer import Replayer, ReplayStopped, describe_event
-from .session import Chain, ExportReplay, RecordMode, ReplayReport, fill_missing_imports, replay_source
+from .session import (
+    Chain,
+    ExportReplay,
+    RecordMode,
+    ReplayReport,
+    fill_missing_imports,
+    replay_source,
+)
 from .tracediff import EventChange, TraceChange, TraceDiff, diff_traces
 
 __all__ = [
