@@ -52,7 +52,9 @@ def run_chain_only(path: Path, n: int, inp: bytes, out: bytes) -> None:
     head = chain_genesis("bench")
     buf = bytearray()
     for seq in range(n):
-        packed = pack([seq, 1, "import", INTERFACE, FUNCTION, inp, out, 0, "ok", None, None, 1500, 0])
+        packed = pack(
+            [seq, 1, "import", INTERFACE, FUNCTION, inp, out, 0, "ok", None, None, 1500, 0]
+        )
         head = sha256(head + packed).digest()
         buf += packed
         buf += head
@@ -112,10 +114,16 @@ def main() -> None:
                     f.unlink()
     base = max(rates["baseline"])
     payload = 2 * args.payload
-    print(f"{n} events of {args.payload}+{args.payload} payload bytes, best/median of {args.repeat}")
-    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus")
+    print(
+        f"{n} events of {args.payload}+{args.payload} payload bytes, best/median of {args.repeat}"
+    )
+    print(
+        f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpus"
+    )
     print()
-    print(f"{'variant':<15}{'events/s best':>15}{'median':>12}{'x baseline':>12}{'bytes/event':>13}{'overhead':>10}")
+    print(
+        f"{'variant':<15}{'events/s best':>15}{'median':>12}{'x baseline':>12}{'bytes/event':>13}{'overhead':>10}"
+    )
     for name, values in rates.items():
         best, median = max(values), statistics.median(values)
         size = sizes.get(name)

@@ -265,25 +265,32 @@ class TraceWriter:
             raise ValueError(f"a trace cannot finish as {status!r}")
         if self._db is None:
             raise StoreError(f"trace {self.trace_id} was closed without being finished")
-        self._submit()
-        self._committer.submit(
-            (
+        try:
+            self._submit()
+            self._committer.submit(
                 (
-                    "UPDATE traces SET status = ?, completed_at = ?, head_hash = ?, "
-                    "event_count = ?, writer_host = NULL, writer_boot = NULL, "
-                    "writer_pid = NULL, writer_start = NULL WHERE id = ?",
-                    [str(status), now_iso(), self._head, self._seq, self.trace_id],
-                ),
+                    (
+                        "UPDATE traces SET status = ?, completed_at = ?, head_hash = ?, "
+                        "event_count = ?, writer_host = NULL, writer_boot = NULL, "
+                        "writer_pid = NULL, writer_start = NULL WHERE id = ?",
+                        [str(status), now_iso(), self._head, self._seq, self.trace_id],
+                    ),
+                )
             )
-        )
-        self._committer.wait()
-        self._committer.stop()
+            self._committer.wait()
+            self._committer.stop()
+        except BaseException:
+            self._close()  # a failed commit cannot be retried; the trace reads incomplete
+            raise
         self._info = fetch_info(self._db, self.trace_id, self._path)
         self._close()
         return self._info
 
     def close(self) -> None:
-        """Flush and release the file *without* sealing: the trace reads as incomplete."""
+        """Flush and release the file *without* sealing: the trace reads as incomplete.
+
+        The file is released even if the flush fails (the error is raised after).
+        """
         if self._db is None:
             return
         try:

@@ -94,7 +94,8 @@ class TestEventRoundTrip:
                 writer.append(**kw)
         events = list(store.trace(writer.trace_id).events())
         assert_same(events, expected_events(writer.uuid, kwargs_list))
-        assert events[0].input is None and events[1].input == b""
+        assert events[0].input is None
+        assert events[1].input == b""
         assert events[2].input == big
 
     def test_enum_members_come_back_as_members(self, store: TraceStore) -> None:
@@ -118,8 +119,10 @@ class TestEventRoundTrip:
         with store.begin_trace(None) as writer:
             writer.append(0, EventKind.EXPORT, "", "run", data)
         value = store.trace(writer.trace_id).event(0).input_value
-        assert value is not None and not value.is_decoded
-        assert value.data == data and value == String("hi")
+        assert value is not None
+        assert not value.is_decoded
+        assert value.data == data
+        assert value == String("hi")
 
     def test_memory_trace_matches_the_store(self, store: TraceStore) -> None:
         memory = MemoryTrace()
@@ -141,13 +144,16 @@ class TestTraceHeader:
         writer = store.begin_trace(module_sha, label="run-1", host="python host", meta=meta)
         write_events(writer, 7)
         info = writer.finish()
-        assert info.id == writer.trace_id and info.uuid == writer.uuid
+        assert info.id == writer.trace_id
+        assert info.uuid == writer.uuid
         assert info.status is TraceStatus.COMPLETE
         assert (info.label, info.host, info.module_sha256) == ("run-1", "python host", module_sha)
         assert info.meta == meta
-        assert info.event_count == 7 and info.head_hash == writer.head
+        assert info.event_count == 7
+        assert info.head_hash == writer.head
         assert info.format_version == TRACE_FORMAT_VERSION
-        assert info.tool_version and info.created_at <= (info.completed_at or "")
+        assert info.tool_version
+        assert info.created_at <= (info.completed_at or "")
         assert store.traces() == [info]
 
     def test_lookup(self, store: TraceStore) -> None:
@@ -157,7 +163,8 @@ class TestTraceHeader:
         assert store.trace(first.uuid).info == first
         assert store.trace("same").info == second  # the newest trace with that label
         assert store.trace(str(first.id)).info == first
-        assert first.uuid in store and "nope" not in store
+        assert first.uuid in store
+        assert "nope" not in store
         from packr_replay.errors import TraceNotFound
 
         with pytest.raises(TraceNotFound) as err:
@@ -167,13 +174,16 @@ class TestTraceHeader:
     def test_replay_of(self, store: TraceStore) -> None:
         original = store.begin_trace(None).finish()
         replay = store.begin_trace(None, replay_of=original.id).finish(TraceStatus.DIVERGED)
-        assert replay.replay_of == original.id and replay.replay_of_uuid == original.uuid
+        assert replay.replay_of == original.id
+        assert replay.replay_of_uuid == original.uuid
         assert replay.status is TraceStatus.DIVERGED
 
     def test_empty_trace(self, store: TraceStore) -> None:
         info = store.begin_trace(None).finish()
         trace = store.trace(info.id)
-        assert len(trace) == 0 and list(trace.events()) == [] and trace.exports() == []
+        assert len(trace) == 0
+        assert list(trace.events()) == []
+        assert trace.exports() == []
         assert info.head_hash == chain_genesis(info.uuid)
         assert store.verify(info.id).ok
 

@@ -1,0 +1,144 @@
+"""Tampering is found: altered bytes, altered hashes, and events removed from anywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from packr_replay.errors import IntegrityError
+from packr_replay.storage import FlushPolicy, MemoryTrace, TraceStore
+
+from .util import raw, write_events
+
+
+def make_trace(
+    store: TraceStore, n: int = 100, seal: bool = True, module: str | None = None
+) -> int:
+    writer = store.begin_trace(module, flush=FlushPolicy(max_events=10, background=False))
+    write_events(writer, n)
+    if seal:
+        writer.finish()
+    else:
+        writer.close()
+    return writer.trace_id
+
+
+def segment_of(path: Path, trace_id: int, seq: int) -> tuple[int, bytes]:
+    ((first, data),) = raw(
+        path,
+        "SELECT first_seq, data FROM segments WHERE trace_id = ? AND first_seq <= ? "
+        "ORDER BY first_seq DESC LIMIT 1",
+        (trace_id, seq),
+    )
+    return first, data
+
+
+def record_offsets(data: bytes, first: int, seq: int) -> tuple[int, int]:
+    """Where event ``seq``'s input payload starts, and where its stored hash starts."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    for _ in range(seq - first):
+        unpacker.skip()  # fields
+        unpacker.skip()  # hash
+    assert unpacker.read_array_header() == 13
+    for _ in range(5):  # seq, call, kind, interface, function
+        unpacker.skip()
+    input_at = unpacker.tell() + 2  # past the bin 8 header
+    for _ in range(8):
+        unpacker.skip()
+    return input_at, unpacker.tell() + 2
+
+
+def rewrite(path: Path, trace_id: int, first: int, data: bytes) -> None:
+    raw(
+        path,
+        "UPDATE segments SET data = ? WHERE trace_id = ? AND first_seq = ?",
+        (data, trace_id, first),
+    )
+
+
+class TestVerify:
+    """verify() recomputes the chain and names the first bad event."""
+
+    def test_clean(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        report = store.verify(trace_id)
+        assert report.ok
+        assert report.events == 100
+        assert report.first_bad_seq is None
+        report.raise_for_error()
+
+    @pytest.mark.parametrize("seq", [0, 37, 99])
+    def test_altered_input_byte(self, store: TraceStore, seq: int) -> None:
+        trace_id = make_trace(store)
+        first, data = segment_of(store.path, trace_id, seq)
+        at, _ = record_offsets(data, first, seq)
+        rewrite(store.path, trace_id, first, data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert report.first_bad_seq == seq
+        assert f"event {seq}" in report.message
+        with pytest.raises(IntegrityError) as err:
+            report.raise_for_error()
+        assert err.value.seq == seq
+
+    def test_altered_hash(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        first, data = segment_of(store.path, trace_id, 55)
+        _, at = record_offsets(data, first, 55)
+        rewrite(store.path, trace_id, first, data[:at] + bytes(32) + data[at + 32 :])
+        assert store.verify(trace_id).first_bad_seq == 55
+
+    def test_undecodable_segment(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        first, data = segment_of(store.path, trace_id, 44)
+        at, _ = record_offsets(data, first, 44)
+        rewrite(store.path, trace_id, first, data[:at])  # cut inside event 44
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert report.first_bad_seq == 44
+
+    def test_deleted_tail_of_sealed_trace(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        raw(store.path, "DELETE FROM segments WHERE trace_id = ? AND first_seq >= 80", (trace_id,))
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert report.first_bad_seq == 80
+        assert "missing" in report.message
+
+    def test_deleted_tail_of_unsealed_trace(self, store: TraceStore) -> None:
+        trace_id = make_trace(store, seal=False)
+        raw(store.path, "DELETE FROM segments WHERE trace_id = ? AND first_seq >= 90", (trace_id,))
+        assert store.verify(trace_id).first_bad_seq == 90
+
+    def test_deleted_middle(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        raw(store.path, "DELETE FROM segments WHERE trace_id = ? AND first_seq = 30", (trace_id,))
+        assert store.verify(trace_id).first_bad_seq == 30
+        with pytest.raises(IntegrityError) as err:
+            list(store.trace(trace_id).events())
+        assert err.value.seq == 30
+
+    def test_altered_sealed_head(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        raw(store.path, "UPDATE traces SET head_hash = ? WHERE id = ?", (bytes(32), trace_id))
+        assert store.verify(trace_id).first_bad_seq == 99
+
+    def test_altered_module(self, store: TraceStore, module_sha: str) -> None:
+        trace_id = make_trace(store, module=module_sha)
+        raw(store.path, "UPDATE modules SET wasm = ? WHERE sha256 = ?", (b"\0asm evil", module_sha))
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert "module" in report.message
+
+    def test_memory_trace(self) -> None:
+        memory = MemoryTrace()
+        write_events(memory, 20)
+        assert memory.verify().ok
+        memory._events[12] = dataclasses.replace(memory._events[12], input=b"forged")
+        assert memory.verify().first_bad_seq == 12
+        memory.finish()
+        assert memory.verify().first_bad_seq == 12
