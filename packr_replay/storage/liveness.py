@@ -29,7 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WriterIdentity", "is_alive", "register_live", "unregister_live"]
+__all__ = ["WriterIdentity", "is_alive", "live_writers", "register_live", "unregister_live"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,11 @@ def register_live(trace_uuid: str, writer: object) -> None:
 
 def unregister_live(trace_uuid: str) -> None:
     _live.pop(trace_uuid, None)
+
+
+def live_writers() -> list[Any]:
+    """The writers this process still has open."""
+    return list(_live.values())
 
 
 def is_alive(trace_uuid: str, who: WriterIdentity) -> bool:

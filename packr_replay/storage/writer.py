@@ -24,6 +24,8 @@ still says ``recording`` with the dead writer's identity, which readers report a
 
 from __future__ import annotations
 
+import atexit
+import os
 import uuid as uuid_module
 from dataclasses import dataclass
 from hashlib import sha256
@@ -39,7 +41,7 @@ from ..errors import StoreError
 from .chain import KIND_NAMES, OUTCOME_NAMES, new_packer, normalize_fields
 from .codec import HASH_PREFIX, check_meta, pack_meta
 from .committer import Committer, InlineCommitter
-from .liveness import WriterIdentity, register_live, unregister_live
+from .liveness import WriterIdentity, live_writers, register_live, unregister_live
 from .model import EventKind, Outcome, TraceInfo, TraceStatus, chain_genesis
 from .rows import fetch_info, now_iso
 from .schema import TRACE_FORMAT_VERSION
@@ -80,6 +82,28 @@ class TraceWriter:
     Not thread-safe: one writer per recording thread.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_buf",
+        "_committer",
+        "_db",
+        "_deadline",
+        "_first",
+        "_head",
+        "_info",
+        "_max_bytes",
+        "_max_delay",
+        "_max_events",
+        "_open",
+        "_pack",
+        "_path",
+        "_pid",
+        "_policy",
+        "_seq",
+        "trace_id",
+        "uuid",
+    )
+
     def __init__(
         self,
         path: Path,
@@ -107,6 +131,7 @@ class TraceWriter:
         except BaseException:
             self._db.close()
             raise
+        self._pid = os.getpid()
         register_live(self.uuid, self)
         self._committer = (Committer if policy.background else InlineCommitter)(self._db, path)
         # Hot-path state, kept in plain attributes.
@@ -120,6 +145,7 @@ class TraceWriter:
         self._max_delay = policy.max_delay
         self._deadline = monotonic() + policy.max_delay
         self._info: TraceInfo | None = None
+        self._open = True  # False once finished or closed (one check on the hot path)
 
     def _insert_row(
         self,
@@ -207,7 +233,7 @@ class TraceWriter:
                 call, kind, interface, function, input, output, status, outcome,
                 error_kind, error, duration_ns, depth,
             )  # fmt: skip
-        if self._info is not None or self._db is None:
+        if not self._open:
             raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
         seq = self._seq
         packed = self._pack(
@@ -242,6 +268,10 @@ class TraceWriter:
         count = self._seq - self._first
         if count == 0 or self._db is None:
             return
+        if os.getpid() != self._pid:
+            raise StoreError(
+                "a TraceWriter cannot be used after fork(); begin a trace in the child"
+            )
         segment = [self.trace_id, self._first, count, self._head, bytes(self._buf)]
         self._buf.clear()
         self._first = self._seq
@@ -299,6 +329,7 @@ class TraceWriter:
             self._close()
 
     def _close(self) -> None:
+        self._open = False
         unregister_live(self.uuid)
         self._committer.stop()
         if self._db is not None:
@@ -345,3 +376,14 @@ class TraceWriter:
                 self.finish(TraceStatus.FAILED)
             except StoreError:
                 self._close()  # the original exception matters more
+
+
+@atexit.register
+def _close_abandoned_writers() -> None:
+    """At interpreter exit, commit what unfinished writers hold; their traces stay incomplete."""
+    for writer in live_writers():
+        try:
+            if writer._pid == os.getpid():
+                writer.close()
+        except Exception:
+            pass

@@ -114,6 +114,22 @@ class TestCrashSafety:
         finally:
             proc.communicate()
 
+    def test_exit_without_finishing(self, store_path: Path) -> None:
+        """A script that never finishes its writer still saves what it appended."""
+        code = """
+            import sys
+            from packr_replay.storage import FlushPolicy, TraceStore
+            from tests.storage.util import write_events
+
+            store = TraceStore(sys.argv[1], create=True)
+            writer = store.begin_trace(None, flush=FlushPolicy(max_events=10**6, max_delay=3600))
+            write_events(writer, 123)
+        """
+        proc = spawn(code, str(store_path))
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert check_survivors(store_path, 1, at_least=123) == 123
+
     @pytest.mark.slow
     def test_many_kills(self, tmp_path: Path) -> None:
         """Kill at many different moments (mid-commit included) into one file."""

@@ -66,7 +66,7 @@ class TestEventRoundTrip:
     """Every field of every event survives writing and reading, hashes included."""
 
     @settings(
-        max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
     )
     @given(st.lists(event_kwargs, max_size=12))
     def test_arbitrary_events(self, store: TraceStore, kwargs_list: list[dict[str, Any]]) -> None:

@@ -250,7 +250,7 @@ class TestWriterMemory:
         with store.begin_trace(None) as writer:
             tracemalloc.start()
             try:
-                for i in range(15_000):  # ~16 MB of records
+                for i in range(8_000):  # ~8.5 MB of records
                     writer.append(
                         1,
                         EventKind.IMPORT,
@@ -269,4 +269,4 @@ class TestWriterMemory:
             finally:
                 tracemalloc.stop()
         assert peak < 5 * 1024 * 1024, peak  # ≤ 3 segments of 1 MiB in flight
-        assert len(store.trace(writer.trace_id)) == 15_000
+        assert len(store.trace(writer.trace_id)) == 8_000
