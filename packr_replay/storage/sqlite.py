@@ -46,6 +46,8 @@ def translate_errors(path: object) -> Iterator[None]:
         if "malformed" in text or "not a database" in text or "corrupt" in text:
             raise TraceFormatError(f"{path}: the file is damaged: {text}") from exc
         raise StoreError(f"{path}: {text}") from exc
+    except (sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:  # e.g. a closed store
+        raise StoreError(f"{path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:  # DataError, IntegrityError, corruption
         raise TraceFormatError(f"{path}: the file is damaged or not a trace store: {exc}") from exc
 

@@ -119,6 +119,13 @@ class TraceWriter:
     ) -> None:
         """Open a connection of our own and insert the trace row (status ``recording``)."""
         policy = policy or FlushPolicy()
+        for name, value in (("module_sha256", module_sha256), ("label", label), ("host", host)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
+        if replay_of is not None and (
+            not isinstance(replay_of, int) or isinstance(replay_of, bool)
+        ):
+            raise TypeError("replay_of must be a trace id (int) or None")
         meta_bytes = pack_meta(check_meta(meta))
         self._path = path
         self._policy = policy

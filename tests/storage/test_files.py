@@ -342,3 +342,36 @@ class TestNoCodeExecution:
             text = source.read_text()
             for word in ("import pickle", "pickle.", "eval(", "exec(", "marshal", "shelve"):
                 assert word not in text, f"{source.name} uses {word}"
+
+
+class TestMisuse:
+    """Caller mistakes are TypeError/ValueError or StoreError, never raw sqlite3 errors."""
+
+    def test_closed_store(self, store_path: Path) -> None:
+        populated(store_path, traces=1, events=5)
+        store = TraceStore(store_path)
+        trace = store.trace(1)
+        store.close()
+        with pytest.raises(StoreError, match="closed"):
+            store.traces()
+        with pytest.raises(StoreError):
+            list(trace.events())
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"label": 5},
+            {"host": b"h"},
+            {"meta": {1: 2}},
+            {"meta": {"x": object()}},
+            {"replay_of": "1"},
+        ],
+    )
+    def test_bad_trace_arguments(self, store: TraceStore, kwargs: dict[str, object]) -> None:
+        with pytest.raises(TypeError):
+            store.begin_trace(None, **kwargs)  # type: ignore[arg-type]
+        assert store.traces() == []
+
+    def test_oversized_meta(self, store: TraceStore) -> None:
+        with pytest.raises(ValueError, match="limit"):
+            store.begin_trace(None, meta={"blob": b"x" * (2 * 1024 * 1024)})
