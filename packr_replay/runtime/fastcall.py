@@ -28,6 +28,7 @@ __all__ = ["Trapped", "call", "define_func"]
 _FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)(lambda _env: None)
 _pending = threading.local()
 _TRAP_MSG = b"python exception in a host function"
+_KINDS = frozenset({"i32", "i64", "f32", "f64"})
 
 
 class Trapped(Exception):
@@ -45,36 +46,43 @@ def _raise_pending() -> None:
         raise exc
 
 
+def _trap(exc: BaseException) -> int:
+    """Park ``exc`` for :func:`call` to re-raise and unwind the guest with a trap."""
+    _pending.exc = exc
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(_TRAP_MSG), len(_TRAP_MSG))
+    return cast(trap, c_void_p).value or 0
+
+
 def _make_callback(
     func: Callable[..., Any], params: Sequence[str], results: Sequence[str]
 ) -> Any:
     kinds = tuple(params)
     out = tuple(results)
-    nparams = len(kinds)
-    if kinds == ("i32", "i32", "i32", "i32") and out == ("i32",):
-
-        def invoke(args: Any) -> None:  # the packr signature: the hot path
-            args[0].i32 = func(args[0].i32, args[1].i32, args[2].i32, args[3].i32)
-
+    for kind in (*kinds, *out):
+        if kind not in _KINDS:
+            raise ValueError(f"unsupported wasm value type {kind!r}")
+    # The C callback, specialised to this signature: attribute reads and writes on the
+    # raw argument array around one Python call (kinds are validated above).
+    call = f"func({', '.join(f'args[{i}].{k}' for i, k in enumerate(kinds))})"
+    if not out:
+        body = [call]
+    elif len(out) == 1:
+        body = [f"args[0].{out[0]} = {call}"]
     else:
-
-        def invoke(args: Any) -> None:
-            values = [getattr(args[i], kinds[i]) for i in range(nparams)]
-            result = func(*values)
-            if len(out) == 1:
-                setattr(args[0], out[0], result)
-            elif out:
-                for i, (kind, value) in enumerate(zip(out, result, strict=True)):
-                    setattr(args[i], kind, value)
-
-    def callback(_env: Any, _caller: Any, args: Any, _nargs: int) -> int:
-        try:
-            invoke(args)
-            return 0
-        except BaseException as exc:  # re-raised by call(); the guest just unwinds
-            _pending.exc = exc
-            trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(_TRAP_MSG), len(_TRAP_MSG))
-            return cast(trap, c_void_p).value or 0
+        body = [f"{', '.join(f'r{i}' for i in range(len(out)))}, = {call}"]
+        body += [f"args[{i}].{k} = r{i}" for i, k in enumerate(out)]
+    lines = "\n".join(f"        {line}" for line in body)
+    source = (
+        "def callback(_env, _caller, args, _nargs):\n"
+        "    try:\n"
+        f"{lines}\n"
+        "        return 0\n"
+        "    except BaseException as exc:\n"
+        "        return _trap(exc)\n"
+    )
+    namespace: dict[str, Any] = {"func": func, "_trap": _trap}
+    exec(source, namespace)
+    callback = namespace["callback"]
 
     return ffi.wasmtime_func_unchecked_callback_t(callback)
 

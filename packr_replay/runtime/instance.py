@@ -11,12 +11,40 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import wasmtime
 
-from ..abi import AbiError, EncodedValue, Limits, Tuple, Value, ValueType, decode, encode
+from ..abi import (
+    F32,
+    F64,
+    S8,
+    S16,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
+    UNIT,
+    AbiError,
+    Bool,
+    Char,
+    EncodedValue,
+    Flags,
+    Kind,
+    Limits,
+    Result,
+    String,
+    Tuple,
+    Value,
+    ValueType,
+    decode,
+    encode,
+)
+from ..abi.convert import from_python, from_value, to_python
 from ..errors import (
     ExportNotFound,
     GuestError,
@@ -43,7 +71,14 @@ from .host import (
     ReplyMode,
     TypedFunction,
 )
-from .interceptor import CallInterceptor, CoroutineDriver, ExportCall, ImportCall, ImportReply
+from .interceptor import (
+    CallInterceptor,
+    CoroutineDriver,
+    ExportCall,
+    ImportCall,
+    ImportReply,
+    overrides,
+)
 from .memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -106,6 +141,7 @@ class Instance:
         self._memory: GuestMemory | None = None
         self._exports: dict[str, Any] = {}
         self._checked_exports: dict[str, wasmtime.Func] = {}
+        self._plans: dict[int, _Plan] = {}  # per typed function, keyed by id
         self._heap_next: int | None = None
         self._alloc_trap: GuestRuntimeError | None = None  # why __pack_alloc last failed
         # The last failed import of the current call: a guest that spins afterwards
@@ -299,7 +335,8 @@ class Instance:
         if self.error_handler is not None:
             self.error_handler(error)
         icpt = self.interceptor
-        if icpt is not None:
+        if icpt is not None and overrides(icpt, "import_completed"):
+            # (the default import_completed forwards only successes)
             call = ImportCall(
                 fn.module, fn.name, input, None, -1, error, time.perf_counter_ns() - t0, replayed
             )
@@ -307,15 +344,35 @@ class Instance:
         return -1
 
     def _typed_import(self, fn: TypedFunction) -> Callable[[int, int, int, int], int]:
+        simple = (
+            fn.params is None
+            and fn.returns is None
+            and fn.result_types is None
+            and not fn.is_async
+        )
+        handler = fn.handler if simple else None
+        ctx = Ctx(self, self.state)
+        ctx.interface, ctx.function = fn.module, fn.name
+
         def host_function(in_ptr: int, in_len: int, out_pp: int, out_lp: int) -> int:
-            return self._handle_import(fn, in_ptr, in_len, out_pp, out_lp)
+            return self._handle_import(fn, ctx, in_ptr, in_len, out_pp, out_lp, handler)
 
         return host_function
 
     def _handle_import(
-        self, fn: TypedFunction, in_ptr: int, in_len: int, out_pp: int, out_lp: int
+        self,
+        fn: TypedFunction,
+        ctx: Ctx,
+        in_ptr: int,
+        in_len: int,
+        out_pp: int,
+        out_lp: int,
+        simple: Callable[..., Any] | None = None,
     ) -> int:
-        t0 = time.perf_counter_ns()
+        """One typed import call, in packr's order (spec §3.3). ``simple`` is the
+        handler when it takes and returns Values as they are (the fast path)."""
+        icpt = self.interceptor
+        t0 = time.perf_counter_ns() if icpt is not None else 0
         memory = self._memory
         if memory is None:
             return self._report(fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0)
@@ -328,40 +385,56 @@ class Instance:
             data = memory.read(in_ptr, in_len, "import input")
         except GuestMemoryError as exc:
             return self._report(fn, None, "Decode", f"Memory error: {exc}", t0)
-        input = EncodedValue(data)
-        icpt = self.interceptor
         value: Value | None = None
         if icpt is None or icpt.decode_inputs:
             try:
                 value = decode(data)
             except AbiError as exc:
-                return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
-            input._value = value
+                return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
 
+        if icpt is None:
+            # The hot path: no interceptor, nothing to record.
+            assert value is not None
+            result = self._run_handler(fn, ctx, value, simple, None, t0)
+            if isinstance(result, int):  # -1: the failure is already reported
+                return result
+            try:
+                out = encode(result)
+            except AbiError as exc:
+                return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+            try:
+                return self._write_reply(out, out_pp, out_lp, None)
+            except GuestMemoryError as exc:
+                return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc)
+
+        input = EncodedValue(data, value)
         output: EncodedValue | None = None
         status: int | None = None
         replayed = False
-        if icpt is not None:
-            reply = self.driver.run(icpt.before_import(fn.module, fn.name, input), inline=icpt.inline)
-            if reply is not None:
-                replayed = True
-                if isinstance(reply, ImportReply):
-                    if reply.error is not None:
-                        return self._report(fn, input, reply.error[0], reply.error[1], t0, replayed=True)
-                    status = reply.status
-                    reply = reply.output
-                if isinstance(reply, EncodedValue):
-                    output = reply
-                elif isinstance(reply, Value):
-                    try:
-                        output = EncodedValue(encode(reply), reply)
-                    except AbiError as exc:
-                        return self._report(fn, input, "Encode", str(exc), t0, exc, True)
-                else:
-                    raise TypeError(
-                        f"before_import returned {type(reply).__name__}; expected a Value, "
-                        "an EncodedValue, an ImportReply or None"
-                    )
+        reply = None
+        if overrides(icpt, "before_import"):
+            reply = self.driver.run(
+                icpt.before_import(fn.module, fn.name, input), inline=icpt.inline
+            )
+        if reply is not None:
+            replayed = True
+            if isinstance(reply, ImportReply):
+                if reply.error is not None:
+                    return self._report(fn, input, reply.error[0], reply.error[1], t0, replayed=True)
+                status = reply.status
+                reply = reply.output
+            if isinstance(reply, EncodedValue):
+                output = reply
+            elif isinstance(reply, Value):
+                try:
+                    output = EncodedValue(encode(reply), reply)
+                except AbiError as exc:
+                    return self._report(fn, input, "Encode", str(exc), t0, exc, True)
+            else:
+                raise TypeError(
+                    f"before_import returned {type(reply).__name__}; expected a Value, "
+                    "an EncodedValue, an ImportReply or None"
+                )
 
         if output is None:
             if value is None:
@@ -369,14 +442,9 @@ class Instance:
                     value = input.value
                 except AbiError as exc:
                     return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
-            try:
-                result = self._invoke_handler(fn, value)
-            except _ConversionFailed as exc:
-                return self._report(fn, input, "TypeConversion", str(exc), t0, exc.__cause__)
-            except Exception as exc:  # a handler bug must not crash the host
-                return self._report(
-                    fn, input, "Handler", f"{type(exc).__name__}: {exc}", t0, exc
-                )
+            result = self._run_handler(fn, ctx, value, simple, input, t0)
+            if isinstance(result, int):  # -1: the failure is already reported
+                return result
             try:
                 output = EncodedValue(encode(result), result)
             except AbiError as exc:
@@ -386,12 +454,40 @@ class Instance:
             status = self._write_reply(output.data, out_pp, out_lp, status)
         except GuestMemoryError as exc:
             return self._report(fn, input, "MemoryWrite", str(exc), t0, exc, replayed)
-        if icpt is not None:
+        if overrides(icpt, "import_completed"):
             call = ImportCall(
                 fn.module, fn.name, input, output, status, None, time.perf_counter_ns() - t0, replayed
             )
             self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+        elif overrides(icpt, "after_import"):  # what the default import_completed does
+            self.driver.run(
+                icpt.after_import(fn.module, fn.name, input, output), inline=icpt.inline
+            )
         return status
+
+    def _run_handler(
+        self,
+        fn: TypedFunction,
+        ctx: Ctx,
+        value: Value,
+        simple: Callable[..., Any] | None,
+        input: EncodedValue | None,
+        t0: int,
+    ) -> Value | int:
+        """The handler's reply as a Value, or -1 (already reported) when it failed."""
+        try:
+            if simple is not None:
+                result = simple(ctx, value)
+                if isinstance(result, Value):
+                    return result
+                return self._check_reply(result)
+            return self._invoke_handler(fn, ctx, value)
+        except _ConversionFailed as exc:
+            enc = input if input is not None else EncodedValue(encode(value), value)
+            return self._report(fn, enc, "TypeConversion", str(exc), t0, exc.__cause__)
+        except Exception as exc:  # a handler bug must not crash the host
+            enc = input if input is not None else EncodedValue(encode(value), value)
+            return self._report(fn, enc, "Handler", f"{type(exc).__name__}: {exc}", t0, exc)
 
     def _write_reply(self, data: bytes, out_pp: int, out_lp: int, status: int | None) -> int:
         memory = self.memory
@@ -416,41 +512,30 @@ class Instance:
         memory.write_u32(out_lp, len(data), "out_len slot")
         return status
 
-    def _invoke_handler(self, fn: TypedFunction, value: Value) -> Value:
-        from ..abi.convert import from_python, to_python
-
-        params = fn.params
-        hints = fn.param_hints
-        if params is None:
+    def _invoke_handler(self, fn: TypedFunction, ctx: Ctx, value: Value) -> Value:
+        plan = self._plans.get(id(fn))
+        if plan is None:
+            plan = self._plans[id(fn)] = _Plan(fn)
+        convert = plan.params
+        if convert is None:
             args: tuple[Any, ...] = (value,)
-        elif fn.spread:
-            assert isinstance(params, tuple)
-            items = value.items if isinstance(value, Tuple) else None
-            if items is None or len(items) != len(params):
+        elif plan.spread:
+            items = value.items if type(value) is Tuple else None
+            if items is None or len(items) != len(convert):
                 raise _ConversionFailed(
-                    f"expected a tuple of {len(params)} parameters, got {value.infer_type()}"
+                    f"expected a tuple of {len(convert)} parameters, got {value.infer_type()}"
                 )
-            if hints is None:
-                args = tuple(
-                    item if t is None else _to_python_checked(item, t, to_python)
-                    for item, t in zip(items, params, strict=True)
-                )
-            else:
-                args = tuple(
-                    item if h is None else _from_value_checked(item, h)
-                    for item, h in zip(items, hints, strict=True)
-                )
-        elif hints is not None:
-            args = (_from_value_checked(value, hints[0]),)
+            args = tuple(
+                item if c is None else c(item) for item, c in zip(items, convert, strict=True)
+            )
         else:
-            assert isinstance(params, ValueType)
-            args = (_to_python_checked(value, params, to_python),)
+            c = convert[0]
+            args = (value if c is None else c(value),)
 
-        ctx: Ctx = self.ctx
         if fn.is_async:
             ctx = AsyncCtx(self, copy.copy(self.state))
-        ctx.interface = fn.module
-        ctx.function = fn.name
+            ctx.interface = fn.module
+            ctx.function = fn.name
         is_err = False
         try:
             result = fn.handler(ctx, *args)
@@ -462,22 +547,25 @@ class Instance:
             result, is_err = err.value, True
 
         if fn.result_types is not None:
-            from ..abi import Result
-
             ok_t, err_t = fn.result_types
             declared = err_t if is_err else ok_t
-            inner = result if isinstance(result, Value) else _from_python_checked(result, declared, from_python)
+            inner = result if isinstance(result, Value) else _from_python_checked(result, declared)
             return Result(ok_t, err_t, inner, is_err=is_err)
-        if fn.returns is not None and not isinstance(result, Value):
-            return _from_python_checked(result, fn.returns, from_python)
+        ret = plan.returns
+        if ret is not None and not isinstance(result, Value):
+            return ret(result)
+        return self._check_reply(result)
+
+    @staticmethod
+    def _check_reply(result: Any) -> Value:
+        if isinstance(result, Value):
+            return result
         if isinstance(result, EncodedValue):
             return result.value
-        if not isinstance(result, Value):
-            raise _ConversionFailed(
-                f"handler returned {type(result).__name__}, not a Value; declare returns= "
-                "or annotate the return type to convert plain Python values"
-            )
-        return result
+        raise _ConversionFailed(
+            f"handler returned {type(result).__name__}, not a Value; declare returns= "
+            "or annotate the return type to convert plain Python values"
+        )
 
     # -------------------------------------------------------------- raw imports
 
@@ -566,27 +654,33 @@ class Instance:
             enc = EncodedValue(encode(input), input)
         t0 = time.perf_counter_ns()
         icpt = self.interceptor
-        if icpt is not None:
+        if icpt is not None and overrides(icpt, "before_export"):
             short = self.driver.run(icpt.before_export(name, enc), inline=icpt.inline)
             if short is not None:
                 out = short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
-                call = ExportCall(name, enc, out, 0, None, time.perf_counter_ns() - t0, True)
-                self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+                self._export_done(icpt, ExportCall(name, enc, out, 0, None, 0, True), t0)
                 return out
         try:
             out, status = self._call_export(name, enc)
         except GuestRuntimeError as exc:
             if icpt is not None:
                 failed_status: int | None = getattr(exc, "status", None)
-                call = ExportCall(
-                    name, enc, None, failed_status, exc, time.perf_counter_ns() - t0, False
+                self._export_done(
+                    icpt, ExportCall(name, enc, None, failed_status, exc, 0, False), t0
                 )
-                self.driver.run(icpt.export_completed(call), inline=icpt.inline)
             raise
         if icpt is not None:
-            call = ExportCall(name, enc, out, status, None, time.perf_counter_ns() - t0, False)
-            self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+            self._export_done(icpt, ExportCall(name, enc, out, status, None, 0, False), t0)
         return out
+
+    def _export_done(self, icpt: CallInterceptor, call: ExportCall, t0: int) -> None:
+        call.duration_ns = time.perf_counter_ns() - t0
+        if overrides(icpt, "export_completed"):
+            self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+        elif call.error is None and call.output is not None and overrides(icpt, "after_export"):
+            self.driver.run(
+                icpt.after_export(call.function, call.input, call.output), inline=icpt.inline
+            )
 
     def _call_export(self, name: str, input: EncodedValue) -> tuple[EncodedValue, int]:
         func = self._export_func(name)
@@ -684,6 +778,92 @@ class Instance:
         self.close()
 
 
+class _Plan:
+    """How one typed function converts its parameters and its reply, decided once.
+
+    Primitive types get direct converters (a kind check and ``.value`` in, the Value
+    class out); everything else goes through ``abi.convert``.
+    """
+
+    __slots__ = ("params", "returns", "spread")
+
+    def __init__(self, fn: TypedFunction) -> None:
+        params = fn.params
+        hints = fn.param_hints
+        self.spread = fn.spread
+        self.params: tuple[Callable[[Value], Any] | None, ...] | None
+        if params is None:
+            self.params = None
+        elif isinstance(params, tuple):
+            hs = hints if hints is not None else (None,) * len(params)
+            self.params = tuple(_param_converter(t, h) for t, h in zip(params, hs, strict=True))
+        else:
+            self.params = (_param_converter(params, hints[0] if hints else None),)
+        self.returns = None if fn.returns is None else _return_converter(fn.returns)
+
+
+def _prim_hint(hint: Any) -> bool:
+    """A hint that reads a primitive exactly as its ValueType does (``s64``, ``str``)."""
+    if hint is None or hint is str or hint is bool:
+        return True
+    if typing.get_origin(hint) is Annotated:
+        return any(isinstance(m, ValueType) and m.is_primitive for m in hint.__metadata__)
+    return False
+
+
+def _param_converter(vtype: ValueType | None, hint: Any) -> Callable[[Value], Any] | None:
+    if vtype is None:
+        return None  # the Value itself
+    if vtype.is_primitive and _prim_hint(hint):
+        cls = _PRIMITIVE_CLASSES[vtype.tag]
+
+        def primitive(v: Value) -> Any:
+            if type(v) is cls:
+                return v.value  # type: ignore[attr-defined]
+            raise _ConversionFailed(f"expected {vtype}, got {v.infer_type()}")
+
+        return primitive
+    if hint is not None:
+        return lambda v: _from_value_checked(v, hint)
+    return lambda v: _to_python_checked(v, vtype)
+
+
+def _return_converter(vtype: ValueType) -> Callable[[Any], Value]:
+    if vtype == ValueType.UNIT:
+
+        def unit(obj: Any) -> Value:
+            return UNIT if obj is None else _from_python_checked(obj, vtype)
+
+        return unit
+    if vtype.is_primitive:
+        cls = _PRIMITIVE_CLASSES[vtype.tag]
+        plain = _PLAIN_TYPES[vtype.tag]
+
+        def primitive(obj: Any) -> Value:
+            if type(obj) is plain:
+                try:
+                    return cls(obj)  # type: ignore[call-arg]
+                except (TypeError, ValueError, OverflowError):
+                    pass  # let convert produce its error message
+            return _from_python_checked(obj, vtype)
+
+        return primitive
+    return lambda obj: _from_python_checked(obj, vtype)
+
+
+_PRIMITIVE_CLASSES: dict[int, type[Value]] = {
+    cls.KIND: cls
+    for cls in (Bool, U8, U16, U32, U64, S8, S16, S32, S64, F32, F64, Char, String, Flags)
+}
+_PLAIN_TYPES: dict[int, type] = {
+    **{k: int for k in _PRIMITIVE_CLASSES},
+    Kind.BOOL: bool,
+    Kind.F32: float,
+    Kind.F64: float,
+    Kind.CHAR: str,
+    Kind.STRING: str,
+}
+
 _NUMERIC = frozenset({"i32", "i64", "f32", "f64"})
 
 
@@ -719,7 +899,7 @@ def _trap_summary(message: str) -> str:
     return text
 
 
-def _to_python_checked(value: Value, vtype: ValueType, to_python: Callable[[Value], Any]) -> Any:
+def _to_python_checked(value: Value, vtype: ValueType) -> Any:
     got = value.infer_type()
     if got != vtype:
         raise _ConversionFailed(f"expected {vtype}, got {got}")
@@ -730,15 +910,13 @@ def _to_python_checked(value: Value, vtype: ValueType, to_python: Callable[[Valu
 
 
 def _from_value_checked(value: Value, hint: Any) -> Any:
-    from ..abi.convert import from_value
-
     try:
         return from_value(value, hint)
     except PackrReplayError as exc:
         raise _ConversionFailed(str(exc)) from exc
 
 
-def _from_python_checked(obj: Any, vtype: ValueType, from_python: Callable[..., Value]) -> Value:
+def _from_python_checked(obj: Any, vtype: ValueType) -> Value:
     try:
         return from_python(obj, vtype)
     except (PackrReplayError, TypeError, ValueError, OverflowError) as exc:

@@ -159,6 +159,59 @@ class TestBackpressure:
         assert threads[0] is not threading.current_thread()
 
 
+class TestInlineInterceptors:
+    """inline interceptors are driven without an event loop."""
+
+    class Yielding(CallInterceptor):
+        inline = True
+
+        def __init__(self) -> None:
+            self.seen: list[Value] = []
+
+        async def after_import(self, interface: str, function: str, input: EncodedValue, output: EncodedValue) -> None:
+            await asyncio.sleep(0)  # a bare yield: finished on a loop
+            self.seen.append(output.value)
+
+    def test_yielding_hook_sync(self, load: Load) -> None:
+        icpt = self.Yielding()
+        inst = load(guests.twice_guest("test", "ident")).instantiate(ident_host, interceptor=icpt)
+        assert inst.call_with_value("twice", S64(4)) == S64(4)
+        assert icpt.seen == [S64(4), S64(4)]
+
+    @pytest.mark.asyncio
+    async def test_yielding_hook_async(self, load: Load) -> None:
+        icpt = self.Yielding()
+        inst = load(guests.twice_guest("test", "ident")).instantiate(ident_host, interceptor=icpt)
+        assert await inst.call_with_value_async("twice", S64(4)) == S64(4)
+        assert icpt.seen == [S64(4), S64(4)]
+
+    def test_loop_needing_hook_fails_clearly(self, load: Load) -> None:
+        class NeedsLoop(CallInterceptor):
+            inline = True
+
+            async def after_import(self, *args: Any) -> None:
+                asyncio.get_running_loop()
+
+        inst = load(guests.twice_guest("test", "ident")).instantiate(
+            ident_host, interceptor=NeedsLoop()
+        )
+        with pytest.raises(RuntimeError, match="no running event loop"):
+            inst.call_with_value("twice", S64(4))
+
+    def test_non_inline_hooks_see_a_running_loop(self, load: Load) -> None:
+        loops: list[asyncio.AbstractEventLoop] = []
+
+        class Uses(CallInterceptor):
+            async def after_import(self, *args: Any) -> None:
+                loops.append(asyncio.get_running_loop())
+                await asyncio.sleep(0.001)  # a real timer on that loop
+
+        inst = load(guests.twice_guest("test", "ident")).instantiate(ident_host, interceptor=Uses())
+        assert inst.call_with_value("twice", S64(4)) == S64(4)
+        assert len(loops) == 2
+        assert loops[0] is loops[1]  # this thread's private loop
+
+
 class TestImportHooks:
     """before_import / after_import / import_completed around typed imports."""
 
