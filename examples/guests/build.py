@@ -593,7 +593,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
             built = build(args.names, Path(tmp))
-            stale = [n for n, p in built.items() if not filecmp.cmp(p, HERE / f"{n}.wasm", shallow=False)]
+            stale = [
+                n
+                for n, p in built.items()
+                if not (HERE / f"{n}.wasm").is_file() or not filecmp.cmp(p, HERE / f"{n}.wasm", shallow=False)
+            ]
         for n in stale:
             print(f"{n}.wasm differs from a fresh build")
         return 1 if stale else 0

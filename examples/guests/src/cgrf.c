@@ -1229,12 +1229,13 @@ static bool dec_values(decoder *d, cgrf_value **out) {
 }
 
 bool cgrf_decode(const uint8_t *data, uint32_t len, cgrf_value **out, cgrf_error *err) {
-    /* Copy first: strings in the result point into the copy, and the caller may free
-     * (or the host may overwrite) the source. */
-    uint8_t *copy = len <= MAX_BUFFER_SIZE ? cgrf_arena_alloc(len ? len : 1) : (uint8_t *)0;
-    if (!copy && len <= MAX_BUFFER_SIZE) return fail_oom(err);
-    decoder d = {copy ? copy : data, len, 0, 0, 0, 0, 0, err};
-    if (copy) mem_copy(copy, data, len);
+    if (len > MAX_BUFFER_SIZE) return fail(err, "Buffer too large"); /* before copying it */
+    /* Decode a copy: strings in the result point into it, and the caller may free (or
+     * the host overwrite) the source. */
+    uint8_t *copy = cgrf_arena_alloc(len ? len : 1);
+    if (!copy) return fail_oom(err);
+    mem_copy(copy, data, len);
+    decoder d = {copy, len, 0, 0, 0, 0, 0, err};
     return dec_container(&d) && dec_validate(&d) && dec_values(&d, out);
 }
 
