@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 import time
 import typing
 from collections.abc import Callable
@@ -142,6 +143,7 @@ class Instance:
         self._exports: dict[str, Any] = {}
         self._checked_exports: dict[str, wasmtime.Func] = {}
         self._plans: dict[int, _Plan] = {}  # per typed function, keyed by id
+        self._busy = threading.RLock()
         self._heap_next: int | None = None
         self._alloc_trap: GuestRuntimeError | None = None  # why __pack_alloc last failed
         # The last failed import of the current call: a guest that spins afterwards
@@ -627,6 +629,23 @@ class Instance:
         Returns ``None``, the single result, or a tuple of results. i32/i64 arguments
         may be given signed or unsigned; results are signed as wasm returns them.
         """
+        self._enter()
+        try:
+            return self._call_plain(name, args)
+        finally:
+            self._busy.release()
+
+    def _enter(self) -> None:
+        """One call at a time: a wasmtime store is single-threaded. Re-entrant calls
+        from the same thread (an export called from inside a host function) are fine."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                f"instance of {self.module.name} is running a call in another thread; an "
+                "instance runs one call at a time (use one instance per thread, or "
+                "await call_with_value_async, which queues calls)"
+            )
+
+    def _call_plain(self, name: str, args: tuple[int | float, ...]) -> Any:
         func = self._exports_get(name)
         if not isinstance(func, wasmtime.Func):
             raise ExportNotFound(name, "not a function" if func is not None else "")
@@ -646,6 +665,13 @@ class Instance:
         The output is validated (decoded) as packr does; the returned
         :class:`EncodedValue` keeps both the bytes and the decoded value.
         """
+        self._enter()
+        try:
+            return self._call_raw(name, input)
+        finally:
+            self._busy.release()
+
+    def _call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
         if isinstance(input, (bytes, bytearray, memoryview)):
             enc = EncodedValue(bytes(input))
         elif isinstance(input, EncodedValue):
@@ -748,6 +774,13 @@ class Instance:
 
     def types(self) -> PackageMetadata:
         """Call ``__pack_types`` and decode the package metadata (spec §6.1)."""
+        self._enter()
+        try:
+            return self._types()
+        finally:
+            self._busy.release()
+
+    def _types(self) -> PackageMetadata:
         from ..abi.metadata import PackageMetadata
 
         func = self._exports_get("__pack_types")

@@ -3,6 +3,7 @@ convention (spec §4), budgets, traps and hostile export output."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ from packr_replay.errors import (
     InvalidGuestOutput,
     ModuleLoadError,
 )
-from packr_replay.runtime import Instance, Module, Runtime
+from packr_replay.runtime import Ctx, HostLinkerBuilder, Instance, Module, Runtime
 
 from . import guests
 from .conftest import TEST_FUEL
@@ -381,3 +382,48 @@ class TestHostileExports:
         with pytest.raises(GuestError) as info:
             inst.call_with_value("bad", S64(1))
         assert len(info.value.message) <= 4 * 65536
+
+
+class TestConcurrency:
+    """One call at a time per instance; re-entrant calls from host functions work."""
+
+    def test_reentrant_call_from_host_function(self, load: Load) -> None:
+        seen: list[int] = []
+
+        def host(b: HostLinkerBuilder) -> None:
+            def ident(ctx: Ctx, v: Value) -> Value:
+                seen.append(ctx.instance.call("last_status"))  # back into the guest
+                return v
+
+            b.interface("test").func_typed("ident", ident)
+
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(host)
+        assert inst.call_with_value("ident", S64(1)) == S64(1)
+        assert seen == [99]
+
+    def test_second_thread_is_refused(self, load: Load) -> None:
+        entered, release = threading.Event(), threading.Event()
+
+        def host(b: HostLinkerBuilder) -> None:
+            def slow(ctx: Ctx, v: Value) -> Value:
+                entered.set()
+                release.wait(5)
+                return v
+
+            b.interface("test").func_typed("slow", slow)
+
+        inst = load(guests.typed_guest(("test", "slow"))).instantiate(host)
+        results: list[Value] = []
+        worker = threading.Thread(target=lambda: results.append(inst.call_with_value("slow", S64(1))))
+        worker.start()
+        try:
+            assert entered.wait(5)
+            with pytest.raises(RuntimeError, match="another thread"):
+                inst.call_with_value("slow", S64(2))
+            with pytest.raises(RuntimeError, match="another thread"):
+                inst.call("last_status")
+        finally:
+            release.set()
+            worker.join(5)
+        assert results == [S64(1)]
+        assert inst.call_with_value("slow", S64(3)) == S64(3)  # free again
