@@ -2,9 +2,9 @@
 
 SQLite releases the GIL while it writes, so a committer thread lets one segment's
 INSERT, COMMIT and WAL checkpoint run while the recording thread packs and hashes the
-next one. At most one segment waits in the queue besides the one being written, so a
-writer holds at most three segments in memory and a guest outrunning the disk is
-slowed down, never buffered without bound.
+next one. At most ``QUEUE`` segments wait besides the one being written (enough to
+ride out a WAL checkpoint's fsyncs), so a writer holds a bounded number of segments in
+memory and a guest outrunning the disk is slowed down, never buffered without bound.
 
 A failed commit (the file locked past the busy timeout, disk full) poisons the
 committer: later segments cannot be written without a gap, so every later call
@@ -27,6 +27,7 @@ from .sqlite import translate_errors
 __all__ = ["Committer", "InlineCommitter", "Statements", "run_transaction"]
 
 Statements = tuple[tuple[str, list[Any]], ...]
+QUEUE = 4
 
 
 def run_transaction(db: sqlite_utils.Database, path: Path, statements: Statements) -> None:
@@ -48,7 +49,7 @@ class Committer:
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self._db = db
         self._path = path
-        self._jobs: queue.Queue[Statements | None] = queue.Queue(maxsize=1)
+        self._jobs: queue.Queue[Statements | None] = queue.Queue(maxsize=QUEUE)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"packr-replay commit {path.name}", daemon=True
@@ -56,7 +57,7 @@ class Committer:
         self._thread.start()
 
     def submit(self, statements: Statements) -> None:
-        """Queue a transaction; blocks while another one is already waiting."""
+        """Queue a transaction; blocks while ``QUEUE`` are already waiting."""
         self.check()
         self._jobs.put(statements)
 

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
+PAGE_SIZE = 16384
 TRACE_FORMAT_VERSION = 1
 """The trace-store and export-stream format this version writes (and every older one it reads)."""
 
@@ -144,7 +145,11 @@ def ensure_schema(
             f"{version}; open it once without readonly=True to upgrade it"
         )
     if file_version == 0:
-        db.enable_wal()  # persistent; must happen outside a transaction
+        # Both persist in the file and must be set before any table exists / outside
+        # a transaction. 16 KiB pages suit segments of up to a MiB (fewer overflow
+        # pages and checkpoint writes than SQLite's default 4 KiB).
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        db.enable_wal()
     db.execute("BEGIN IMMEDIATE")
     try:
         file_version = _check_identity(db, path, version)

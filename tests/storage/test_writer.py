@@ -20,6 +20,7 @@ from packr_replay.storage import (
     chain_genesis,
     chain_hash,
 )
+from packr_replay.storage.committer import QUEUE
 
 from .util import raw, write_events
 
@@ -247,10 +248,11 @@ class TestWriterMemory:
 
     def test_bounded(self, store: TraceStore) -> None:
         payload = b"p" * 500
-        with store.begin_trace(None) as writer:
+        segment = 256 * 1024
+        with store.begin_trace(None, flush=FlushPolicy(max_bytes=segment)) as writer:
             tracemalloc.start()
             try:
-                for i in range(8_000):  # ~8.5 MB of records
+                for i in range(10_000):  # ~10.5 MB of records
                     writer.append(
                         1,
                         EventKind.IMPORT,
@@ -268,5 +270,6 @@ class TestWriterMemory:
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-        assert peak < 5 * 1024 * 1024, peak  # ≤ 3 segments of 1 MiB in flight
-        assert len(store.trace(writer.trace_id)) == 8_000
+        # The segment being filled, the queued ones and the one being written.
+        assert peak < (QUEUE + 4) * segment, peak
+        assert len(store.trace(writer.trace_id)) == 10_000
