@@ -53,8 +53,6 @@ def bundle(
     overwrite: bool = False,
 ) -> Path:
     """Write trace ``ref`` of ``store`` (and its module) to a new store at ``dest``."""
-    from .store import TraceStore
-
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise StoreError(f"{dest} already exists (pass overwrite=True to replace it)")
@@ -62,7 +60,7 @@ def bundle(
     info = trace.info
     partial = dest.with_name(f".{dest.name}.{uuid_module.uuid4().hex[:8]}.partial")
     try:
-        with TraceStore(partial, create=True) as out:
+        with type(store)(partial, create=True) as out:
             if info.module_sha256 is not None:
                 module = store.module_info(info.module_sha256)
                 out.add_module(store.module_bytes(module.sha256), module.name, module.types)

@@ -33,9 +33,11 @@ class VerifyReport:
 
     @property
     def error(self) -> IntegrityError | None:
+        """The failure as an exception; ``.seq`` is -1 when no event is to blame (the module)."""
         if self.ok:
             return None
-        return IntegrityError(self.trace_id, self.first_bad_seq or 0, self.message)
+        seq = -1 if self.first_bad_seq is None else self.first_bad_seq
+        return IntegrityError(self.trace_id, seq, self.message)
 
     def raise_for_error(self) -> None:
         """Raise the :class:`IntegrityError` (with ``.seq``) if verification failed."""

@@ -17,7 +17,7 @@ from ..errors import IntegrityError, TraceFormatError
 from .codec import RawRecord, decode_records, event_from_record, new_unpacker
 from .model import Event, EventKind, ExportCall, TraceInfo
 from .query import collect_exports, matcher
-from .rows import fetch_info
+from .rows import fetch_info, read_module
 from .sqlite import translate_errors
 
 __all__ = ["Segment", "Trace", "decode_segment"]
@@ -133,8 +133,6 @@ class Trace:
         sha = self._info.module_sha256
         if sha is None:
             return None
-        from .store import read_module  # a function, to keep one reader of modules
-
         return read_module(self._db, sha, self._path)
 
     # --------------------------------------------------------------- internals

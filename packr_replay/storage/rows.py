@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ..errors import TraceFormatError, TraceNotFound
+from ..errors import StoreError, TraceFormatError, TraceNotFound
 from .codec import unpack_meta
 from .liveness import WriterIdentity, is_alive
 from .model import TraceInfo, TraceStatus
@@ -28,6 +28,7 @@ __all__ = [
     "insert_segment",
     "insert_trace",
     "now_iso",
+    "read_module",
     "resolve_trace",
 ]
 
@@ -212,3 +213,14 @@ def insert_segment(
 def find_uuid(db: sqlite_utils.Database, uuid: str) -> int | None:
     row = db.execute("SELECT id FROM traces WHERE uuid = ?", [uuid]).fetchone()
     return None if row is None else int(row[0])
+
+
+def read_module(db: sqlite_utils.Database, sha256: str, where: object) -> bytes:
+    """A stored module's bytes; :class:`StoreError` if the store does not hold it."""
+    with translate_errors(where):
+        row = db.execute("SELECT wasm FROM modules WHERE sha256 = ?", [sha256]).fetchone()
+    if row is None:
+        raise StoreError(f"{where} holds no module {sha256}")
+    if type(row[0]) is not bytes:
+        raise TraceFormatError(f"{where}: module {sha256} is not stored as bytes")
+    return row[0]

@@ -17,15 +17,25 @@ from typing import IO, Any
 import sqlite_utils
 
 from ..errors import IntegrityError, StoreError, TraceFormatError, TraceNotFound
+from .bundle import bundle
+from .exchange import export_trace, import_trace
 from .integrity import ChainChecker, VerifyReport
 from .model import TraceInfo
 from .reader import Trace, decode_segment
-from .rows import TRACE_COLUMNS, ModuleInfo, fetch_info, info_from_row, now_iso, resolve_trace
+from .rows import (
+    TRACE_COLUMNS,
+    ModuleInfo,
+    fetch_info,
+    info_from_row,
+    now_iso,
+    read_module,
+    resolve_trace,
+)
 from .schema import ensure_schema
 from .sqlite import Tracer, check_header, connect, translate_errors
 from .writer import FlushPolicy, TraceWriter
 
-__all__ = ["TraceRef", "TraceStore", "read_module"]
+__all__ = ["TraceRef", "TraceStore"]
 
 TraceRef = int | str
 """A trace id, its uuid, or a label (the newest trace carrying it)."""
@@ -235,8 +245,6 @@ class TraceStore:
 
     def export_trace(self, ref: TraceRef, fileobj: IO[bytes]) -> int:
         """Write one trace (and its module) as a msgpack stream; returns events written."""
-        from .exchange import export_trace
-
         return export_trace(self, self.trace(ref), fileobj)
 
     def import_trace(self, fileobj: IO[bytes]) -> int:
@@ -245,24 +253,10 @@ class TraceStore:
         The trace keeps its uuid and hashes; every event's hash is checked on the way
         in, and nothing is stored unless the whole stream is valid.
         """
-        from .exchange import import_trace
-
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         return import_trace(self, fileobj)
 
     def bundle(self, ref: TraceRef, dest: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Copy one trace and its module into a new compact file (see :func:`bundle`)."""
-        from .bundle import bundle
-
         return bundle(self, ref, dest, **kwargs)
-
-
-def read_module(db: sqlite_utils.Database, sha256: str, where: object) -> bytes:
-    with translate_errors(where):
-        row = db.execute("SELECT wasm FROM modules WHERE sha256 = ?", [sha256]).fetchone()
-    if row is None:
-        raise StoreError(f"{where} holds no module {sha256}")
-    if type(row[0]) is not bytes:
-        raise TraceFormatError(f"{where}: module {sha256} is not stored as bytes")
-    return row[0]
