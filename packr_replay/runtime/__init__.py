@@ -11,6 +11,7 @@ from ..errors import (
     InvalidGuestOutput,
     LinkError,
 )
+from .demo import DemoHost
 from .engine import DEFAULT_FUEL, ExternInfo, Module, Runtime
 from .host import (
     AsyncCtx,
@@ -33,6 +34,7 @@ __all__ = [
     "CallInterceptor",
     "Ctx",
     "DefaultHostProvider",
+    "DemoHost",
     "ExportCall",
     "ExportNotFound",
     "ExternInfo",

@@ -316,3 +316,26 @@ class TestHostile:
         inst = example("hostile").instantiate(DemoHost(), reply=reply)
         value = List(ValueType.STRING, [String("a"), String("b")])
         assert inst.call_with_value("import_echo", value) == value
+
+
+class TestEchoGuest:
+    """The echo package: metadata (spec §8 type_metadata) and transform."""
+
+    def test_metadata(self, example: Callable[[str], Module]) -> None:
+        module = example("echo")
+        static, dynamic = module.types(), module.instantiate().types()
+        assert static == dynamic
+        assert static.imports == ()
+        assert [str(f) for f in static.exports] == [
+            "echo(input: value) -> value",
+            "transform(input: value) -> value",
+        ]
+
+    def test_transform(self, example: Callable[[str], Module]) -> None:
+        inst = example("echo").instantiate()
+        assert inst.call_with_value("transform", S64(21)) == S64(42)
+        nested = List(ValueType.STRING, [S64(1), Variant("v", "c", 0, [S64(2)]), String("s")])
+        assert inst.call_with_value("transform", nested) == List(
+            ValueType.STRING, [S64(2), Variant("v", "c", 0, [S64(4)]), String("s")]
+        )
+        assert inst.call_with_value("echo", nested) == nested

@@ -156,6 +156,32 @@ class TestRawImports:
         with pytest.raises(Boom, match="raw"):
             inst.call("run")
 
+    def test_all_value_types_and_multi_value(self, load: Load) -> None:
+        wat = """
+        (module
+          (import "m" "mix" (func $mix (param i32 i64 f32 f64) (result f64 i64)))
+          (import "m" "sink" (func $sink (param i64)))
+          (func (export "run") (result f64)
+            (local $f f64)
+            (call $mix (i32.const -2) (i64.const 10000000000) (f32.const 1.5) (f64.const 0.25))
+            (call $sink)
+            (local.set $f)
+            (local.get $f)))"""
+        sunk: list[int] = []
+
+        def host(b: HostLinkerBuilder) -> None:
+            m = b.interface("m")
+            m.func_raw(
+                "mix",
+                lambda ctx, a, b, c, d: (a + c + d, b + 1),
+                params=("i32", "i64", "f32", "f64"),
+                results=("f64", "i64"),
+            )
+            m.func_raw("sink", lambda ctx, x: sunk.append(x), params=("i64",))
+
+        assert load(wat).instantiate(host).call("run") == -0.25
+        assert sunk == [10_000_000_001]
+
     def test_bad_raw_type_rejected(self) -> None:
         with pytest.raises(ValueError, match="unsupported raw wasm type"):
             HostLinkerBuilder().interface("m").func_raw("f", lambda ctx: 0, params=("v128",))
