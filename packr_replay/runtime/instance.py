@@ -144,6 +144,8 @@ class Instance:
         self._checked_exports: dict[str, wasmtime.Func] = {}
         self._plans: dict[int, _Plan] = {}  # per typed function, keyed by id
         self._busy = threading.RLock()
+        self._hooks_for: type | None = None  # the interceptor class _hooks describes
+        self._hooks: dict[str, bool] = {}
         self._heap_next: int | None = None
         self._alloc_trap: GuestRuntimeError | None = None  # why __pack_alloc last failed
         # The last failed import of the current call: a guest that spins afterwards
@@ -337,7 +339,7 @@ class Instance:
         if self.error_handler is not None:
             self.error_handler(error)
         icpt = self.interceptor
-        if icpt is not None and overrides(icpt, "import_completed"):
+        if icpt is not None and self._hook(icpt, "import_completed"):
             # (the default import_completed forwards only successes)
             call = ImportCall(
                 fn.module, fn.name, input, None, -1, error, time.perf_counter_ns() - t0, replayed
@@ -414,7 +416,7 @@ class Instance:
         status: int | None = None
         replayed = False
         reply = None
-        if overrides(icpt, "before_import"):
+        if self._hook(icpt, "before_import"):
             reply = self.driver.run(
                 icpt.before_import(fn.module, fn.name, input), inline=icpt.inline
             )
@@ -456,12 +458,12 @@ class Instance:
             status = self._write_reply(output.data, out_pp, out_lp, status)
         except GuestMemoryError as exc:
             return self._report(fn, input, "MemoryWrite", str(exc), t0, exc, replayed)
-        if overrides(icpt, "import_completed"):
+        if self._hook(icpt, "import_completed"):
             call = ImportCall(
                 fn.module, fn.name, input, output, status, None, time.perf_counter_ns() - t0, replayed
             )
             self.driver.run(icpt.import_completed(call), inline=icpt.inline)
-        elif overrides(icpt, "after_import"):  # what the default import_completed does
+        elif self._hook(icpt, "after_import"):  # what the default import_completed does
             self.driver.run(
                 icpt.after_import(fn.module, fn.name, input, output), inline=icpt.inline
             )
@@ -680,7 +682,7 @@ class Instance:
             enc = EncodedValue(encode(input), input)
         t0 = time.perf_counter_ns()
         icpt = self.interceptor
-        if icpt is not None and overrides(icpt, "before_export"):
+        if icpt is not None and self._hook(icpt, "before_export"):
             short = self.driver.run(icpt.before_export(name, enc), inline=icpt.inline)
             if short is not None:
                 out = short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
@@ -699,11 +701,19 @@ class Instance:
             self._export_done(icpt, ExportCall(name, enc, out, status, None, 0, False), t0)
         return out
 
+    def _hook(self, icpt: CallInterceptor, name: str) -> bool:
+        """Whether ``icpt`` overrides hook ``name`` (cached per interceptor class)."""
+        cls = type(icpt)
+        if cls is not self._hooks_for:
+            self._hooks_for = cls
+            self._hooks = {h: overrides(icpt, h) for h in _HOOKS}
+        return self._hooks[name]
+
     def _export_done(self, icpt: CallInterceptor, call: ExportCall, t0: int) -> None:
         call.duration_ns = time.perf_counter_ns() - t0
-        if overrides(icpt, "export_completed"):
+        if self._hook(icpt, "export_completed"):
             self.driver.run(icpt.export_completed(call), inline=icpt.inline)
-        elif call.error is None and call.output is not None and overrides(icpt, "after_export"):
+        elif call.error is None and call.output is not None and self._hook(icpt, "after_export"):
             self.driver.run(
                 icpt.after_export(call.function, call.input, call.output), inline=icpt.inline
             )
@@ -897,6 +907,14 @@ _PLAIN_TYPES: dict[int, type] = {
     Kind.STRING: str,
 }
 
+_HOOKS = (
+    "before_import",
+    "after_import",
+    "before_export",
+    "after_export",
+    "import_completed",
+    "export_completed",
+)
 _NUMERIC = frozenset({"i32", "i64", "f32", "f64"})
 
 
