@@ -885,3 +885,43 @@ class TestReplyModes:
         assert isinstance(out, EncodedValue)
         assert out.data == encode(S64(8))
         assert inst.call_raw("double", encode(S64(5))).value == S64(10)
+
+
+class TestCtx:
+    """What a host function can do with its context."""
+
+    def test_memory_helpers(self, load: Load) -> None:
+        seen: dict[str, Any] = {}
+
+        def handler(ctx: Ctx, v: Value) -> Value:
+            ctx.write_bytes(30000, b"raw text")
+            seen["text"] = ctx.read_string(30000, 8)
+            n = ctx.write_value_at(31000, 100, String("cgrf"))
+            seen["value"] = ctx.read_value(31000, n)
+            with pytest.raises(ValueError, match="capacity"):
+                ctx.write_value_at(31000, 4, String("too long"))
+            ptr = ctx.alloc(16)
+            seen["alloc"] = ptr
+            assert ctx.memory is ctx.caller.memory
+            return v
+
+        inst = load(guests.typed_guest(("test", "ident"), alloc=True)).instantiate(
+            lambda b: b.interface("test").func_typed("ident", handler)
+        )
+        inst.call_with_value("ident", Tuple())
+        assert seen["text"] == "raw text"
+        assert seen["value"] == String("cgrf")
+        assert seen["alloc"] >= 65536
+
+    def test_alloc_without_pack_alloc_is_zero(self, load: Load) -> None:
+        got: list[int] = []
+
+        def handler(ctx: Ctx, v: Value) -> Value:
+            got.append(ctx.alloc(16))
+            return v
+
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            lambda b: b.interface("test").func_typed("ident", handler)
+        )
+        inst.call_with_value("ident", Tuple())
+        assert got == [0]
