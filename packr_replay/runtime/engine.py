@@ -81,7 +81,9 @@ class Runtime:
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
 
-    def load_module(self, source: bytes | str | os.PathLike[str], *, name: str | None = None) -> Module:
+    def load_module(
+        self, source: bytes | str | os.PathLike[str], *, name: str | None = None
+    ) -> Module:
         """Compile a module from wasm bytes, WAT text, or a ``.wasm``/``.wat`` path."""
         wasm, default_name = _read_source(source)
         try:
@@ -181,7 +183,9 @@ class Module:
         self.wasm = wasm
         self.name = name
         self.sha256 = hashlib.sha256(wasm).hexdigest()
-        self.imports = [ExternInfo(i.module, i.name or "", *describe_type(i.type)) for i in compiled.imports]
+        self.imports = [
+            ExternInfo(i.module, i.name or "", *describe_type(i.type)) for i in compiled.imports
+        ]
         self.exports = [ExternInfo("", e.name, *describe_type(e.type)) for e in compiled.exports]
 
     def __repr__(self) -> str:

@@ -53,9 +53,7 @@ def _trap(exc: BaseException) -> int:
     return cast(trap, c_void_p).value or 0
 
 
-def _make_callback(
-    func: Callable[..., Any], params: Sequence[str], results: Sequence[str]
-) -> Any:
+def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Sequence[str]) -> Any:
     kinds = tuple(params)
     out = tuple(results)
     for kind in (*kinds, *out):
@@ -153,7 +151,9 @@ def call(
         for i, (kind, value) in enumerate(zip(kinds, args, strict=True)):
             setattr(raw[i], kind, value)
     trap = POINTER(ffi.wasm_trap_t)()
-    error = ffi.wasmtime_func_call_unchecked(store._context(), byref(func._func), raw, n, byref(trap))
+    error = ffi.wasmtime_func_call_unchecked(
+        store._context(), byref(func._func), raw, n, byref(trap)
+    )
     if error:
         _raise_pending()
         raise wasmtime.WasmtimeError._from_ptr(error)

@@ -191,8 +191,12 @@ class Instance:
             if isinstance(fn, TypedFunction):
                 if have != PACKR_SIGNATURE:
                     missing.append(
-                        (module, name, f"{_fmt_sig(have)} (host provides a typed packr function "
-                         "(i32, i32, i32, i32) -> (i32))")
+                        (
+                            module,
+                            name,
+                            f"{_fmt_sig(have)} (host provides a typed packr function "
+                            "(i32, i32, i32, i32) -> (i32))",
+                        )
                     )
                     continue
                 fastcall.define_func(
@@ -205,7 +209,13 @@ class Instance:
                     )
                     continue
                 fastcall.define_func(
-                    linker, module, name, fn.params, fn.results, self._raw_import(fn), self._keepalive
+                    linker,
+                    module,
+                    name,
+                    fn.params,
+                    fn.results,
+                    self._raw_import(fn),
+                    self._keepalive,
                 )
         if missing:
             raise LinkError(missing)
@@ -238,10 +248,17 @@ class Instance:
         """packr's default ``pack:alloc`` provider: a bump allocator, free is a no-op."""
         sig = _sig(ty)
         if name == "alloc" and sig == (("i32", "i32"), ("i32",)):
-            fastcall.define_func(linker, "pack:alloc", "alloc", *sig, self._bump_alloc, self._keepalive)
+            fastcall.define_func(
+                linker, "pack:alloc", "alloc", *sig, self._bump_alloc, self._keepalive
+            )
         elif name == "dealloc" and sig == (("i32", "i32", "i32"), ()):
             fastcall.define_func(
-                linker, "pack:alloc", "dealloc", *sig, lambda ptr, size, align: None, self._keepalive
+                linker,
+                "pack:alloc",
+                "dealloc",
+                *sig,
+                lambda ptr, size, align: None,
+                self._keepalive,
             )
         else:
             missing.append(("pack:alloc", name, _fmt_sig(_sig(ty))))
@@ -349,10 +366,7 @@ class Instance:
 
     def _typed_import(self, fn: TypedFunction) -> Callable[[int, int, int, int], int]:
         simple = (
-            fn.params is None
-            and fn.returns is None
-            and fn.result_types is None
-            and not fn.is_async
+            fn.params is None and fn.returns is None and fn.result_types is None and not fn.is_async
         )
         handler = fn.handler if simple else None
         ctx = Ctx(self, self.state)
@@ -379,11 +393,17 @@ class Instance:
         t0 = time.perf_counter_ns() if icpt is not None else 0
         memory = self._memory
         if memory is None:
-            return self._report(fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0)
+            return self._report(
+                fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0
+            )
         in_len &= 0xFFFF_FFFF
         if in_len > _MAX_INPUT:
             return self._report(
-                fn, None, "Decode", f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)", t0
+                fn,
+                None,
+                "Decode",
+                f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)",
+                t0,
             )
         try:
             data = memory.read(in_ptr, in_len, "import input")
@@ -394,7 +414,9 @@ class Instance:
             try:
                 value = decode(data)
             except AbiError as exc:
-                return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+                return self._report(
+                    fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc
+                )
 
         if icpt is None:
             # The hot path: no interceptor, nothing to record.
@@ -424,7 +446,9 @@ class Instance:
             replayed = True
             if isinstance(reply, ImportReply):
                 if reply.error is not None:
-                    return self._report(fn, input, reply.error[0], reply.error[1], t0, replayed=True)
+                    return self._report(
+                        fn, input, reply.error[0], reply.error[1], t0, replayed=True
+                    )
                 status = reply.status
                 reply = reply.output
             if isinstance(reply, EncodedValue):
@@ -460,7 +484,14 @@ class Instance:
             return self._report(fn, input, "MemoryWrite", str(exc), t0, exc, replayed)
         if self._hook(icpt, "import_completed"):
             call = ImportCall(
-                fn.module, fn.name, input, output, status, None, time.perf_counter_ns() - t0, replayed
+                fn.module,
+                fn.name,
+                input,
+                output,
+                status,
+                None,
+                time.perf_counter_ns() - t0,
+                replayed,
             )
             self.driver.run(icpt.import_completed(call), inline=icpt.inline)
         elif self._hook(icpt, "after_import"):  # what the default import_completed does
@@ -596,7 +627,9 @@ class Instance:
             raise ExportNotFound(name, "not a function")
         ty = func.type(self.store)
         if _sig(ty) != PACKR_SIGNATURE:
-            raise ExportNotFound(name, f"signature {_fmt_sig(_sig(ty))}, not (i32, i32, i32, i32) -> (i32)")
+            raise ExportNotFound(
+                name, f"signature {_fmt_sig(_sig(ty))}, not (i32, i32, i32, i32) -> (i32)"
+            )
         self._checked_exports[name] = func
         return func
 
@@ -656,7 +689,9 @@ class Instance:
             raise TypeError(f"export '{name}' takes {len(params)} arguments, got {len(args)}")
         for kind in (*params, *results):
             if kind not in _NUMERIC:
-                raise TypeError(f"export '{name}' uses wasm type {kind}; only numbers are supported")
+                raise TypeError(
+                    f"export '{name}' uses wasm type {kind}; only numbers are supported"
+                )
         values = tuple(_wasm_arg(kind, arg) for kind, arg in zip(params, args, strict=True))
         self._arm_budget()
         return self._invoke(func, name, *values, kinds=params, result_kinds=results)
@@ -685,7 +720,9 @@ class Instance:
         if icpt is not None and self._hook(icpt, "before_export"):
             short = self.driver.run(icpt.before_export(name, enc), inline=icpt.inline)
             if short is not None:
-                out = short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
+                out = (
+                    short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
+                )
                 self._export_done(icpt, ExportCall(name, enc, out, 0, None, 0, True), t0)
                 return out
         try:
@@ -731,7 +768,9 @@ class Instance:
             memory.write(ptr, data, "export input")
         except GuestMemoryError as exc:
             raise GuestMemoryError(f"Failed to write input for '{name}': {exc}") from None
-        status = self._invoke(func, name, _i32(ptr), _i32(len(data)), RESULT_PTR_OFFSET, RESULT_LEN_OFFSET)
+        status = self._invoke(
+            func, name, _i32(ptr), _i32(len(data)), RESULT_PTR_OFFSET, RESULT_LEN_OFFSET
+        )
         if dynamic:
             self.guest_free(ptr, len(data))
         out_ptr = memory.read_u32(RESULT_PTR_OFFSET, "Failed to read result ptr")
@@ -971,4 +1010,6 @@ def _from_python_checked(obj: Any, vtype: ValueType) -> Value:
     try:
         return from_python(obj, vtype)
     except (PackrReplayError, TypeError, ValueError, OverflowError) as exc:
-        raise _ConversionFailed(f"cannot convert the handler's {type(obj).__name__} to {vtype}: {exc}") from exc
+        raise _ConversionFailed(
+            f"cannot convert the handler's {type(obj).__name__} to {vtype}: {exc}"
+        ) from exc

@@ -127,9 +127,7 @@ class CallInterceptor:
     ) -> Value | EncodedValue | None:
         return None
 
-    async def after_export(
-        self, function: str, input: EncodedValue, output: EncodedValue
-    ) -> None:
+    async def after_export(self, function: str, input: EncodedValue, output: EncodedValue) -> None:
         return None
 
     async def import_completed(self, call: ImportCall) -> None:

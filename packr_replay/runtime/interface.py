@@ -346,7 +346,10 @@ def type_desc_of(spec: TypeSpec, _seen: tuple[type, ...] = ()) -> TypeDesc:
             seen = (*_seen, spec)
             hints = typing.get_type_hints(spec, include_extras=True)
             fields = [
-                (f.metadata.get("packr_name", f.name), type_desc_of(hints.get(f.name, f.type), seen))
+                (
+                    f.metadata.get("packr_name", f.name),
+                    type_desc_of(hints.get(f.name, f.type), seen),
+                )
                 for f in dataclasses.fields(spec)
             ]
             return TypeDesc.record(packr_name(spec), fields)
@@ -355,7 +358,13 @@ def type_desc_of(spec: TypeSpec, _seen: tuple[type, ...] = ()) -> TypeDesc:
             cases: list[tuple[str, TypeDesc | None]] = []
             for c in sorted(spec.__cases__, key=lambda c: c.tag or 0):
                 payload = [type_desc_of(t, seen) for t in c.payload]
-                desc = None if not payload else payload[0] if len(payload) == 1 else TypeDesc.tuple(*payload)
+                desc = (
+                    None
+                    if not payload
+                    else payload[0]
+                    if len(payload) == 1
+                    else TypeDesc.tuple(*payload)
+                )
                 cases.append((c.name or "", desc))
             return TypeDesc.variant(packr_name(spec), cases)
         if issubclass(spec, enum.Enum):

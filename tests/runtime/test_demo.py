@@ -190,9 +190,7 @@ class TestSexpr:
     def test_custom_symbols(self, example: Callable[[str], Module]) -> None:
         inst = example("sexpr").instantiate(DemoHost(symbols={"x": num(5)}))
         assert inst.call_with_value("eval", lst(sym("*"), sym("x"), sym("x"))) == num(25)
-        assert inst.call_with_value("eval", sym("pi")) == sexpr(
-            "err", String("unbound symbol: pi")
-        )
+        assert inst.call_with_value("eval", sym("pi")) == sexpr("err", String("unbound symbol: pi"))
 
     def test_spec_examples(self, sx: Instance) -> None:
         expr = lst(sym("*"), lst(sym("+"), num(2), num(3)), lst(sym("-"), num(10), num(4)))
@@ -212,14 +210,14 @@ class TestKvActor:
     def test_session(self, example: Callable[[str], Module]) -> None:
         host = DemoHost(kv={"other/k": "untouched"})
         inst = example("kv_actor").instantiate(host)
-        assert inst.call_with_value("init", Record("config", [("namespace", String("ns"))])) == Tuple()
+        assert (
+            inst.call_with_value("init", Record("config", [("namespace", String("ns"))])) == Tuple()
+        )
         put = inst.call_with_value("handle", self.request("put", 1, "k", "v"))
         assert put == Variant("response", "ok", 1)
         assert host.kv == {"other/k": "untouched", "ns/k": "v"}
         got = inst.call_with_value("handle", self.request("get", 0, "k"))
-        assert got == Variant(
-            "response", "value", 0, [Option(ValueType.STRING, String("v"))]
-        )
+        assert got == Variant("response", "value", 0, [Option(ValueType.STRING, String("v"))])
         assert inst.call_with_value("handle", self.request("delete", 2, "k")) == Variant(
             "response", "ok", 1
         )

@@ -273,7 +273,7 @@ class TestTraps:
         assert export in str(info.value)
 
     def test_trap_in_plain_export(self, runtime: Runtime) -> None:
-        inst = runtime.load_module("(module (func (export \"f\") unreachable))").instantiate()
+        inst = runtime.load_module('(module (func (export "f") unreachable))').instantiate()
         with pytest.raises(GuestTrap, match="unreachable"):
             inst.call("f")
 
@@ -414,7 +414,9 @@ class TestConcurrency:
 
         inst = load(guests.typed_guest(("test", "slow"))).instantiate(host)
         results: list[Value] = []
-        worker = threading.Thread(target=lambda: results.append(inst.call_with_value("slow", S64(1))))
+        worker = threading.Thread(
+            target=lambda: results.append(inst.call_with_value("slow", S64(1)))
+        )
         worker.start()
         try:
             assert entered.wait(5)

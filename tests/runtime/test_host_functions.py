@@ -415,8 +415,8 @@ class TestTypedResult:
 
                 iface.func_typed_result("f", fail_sync, ok=LIST_U8, err=ValueType.STRING)
 
-        out = load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value(
-            "f", Tuple()
+        out = (
+            load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value("f", Tuple())
         )
         assert isinstance(out, Result)
         assert out.is_err
@@ -435,10 +435,12 @@ class TestTypedResult:
 
                 iface.func_async_result("f", ok, ok=ValueType.STRING, err=LIST_U8)
             else:
-                iface.func_typed_result("f", lambda ctx, v: "fine", ok=ValueType.STRING, err=LIST_U8)
+                iface.func_typed_result(
+                    "f", lambda ctx, v: "fine", ok=ValueType.STRING, err=LIST_U8
+                )
 
-        out = load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value(
-            "f", Tuple()
+        out = (
+            load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value("f", Tuple())
         )
         assert isinstance(out, Result)
         assert not out.is_err
@@ -453,8 +455,8 @@ class TestTypedResult:
 
             b.interface("test").func_typed_result("f", fail, ok=ValueType.STRING, err=LIST_U8)
 
-        out = load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value(
-            "f", Tuple()
+        out = (
+            load(guests.typed_guest(("test", "f"))).instantiate(host).call_with_value("f", Tuple())
         )
         assert out == Result(
             ValueType.STRING, LIST_U8, List(ValueType.U8, [U8(1), U8(2)]), is_err=True
@@ -560,9 +562,7 @@ class TestPlainPythonHandlers:
         inst = load(guests.typed_guest(("env", "get"))).instantiate(
             lambda b: b.interface("env").func_typed("get", get)
         )
-        assert inst.call_with_value("get", String("pi")) == Option(
-            ValueType.STRING, String("3.14")
-        )
+        assert inst.call_with_value("get", String("pi")) == Option(ValueType.STRING, String("3.14"))
         assert inst.call_with_value("get", String("e")) == Option(ValueType.STRING)
 
     def test_dataclass_param_and_return(self, load: Load) -> None:
@@ -858,9 +858,7 @@ class TestReplyModes:
         errors: list[HostFunctionError] = []
         # max 2 pages: the bump allocator (starting at 64 KiB) cannot grow for 100 KB
         inst = load(guests.typed_guest(("test", "big"), alloc=True, max_pages=2)).instantiate(
-            lambda b: b.interface("test").func_typed(
-                "big", lambda ctx, v: String("y" * 100_000)
-            ),
+            lambda b: b.interface("test").func_typed("big", lambda ctx, v: String("y" * 100_000)),
             reply=ReplyMode.GUEST_ALLOC,
             on_error=errors.append,
         )

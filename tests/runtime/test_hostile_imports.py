@@ -145,9 +145,7 @@ class TestBadOutputSlots:
         def host(b: HostLinkerBuilder) -> None:
             b.interface("test").func_typed("big", lambda ctx, v: String("z" * 60_000))
 
-        inst = load(wat).instantiate(
-            host, on_error=errors.append, scratch_capacity=None
-        )
+        inst = load(wat).instantiate(host, on_error=errors.append, scratch_capacity=None)
         data = encode(Tuple())
         inst.memory.write(0, data)
         assert inst.call("poke", 0, len(data), 100, 104) == -1

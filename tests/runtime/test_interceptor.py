@@ -139,7 +139,9 @@ class TestBackpressure:
             async def after_export(self, *args: Any) -> None:
                 loops.append(asyncio.get_running_loop())
 
-        inst = load(guests.twice_guest("test", "ident")).instantiate(ident_host, interceptor=Where())
+        inst = load(guests.twice_guest("test", "ident")).instantiate(
+            ident_host, interceptor=Where()
+        )
         await inst.call_with_value_async("twice", S64(1))
         assert loops == [asyncio.get_running_loop()] * 3
 
@@ -153,7 +155,9 @@ class TestBackpressure:
             async def after_import(self, *args: Any) -> None:
                 threads.append(threading.current_thread())
 
-        inst = load(guests.twice_guest("test", "ident")).instantiate(ident_host, interceptor=Inline())
+        inst = load(guests.twice_guest("test", "ident")).instantiate(
+            ident_host, interceptor=Inline()
+        )
         await inst.call_with_value_async("twice", S64(1))
         assert len(threads) == 2
         assert threads[0] is not threading.current_thread()
@@ -168,7 +172,9 @@ class TestInlineInterceptors:
         def __init__(self) -> None:
             self.seen: list[Value] = []
 
-        async def after_import(self, interface: str, function: str, input: EncodedValue, output: EncodedValue) -> None:
+        async def after_import(
+            self, interface: str, function: str, input: EncodedValue, output: EncodedValue
+        ) -> None:
             await asyncio.sleep(0)  # a bare yield: finished on a loop
             self.seen.append(output.value)
 
@@ -243,11 +249,15 @@ class TestImportHooks:
         seen: list[bytes] = []
 
         class Bytes(CallInterceptor):
-            async def before_import(self, interface: str, function: str, input: EncodedValue) -> Any:
+            async def before_import(
+                self, interface: str, function: str, input: EncodedValue
+            ) -> Any:
                 seen.append(input.data)
                 return None
 
-        inst = load(guests.typed_guest(("test", "ident"))).instantiate(ident_host, interceptor=Bytes())
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, interceptor=Bytes()
+        )
         inst.call_with_value("ident", odd)
         assert seen == [odd]
 
@@ -255,7 +265,9 @@ class TestImportHooks:
         handled: list[Value] = []
 
         class Replay(Log):
-            async def before_import(self, interface: str, function: str, input: EncodedValue) -> Any:
+            async def before_import(
+                self, interface: str, function: str, input: EncodedValue
+            ) -> Any:
                 await super().before_import(interface, function, input)
                 return String("replayed")
 
@@ -290,7 +302,9 @@ class TestImportHooks:
             async def before_import(self, *args: Any) -> Any:
                 return EncodedValue(odd)
 
-        inst = load(guests.typed_guest(("test", "ident"))).instantiate(ident_host, interceptor=Replay())
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, interceptor=Replay()
+        )
         data = encode(S64(1))
         inst.memory.write(4096, data)
         assert inst.call("poke_ident", 4096, len(data), 8000, 9000) == 0
@@ -334,7 +348,9 @@ class TestImportHooks:
             async def before_import(self, *args: Any) -> Any:
                 return 42
 
-        inst = load(guests.typed_guest(("test", "ident"))).instantiate(ident_host, interceptor=Wrong())
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, interceptor=Wrong()
+        )
         with pytest.raises(TypeError, match="before_import returned int"):
             inst.call_with_value("ident", S64(1))
 
@@ -365,11 +381,15 @@ class TestImportHooks:
         class RawReplay(CallInterceptor):
             decode_inputs = False
 
-            async def before_import(self, interface: str, function: str, input: EncodedValue) -> Any:
+            async def before_import(
+                self, interface: str, function: str, input: EncodedValue
+            ) -> Any:
                 assert not input.is_decoded
                 return EncodedValue(encode(S64(9)))
 
-        inst = load(guests.typed_guest(("test", "ident"))).instantiate(ident_host, interceptor=RawReplay())
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, interceptor=RawReplay()
+        )
         # garbage input is never decoded, so it replays fine
         assert inst.call_with_value("ident", b"garbage") == S64(9)
 
@@ -543,6 +563,8 @@ class TestHookExceptions:
         def on_error(err: HostFunctionError) -> None:
             raise Stop(err.kind)
 
-        inst = load(guests.typed_guest(("test", "ident"))).instantiate(ident_host, on_error=on_error)
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, on_error=on_error
+        )
         with pytest.raises(Stop, match="Decode"):
             inst.call_with_value("ident", b"garbage")
