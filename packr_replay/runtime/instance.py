@@ -518,11 +518,9 @@ class Instance:
                 return self._check_reply(result)
             return self._invoke_handler(fn, ctx, value)
         except _ConversionFailed as exc:
-            enc = input if input is not None else EncodedValue(encode(value), value)
-            return self._report(fn, enc, "TypeConversion", str(exc), t0, exc.__cause__)
+            return self._report(fn, input, "TypeConversion", str(exc), t0, exc.__cause__)
         except Exception as exc:  # a handler bug must not crash the host
-            enc = input if input is not None else EncodedValue(encode(value), value)
-            return self._report(fn, enc, "Handler", f"{type(exc).__name__}: {exc}", t0, exc)
+            return self._report(fn, input, "Handler", f"{type(exc).__name__}: {exc}", t0, exc)
 
     def _write_reply(self, data: bytes, out_pp: int, out_lp: int, status: int | None) -> int:
         memory = self.memory
