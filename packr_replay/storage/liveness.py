@@ -65,7 +65,7 @@ def live_writers() -> list[Any]:
 def is_alive(trace_uuid: str, who: WriterIdentity) -> bool:
     """True while the process named by ``who`` may still be writing the trace."""
     me = WriterIdentity.current()
-    if who.host != me.host or who.boot != me.boot:
+    if who.host != me.host or who.boot != me.boot or who.pid <= 0:
         return False
     if who.pid == me.pid:
         return trace_uuid in _live

@@ -43,7 +43,7 @@ def translate_errors(path: object) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         text = str(exc)
-        if "malformed" in text or "not a database" in text or "corrupt" in text:
+        if any(word in text for word in ("malformed", "not a database", "corrupt", "decode")):
             raise TraceFormatError(f"{path}: the file is damaged: {text}") from exc
         raise StoreError(f"{path}: {text}") from exc
     except (sqlite3.ProgrammingError, sqlite3.InterfaceError) as exc:  # e.g. a closed store

@@ -375,3 +375,44 @@ class TestMisuse:
     def test_oversized_meta(self, store: TraceStore) -> None:
         with pytest.raises(ValueError, match="limit"):
             store.begin_trace(None, meta={"blob": b"x" * (2 * 1024 * 1024)})
+
+
+class TestHostileRows:
+    """Odd values in otherwise valid rows."""
+
+    def test_invalid_utf8_text(self, store_path: Path) -> None:
+        populated(store_path, traces=1, events=5)
+        raw(store_path, "UPDATE traces SET label = CAST(x'fffe41' AS TEXT)")
+        with TraceStore(store_path) as store, pytest.raises(TraceFormatError):
+            store.traces()
+
+    @pytest.mark.parametrize("pid", [0, -1, 2**31 - 1])
+    def test_odd_writer_pids_read_as_dead(self, store_path: Path, pid: int) -> None:
+        populated(store_path, traces=1, events=5)
+        raw(
+            store_path,
+            "UPDATE traces SET status = 'recording', head_hash = NULL, writer_pid = ?",
+            (pid,),
+        )
+        from packr_replay.storage import TraceStatus
+
+        with TraceStore(store_path) as store:
+            assert store.traces()[0].status is TraceStatus.INCOMPLETE
+
+    @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+    def test_recycled_pid_reads_as_dead(self, store_path: Path) -> None:
+        from packr_replay.storage import TraceStatus
+        from packr_replay.storage.liveness import WriterIdentity, _start_time
+
+        populated(store_path, traces=1, events=5)
+        me, parent = WriterIdentity.current(), os.getppid()
+        started = _start_time(parent)
+        for start, expected in ((started, TraceStatus.RECORDING), (1, TraceStatus.INCOMPLETE)):
+            raw(
+                store_path,
+                "UPDATE traces SET status = 'recording', head_hash = NULL, writer_host = ?, "
+                "writer_boot = ?, writer_pid = ?, writer_start = ?",
+                (me.host, me.boot, parent, start),
+            )
+            with TraceStore(store_path) as store:
+                assert store.traces()[0].status is expected
