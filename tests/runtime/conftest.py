@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from packr_replay.errors import HostFunctionError
-from packr_replay.runtime import Module, Runtime
+from packr_replay.runtime import Instance, Module, Runtime
 
 from . import guests
+from .guests import Guest
+
+Load = Callable[[str], Module]
+
+#: The built example guests (``examples/guests/*.wasm``).
+EXAMPLE_GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 
 #: Enough for every well-behaved test guest, small enough that a spinning guest stops
 #: in milliseconds.
@@ -44,3 +51,43 @@ def echo(load: Callable[[str], Module]) -> Module:
 def errors() -> list[HostFunctionError]:
     """A list that collects what the error handler reports (use ``errors.append``)."""
     return []
+
+
+@pytest.fixture
+def plain(load: Load) -> Instance:
+    """Plain (non-packr) exports: add, add64, sum_bytes, reverse, ..."""
+    return load(guests.PLAIN).instantiate()
+
+
+@pytest.fixture
+def hostile(load: Load) -> Instance:
+    """Exports that spin, trap, or return whatever ptr/len/status the host plants."""
+    return load(guests.HOSTILE_EXPORTS).instantiate()
+
+
+@pytest.fixture
+def fixed_base(load: Load) -> Module:
+    """A guest shaped like spec §9's fixed-base assets."""
+    return load(guests.fixed_base_guest())
+
+
+@pytest.fixture(scope="session")
+def example(runtime: Runtime) -> Callable[[str], Module]:
+    """Load a built example guest by name (skips when it is not built)."""
+    cache: dict[str, Module] = {}
+
+    def get(name: str) -> Module:
+        path = EXAMPLE_GUESTS / f"{name}.wasm"
+        if not path.exists():
+            pytest.skip(f"{path} is not built")
+        if name not in cache:
+            cache[name] = runtime.load_module(path)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture
+def guest(load: Load) -> Guest:
+    """A typed_guest with an identity import, recording errors and calls."""
+    return Guest(load)

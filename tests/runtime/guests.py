@@ -8,6 +8,15 @@ at 16392 (scratch) or in a ``__pack_alloc`` buffer (status 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from packr_replay.abi import Value
+from packr_replay.errors import HostFunctionError
+from packr_replay.runtime import Ctx, HostLinkerBuilder, Instance, Module
+
+SIZE = 2 * 65536  # typed_guest's default memory
+
 ERROR_MESSAGE = "import failed"
 
 #: The fallback error string an export returns (-1) when an import failed.
@@ -259,3 +268,30 @@ def with_metadata(blob: bytes, *, export_types: bool = True) -> str:
   {types_export}
   (func (export "process") (param i32 i32 i32 i32) (result i32) (i32.const 0)))
 """
+
+
+class Guest:
+    """A typed_guest instance plus what its host saw."""
+
+    def __init__(self, load: Callable[[str], Module], **kwargs: Any) -> None:
+        self.errors: list[HostFunctionError] = []
+        self.calls: list[Value] = []
+
+        def host(b: HostLinkerBuilder) -> None:
+            def ident(ctx: Ctx, v: Value) -> Value:
+                self.calls.append(v)
+                return v
+
+            b.interface("test").func_typed("ident", ident)
+
+        alloc = bool(kwargs.pop("alloc", False))
+        max_pages = kwargs.pop("max_pages", None)
+        module = load(typed_guest(("test", "ident"), alloc=alloc, max_pages=max_pages))  # type: ignore[arg-type]
+        self.inst: Instance = module.instantiate(host, on_error=self.errors.append, **kwargs)  # type: ignore[arg-type]
+
+    def poke(self, in_ptr: int, in_len: int, out_pp: int = 8000, out_lp: int = 9000) -> int:
+        status: int = self.inst.call("poke_ident", in_ptr, in_len, out_pp, out_lp)
+        return status
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.errors]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -31,30 +30,14 @@ from packr_replay.errors import (
     HostFunctionError,
     InvalidGuestOutput,
 )
-from packr_replay.runtime import Instance, Module, ReplyMode, Runtime
+from packr_replay.runtime import Instance, Module, ReplyMode
 from packr_replay.runtime.demo import SEXPR, DemoHost, sexpr
 
 from . import guests
 
 Load = Callable[[str], Module]
 
-GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 NAMES = ["clock_actor", "sexpr", "kv_actor", "host_actor", "bench", "hostile", "echo"]
-
-
-@pytest.fixture(scope="module")
-def example(runtime: Runtime) -> Callable[[str], Module]:
-    cache: dict[str, Module] = {}
-
-    def get(name: str) -> Module:
-        path = GUESTS / f"{name}.wasm"
-        if not path.exists():
-            pytest.skip(f"{path} is not built")
-        if name not in cache:
-            cache[name] = runtime.load_module(path)
-        return cache[name]
-
-    return get
 
 
 def fixed_host(**kwargs: object) -> DemoHost:

@@ -75,16 +75,6 @@ ECHO_VALUES = {
 }
 
 
-@pytest.fixture
-def plain(load: Load) -> Instance:
-    return load(guests.PLAIN).instantiate()
-
-
-@pytest.fixture
-def hostile(load: Load) -> Instance:
-    return load(guests.HOSTILE_EXPORTS).instantiate()
-
-
 class TestPlainExports:
     """Plain wasm exports and host access to guest memory."""
 

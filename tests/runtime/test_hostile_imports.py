@@ -12,42 +12,9 @@ from packr_replay.errors import GuestError, GuestTimeout, HostFunctionError
 from packr_replay.runtime import Ctx, HostLinkerBuilder, Instance, Module, ReplyMode
 
 from . import guests
+from .guests import SIZE, Guest
 
 Load = Callable[[str], Module]
-
-SIZE = 2 * 65536  # typed_guest's memory
-
-
-class Guest:
-    """A typed_guest instance plus what its host saw."""
-
-    def __init__(self, load: Load, **kwargs: object) -> None:
-        self.errors: list[HostFunctionError] = []
-        self.calls: list[Value] = []
-
-        def host(b: HostLinkerBuilder) -> None:
-            def ident(ctx: Ctx, v: Value) -> Value:
-                self.calls.append(v)
-                return v
-
-            b.interface("test").func_typed("ident", ident)
-
-        alloc = bool(kwargs.pop("alloc", False))
-        max_pages = kwargs.pop("max_pages", None)
-        module = load(guests.typed_guest(("test", "ident"), alloc=alloc, max_pages=max_pages))  # type: ignore[arg-type]
-        self.inst: Instance = module.instantiate(host, on_error=self.errors.append, **kwargs)  # type: ignore[arg-type]
-
-    def poke(self, in_ptr: int, in_len: int, out_pp: int = 8000, out_lp: int = 9000) -> int:
-        status: int = self.inst.call("poke_ident", in_ptr, in_len, out_pp, out_lp)
-        return status
-
-    def kinds(self) -> list[str]:
-        return [e.kind for e in self.errors]
-
-
-@pytest.fixture
-def guest(load: Load) -> Guest:
-    return Guest(load)
 
 
 class TestBadInput:

@@ -11,8 +11,6 @@ from packr_replay.abi import S64, String, Tuple, Value, encode
 from packr_replay.errors import LinkError
 from packr_replay.runtime import Ctx, HostLinkerBuilder, Instance, Module, ReplyMode
 
-from . import guests
-
 Load = Callable[[str], Module]
 
 MANY_IMPORTS = """
@@ -88,11 +86,6 @@ class TestLinkError:
         wat = '(module (import "pack:alloc" "alloc" (func (param i32) (result i32))))'
         with pytest.raises(LinkError, match=r"pack:alloc\.alloc"):
             load(wat).instantiate()
-
-
-@pytest.fixture
-def fixed_base(load: Load) -> Module:
-    return load(guests.fixed_base_guest())
 
 
 class TestFixedBase:
