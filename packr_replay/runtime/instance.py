@@ -449,6 +449,10 @@ class Instance:
                     return self._report(
                         fn, input, reply.error[0], reply.error[1], t0, replayed=True
                     )
+                if reply.output is None:
+                    raise TypeError(
+                        "before_import returned an ImportReply with neither output nor error"
+                    )
                 status = reply.status
                 reply = reply.output
             if isinstance(reply, EncodedValue):

@@ -354,6 +354,17 @@ class TestImportHooks:
         with pytest.raises(TypeError, match="before_import returned int"):
             inst.call_with_value("ident", S64(1))
 
+    def test_empty_import_reply_propagates(self, load: Load) -> None:
+        class Empty(CallInterceptor):
+            async def before_import(self, *args: Any) -> Any:
+                return ImportReply()
+
+        inst = load(guests.typed_guest(("test", "ident"))).instantiate(
+            ident_host, interceptor=Empty()
+        )
+        with pytest.raises(TypeError, match="neither output nor error"):
+            inst.call_with_value("ident", S64(1))
+
     def test_import_completed_sees_failures(self, load: Load) -> None:
         log = Log()
 
