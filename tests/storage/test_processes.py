@@ -149,12 +149,12 @@ APPEND_TOGETHER = """
 
     path, label, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
     with TraceStore(path, create=True) as store:
-        writer = store.begin_trace(None, label=label, flush=FlushPolicy(max_events=20))
+        writer = store.begin_trace(None, label=label, flush=FlushPolicy(max_events=10))
         while not go.exists():
             time.sleep(0.002)
         for i in range(n):
             writer.append(**event_fields(i))
-            if i % 100 == 99:
+            if i % 50 == 49:
                 writer.flush()
         writer.finish()
 """
@@ -171,7 +171,7 @@ class TestConcurrentRecorders:
         ],
     )
     def test_four_writers(self, tmp_path: Path, precreate: bool) -> None:
-        path, go, n = tmp_path / "shared.db", tmp_path / "go", 2000
+        path, go, n = tmp_path / "shared.db", tmp_path / "go", 1000
         if precreate:
             TraceStore(path, create=True).close()
         procs = [spawn(APPEND_TOGETHER, str(path), f"p{k}", str(n), str(go)) for k in range(4)]
