@@ -52,8 +52,14 @@ from packr_replay.runtime import (
     Instance,
     Runtime,
 )
+from packr_replay.runtime.demo import example_guest
 
 BENCH_WASM = Path(__file__).resolve().parents[1] / "examples" / "guests" / "bench.wasm"
+if not BENCH_WASM.exists():  # an installed package: the guests ship as packr_replay.examples
+    try:
+        BENCH_WASM = example_guest("bench")
+    except FileNotFoundError:
+        pass
 
 
 class Recorder(CallInterceptor):

@@ -32,6 +32,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..abi import F64, S64, Bool, Option, String, Value, ValueType, Variant
@@ -43,7 +44,30 @@ if TYPE_CHECKING:
     from .engine import Module
     from .host import Ctx, HostLinkerBuilder
 
-__all__ = ["DEFAULT_SYMBOLS", "SEXPR", "DemoHost", "sexpr"]
+__all__ = ["DEFAULT_SYMBOLS", "EXAMPLE_GUESTS", "SEXPR", "DemoHost", "example_guest", "sexpr"]
+
+#: The example guests DemoHost serves (``examples/guests``, shipped as
+#: ``packr_replay.examples``).
+EXAMPLE_GUESTS = ("bench", "clock_actor", "echo", "host_actor", "hostile", "kv_actor", "sexpr")
+
+
+def example_guest(name: str) -> Path:
+    """The path of a built example guest, e.g. ``example_guest("clock_actor")``."""
+    import importlib.resources
+
+    if name not in EXAMPLE_GUESTS:
+        raise ValueError(f"no example guest {name!r}; there are {', '.join(EXAMPLE_GUESTS)}")
+    try:
+        root = importlib.resources.files("packr_replay.examples")
+    except ModuleNotFoundError:
+        raise FileNotFoundError(
+            "the example guests (packr_replay.examples) are not installed"
+        ) from None
+    path = Path(str(root / f"{name}.wasm"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not built (python examples/guests/build.py {name})")
+    return path
+
 
 #: The ``sexpr`` variant type the sexpr guest evaluates.
 SEXPR = ValueType.variant("sexpr")

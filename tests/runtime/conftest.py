@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from packr_replay.errors import HostFunctionError
 from packr_replay.runtime import Instance, Module, Runtime
+from packr_replay.runtime.demo import example_guest
 
 from . import guests
 from .guests import Guest
 
 Load = Callable[[str], Module]
-
-#: The built example guests (``examples/guests/*.wasm``).
-EXAMPLE_GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 
 #: Enough for every well-behaved test guest, small enough that a spinning guest stops
 #: in milliseconds.
@@ -77,10 +74,11 @@ def example(runtime: Runtime) -> Callable[[str], Module]:
     cache: dict[str, Module] = {}
 
     def get(name: str) -> Module:
-        path = EXAMPLE_GUESTS / f"{name}.wasm"
-        if not path.exists():
-            pytest.skip(f"{path} is not built")
         if name not in cache:
+            try:
+                path = example_guest(name)
+            except FileNotFoundError as exc:
+                pytest.skip(str(exc))
             cache[name] = runtime.load_module(path)
         return cache[name]
 

@@ -31,13 +31,13 @@ from packr_replay.errors import (
     InvalidGuestOutput,
 )
 from packr_replay.runtime import Instance, Module, ReplyMode
-from packr_replay.runtime.demo import SEXPR, DemoHost, sexpr
+from packr_replay.runtime.demo import EXAMPLE_GUESTS, SEXPR, DemoHost, example_guest, sexpr
 
 from . import guests
 
 Load = Callable[[str], Module]
 
-NAMES = ["clock_actor", "sexpr", "kv_actor", "host_actor", "bench", "hostile", "echo"]
+NAMES = list(EXAMPLE_GUESTS)
 
 
 def fixed_host(**kwargs: object) -> DemoHost:
@@ -60,6 +60,18 @@ def num(n: int) -> Variant:
 
 def lst(*items: Value) -> Variant:
     return sexpr("lst", List(SEXPR, list(items)))
+
+
+class TestExampleGuest:
+    """Finding the built example guests."""
+
+    def test_unknown_name(self) -> None:
+        with pytest.raises(ValueError, match="no example guest 'nope'"):
+            example_guest("nope")
+
+    def test_paths(self, example: Callable[[str], Module]) -> None:
+        example("echo")  # skips when not built
+        assert example_guest("echo").name == "echo.wasm"
 
 
 class TestHashes:
