@@ -99,7 +99,11 @@ def check_meta(meta: object) -> dict[str, Any]:
 
 
 def pack_meta(meta: dict[str, Any]) -> bytes:
-    """Pack a metadata map; only msgpack's plain types are accepted."""
+    """Pack a metadata map, refusing anything :func:`unpack_meta` would not read back.
+
+    Only msgpack's plain types are accepted (no extension types, str keys only at
+    every level); tuples come back as lists.
+    """
     try:
         data: bytes = msgpack.packb(meta, use_bin_type=True, strict_types=False)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -108,6 +112,10 @@ def pack_meta(meta: dict[str, Any]) -> bytes:
         raise ValueError(
             f"trace metadata is {len(data)} bytes packed; the limit is {MAX_META_BYTES}"
         )
+    try:
+        unpack_meta(data)
+    except TraceFormatError as exc:
+        raise TypeError(f"trace metadata would not read back: {exc}") from None
     return data
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import StoreError
 from .chain import new_packer, normalize_fields
-from .codec import KINDS, OUTCOMES, check_meta
+from .codec import KINDS, OUTCOMES, check_meta, pack_meta, unpack_meta
 from .integrity import VerifyReport, check_events
 from .model import (
     Event,
@@ -63,7 +63,7 @@ class MemoryTrace:
             tool_version=__version__,
             format_version=TRACE_FORMAT_VERSION,
             replay_of=replay_of,
-            meta=check_meta(meta),
+            meta=unpack_meta(pack_meta(check_meta(meta))),  # as a store would keep it
         )
         self._events: list[Event] = []
         self._head = chain_genesis(self._info.uuid)

@@ -363,6 +363,8 @@ class TestMisuse:
             {"label": 5},
             {"host": b"h"},
             {"meta": {1: 2}},
+            {"meta": {"nested": {1: 2}}},
+            {"meta": {"ext": msgpack.ExtType(1, b"")}},
             {"meta": {"x": object()}},
             {"replay_of": "1"},
         ],
