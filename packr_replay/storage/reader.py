@@ -68,14 +68,15 @@ class Trace:
         return self._info
 
     def __len__(self) -> int:
+        """Events committed so far (the end of the last segment)."""
         with translate_errors(self._path):
-            row = self._db.execute(
-                "SELECT count(*), coalesce(max(first_seq + count), 0) FROM segments WHERE trace_id = ?",
+            (end,) = self._db.execute(
+                "SELECT coalesce(max(first_seq + count), 0) FROM segments WHERE trace_id = ?",
                 [self._info.id],
             ).fetchone()
-        if type(row[1]) is not int:
+        if type(end) is not int:
             raise TraceFormatError(f"{self._path}: segment table holds non-integer positions")
-        return int(row[1])
+        return end
 
     def __iter__(self) -> Iterator[Event]:
         return self.events()
