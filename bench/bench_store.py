@@ -9,7 +9,8 @@ Variants, each run ``--repeat`` times interleaved (best and median reported):
 * ``writer inline``   the same with ``FlushPolicy(background=False)``
 * ``chain only``      packing + SHA-256 chaining the same events, no storage (the floor)
 * ``baseline``        plain ``executemany`` of the same events as rows of a 14-column
-                      table (no hashing), 4096 rows per transaction, same WAL settings
+                      table (no hashing), as many rows per transaction as the writer
+                      batches (FlushPolicy.max_events), same WAL settings
 
 Sizes are file bytes per event after the writer closes, and the overhead over the
 payload (input + output bytes). Ratios are against ``baseline``; absolute rates only
@@ -73,7 +74,7 @@ def run_baseline(path: Path, n: int, inp: bytes, out: bytes) -> None:
         "PRIMARY KEY (trace_id, seq)) STRICT"
     )
     sql = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    batch = 4096
+    batch = FlushPolicy().max_events  # the writer's batch size
     for start in range(0, n, batch):
         rows = [
             (1, seq, 1, "import", INTERFACE, FUNCTION, inp, out, 0, "ok", None, None, 1500, 0)

@@ -2,9 +2,9 @@
 
 SQLite releases the GIL while it writes, so a committer thread lets one segment's
 INSERT, COMMIT and WAL checkpoint run while the recording thread packs and hashes the
-next one. At most ``QUEUE`` segments wait besides the one being written (enough to
-ride out a WAL checkpoint's fsyncs), so a writer holds a bounded number of segments in
-memory and a guest outrunning the disk is slowed down, never buffered without bound.
+next one. Segments queue up to ``FlushPolicy.max_queued`` bytes -- enough to ride out
+the stall of a WAL checkpoint (its fsyncs) -- so a writer's memory is bounded and a
+guest outrunning the disk is slowed down, never buffered without bound.
 
 A failed commit (the file locked past the busy timeout, disk full) poisons the
 committer: later segments cannot be written without a gap, so every later call
@@ -14,8 +14,8 @@ re-raises that error and the trace is left as a crashed recorder would leave it
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from .sqlite import translate_errors
 __all__ = ["Committer", "InlineCommitter", "Statements", "run_transaction"]
 
 Statements = tuple[tuple[str, list[Any]], ...]
-QUEUE = 4
 
 
 def run_transaction(db: sqlite_utils.Database, path: Path, statements: Statements) -> None:
@@ -46,24 +45,35 @@ def run_transaction(db: sqlite_utils.Database, path: Path, statements: Statement
 class Committer:
     """A thread that runs submitted transactions in order on one connection."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, max_queued: int) -> None:
         self._db = db
         self._path = path
-        self._jobs: queue.Queue[Statements | None] = queue.Queue(maxsize=QUEUE)
+        self._max_queued = max_queued
+        self._cond = threading.Condition()
+        self._jobs: deque[tuple[Statements | None, int]] = deque()
+        self._queued = 0  # bytes submitted and not yet committed
+        self._busy = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"packr-replay commit {path.name}", daemon=True
         )
         self._thread.start()
 
-    def submit(self, statements: Statements) -> None:
-        """Queue a transaction; blocks while ``QUEUE`` are already waiting."""
+    def submit(self, statements: Statements, size: int = 0) -> None:
+        """Queue a transaction of ``size`` bytes; blocks while the queue is full."""
         self.check()
-        self._jobs.put(statements)
+        with self._cond:
+            while self._queued and self._queued + size > self._max_queued and not self._error:
+                self._cond.wait()
+            self._jobs.append((statements, size))
+            self._queued += size
+            self._cond.notify_all()
 
     def wait(self) -> None:
         """Return once every submitted transaction is committed; raise if one failed."""
-        self._jobs.join()
+        with self._cond:
+            while self._jobs or self._busy:
+                self._cond.wait()
         self.check()
 
     def check(self) -> None:
@@ -76,12 +86,18 @@ class Committer:
     def stop(self) -> None:
         """Finish queued work and end the thread (idempotent)."""
         if self._thread.is_alive():
-            self._jobs.put(None)
+            with self._cond:
+                self._jobs.append((None, 0))
+                self._cond.notify_all()
             self._thread.join()
 
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                job, size = self._jobs.popleft()
+                self._busy = True
             try:
                 if job is None:
                     return
@@ -90,18 +106,21 @@ class Committer:
             except BaseException as exc:  # handed to the recording thread by check()
                 self._error = exc
             finally:
-                self._jobs.task_done()
+                with self._cond:
+                    self._busy = False
+                    self._queued -= size
+                    self._cond.notify_all()
 
 
 class InlineCommitter:
     """The same interface, committing on the caller's thread (``background=False``)."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, max_queued: int = 0) -> None:
         self._db = db
         self._path = path
         self._error: BaseException | None = None
 
-    def submit(self, statements: Statements) -> None:
+    def submit(self, statements: Statements, size: int = 0) -> None:
         self.check()
         try:
             run_transaction(self._db, self._path, statements)

@@ -50,7 +50,7 @@ class Trace:
         self._db = db
         self._path = path
         self._info = info
-        self._cache: tuple[int, list[Event]] | None = None
+        self._cache: tuple[int, list[RawRecord]] | None = None
 
     def __repr__(self) -> str:
         return f"<Trace {self._info.id} {self._info.uuid} {self._info.status} in {self._path}>"
@@ -103,12 +103,12 @@ class Trace:
                 yield event_from_record(fields, digest)
 
     def event(self, seq: int) -> Event:
-        """The event at ``seq`` (its segment is decoded once and kept for neighbours)."""
+        """The event at ``seq`` (its segment is decoded once and kept for its neighbours)."""
         if seq < 0:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
         cached = self._cache
         if cached is not None and 0 <= seq - cached[0] < len(cached[1]):
-            return cached[1][seq - cached[0]]
+            return event_from_record(*cached[1][seq - cached[0]])
         with translate_errors(self._path):
             row = self._db.execute(
                 "SELECT first_seq, count, head_hash, data FROM segments "
@@ -120,9 +120,9 @@ class Trace:
         segment = self._checked(row)
         if seq >= segment[0] + segment[1]:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
-        events = [event_from_record(f, d) for f, d in decode_segment(segment)]
-        self._cache = (segment[0], events)
-        return events[seq - segment[0]]
+        records = list(decode_segment(segment))
+        self._cache = (segment[0], records)
+        return event_from_record(*records[seq - segment[0]])
 
     def exports(self) -> list[ExportCall]:
         """Every export call paired with its return (other events are not decoded)."""

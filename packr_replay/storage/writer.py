@@ -61,16 +61,18 @@ class FlushPolicy:
     """When buffered events are committed (whichever threshold is reached first).
 
     ``background`` commits on a thread of the writer's own (overlapping SQLite's I/O
-    with hashing); ``False`` commits on the recording thread.
+    with hashing), which may hold up to ``max_queued`` bytes of segments waiting for
+    the disk; ``False`` commits on the recording thread.
     """
 
-    max_events: int = 4096
+    max_events: int = 1024
     max_bytes: int = 1024 * 1024
     max_delay: float = 0.1
     background: bool = True
+    max_queued: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_events < 1 or self.max_bytes < 1 or self.max_delay < 0:
+        if min(self.max_events, self.max_bytes, self.max_queued) < 1 or self.max_delay < 0:
             raise ValueError("flush thresholds must be positive")
 
 
@@ -140,7 +142,9 @@ class TraceWriter:
             raise
         self._pid = os.getpid()
         register_live(self.uuid, self)
-        self._committer = (Committer if policy.background else InlineCommitter)(self._db, path)
+        self._committer = (Committer if policy.background else InlineCommitter)(
+            self._db, path, policy.max_queued
+        )
         # Hot-path state, kept in plain attributes.
         self._pack = new_packer().pack
         self._head = chain_genesis(self.uuid)
@@ -279,7 +283,8 @@ class TraceWriter:
             raise StoreError(
                 "a TraceWriter cannot be used after fork(); begin a trace in the child"
             )
-        segment = [self.trace_id, self._first, count, self._head, bytes(self._buf)]
+        data = bytes(self._buf)
+        segment = [self.trace_id, self._first, count, self._head, data]
         self._buf.clear()
         self._first = self._seq
         self._committer.submit(
@@ -287,7 +292,8 @@ class TraceWriter:
                 ("INSERT INTO segments (trace_id, first_seq, count, head_hash, data) "
                  "VALUES (?, ?, ?, ?, ?)", segment),
                 ("UPDATE traces SET event_count = ? WHERE id = ?", [self._seq, self.trace_id]),
-            )
+            ),
+            len(data),
         )  # fmt: skip
 
     def finish(self, status: TraceStatus = TraceStatus.COMPLETE) -> TraceInfo:

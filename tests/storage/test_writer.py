@@ -20,7 +20,6 @@ from packr_replay.storage import (
     chain_genesis,
     chain_hash,
 )
-from packr_replay.storage.committer import QUEUE
 
 from .util import raw, write_events
 
@@ -249,7 +248,8 @@ class TestWriterMemory:
     def test_bounded(self, store: TraceStore) -> None:
         payload = b"p" * 500
         segment = 256 * 1024
-        with store.begin_trace(None, flush=FlushPolicy(max_bytes=segment)) as writer:
+        policy = FlushPolicy(max_bytes=segment, max_queued=4 * segment)
+        with store.begin_trace(None, flush=policy) as writer:
             tracemalloc.start()
             try:
                 for i in range(10_000):  # ~10.5 MB of records
@@ -270,6 +270,6 @@ class TestWriterMemory:
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-        # The segment being filled, the queued ones and the one being written.
-        assert peak < (QUEUE + 4) * segment, peak
+        # The segment being filled and at most max_queued bytes waiting for the disk.
+        assert peak < 8 * segment, peak
         assert len(store.trace(writer.trace_id)) == 10_000
