@@ -19,18 +19,30 @@ import wasmtime
 
 from ._version import __version__
 from .abi import EncodedValue, Value
-from .errors import GuestRuntimeError, StoreError
-from .replay import Recorder, ReplayReport, TraceDiff, diff_traces, replay_source
+from .errors import GuestRuntimeError, ReplayDivergence, StoreError
+from .replay import (
+    Chain,
+    Recorder,
+    RecordMode,
+    Replayer,
+    ReplayReport,
+    TraceDiff,
+    describe_event,
+    diff_traces,
+    fill_missing_imports,
+    replay_source,
+)
 from .replay.matchers import DEFAULT_MATCH_ON, Matcher
 from .replay.session import new_runtime
-from .runtime import HostLinkerBuilder, Module, ReplyMode, Runtime
+from .runtime import CallInterceptor, HostLinkerBuilder, Instance, Module, ReplyMode, Runtime
 from .runtime.host import HostSpec
-from .storage import Trace, TraceStatus, TraceStore
+from .storage import Trace, TraceStatus, TraceStore, TraceWriter
 from .storage.model import Event
 
 __all__ = [
     "CallResult",
     "RecordResult",
+    "Session",
     "TraceSpec",
     "diff",
     "open_trace",
@@ -65,6 +77,12 @@ class RecordResult:
     events: int = 0
     bytes: int = 0
     duration_s: float = 0.0
+
+
+def _runtime_for(module: ModuleSource, runtime: Runtime | None) -> Runtime:
+    if runtime is not None:
+        return runtime
+    return module.runtime if isinstance(module, Module) else Runtime()
 
 
 def _module(source: ModuleSource, runtime: Runtime) -> Module:
@@ -102,22 +120,12 @@ def record_run(
 ) -> RecordResult:
     """Run ``calls`` (``(export, value)`` pairs) against ``module`` with ``host``
     recorded into ``store``; export errors are recorded and the run continues."""
-    rt = runtime or Runtime()
+    rt = _runtime_for(module, runtime)
     mod = _module(module, rt)
     t0 = time.perf_counter()
     with _store(store, create=True) as ts:
         sha = ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
-        run_meta: dict[str, Any] = {
-            "fuel": rt.fuel,
-            "timeout": rt.timeout,
-            "reply": str(ReplyMode(reply)),
-            "scratch_capacity": 32768,
-            "python": platform.python_version(),
-            "wasmtime": getattr(wasmtime, "__version__", "50"),
-            "platform": platform.platform(terse=True),
-        }
-        run_meta.update(meta or {})
-        run_meta = {k: v for k, v in run_meta.items() if v is not None}
+        run_meta = _run_meta(rt, reply, meta)
         writer = ts.begin_trace(sha, label=label, host=_describe_host(host), meta=run_meta)
         result = RecordResult(writer.trace_id, ts.path)
         try:
@@ -141,6 +149,20 @@ def record_run(
         result.bytes = _trace_bytes(ts.trace(info.id))
     result.duration_s = time.perf_counter() - t0
     return result
+
+
+def _run_meta(rt: Runtime, reply: ReplyMode | str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "fuel": rt.fuel,
+        "timeout": rt.timeout,
+        "reply": str(ReplyMode(reply)),
+        "scratch_capacity": 32768,
+        "python": platform.python_version(),
+        "wasmtime": getattr(wasmtime, "__version__", "50"),
+        "platform": platform.platform(terse=True),
+    }
+    meta.update(extra or {})
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def _encoded(value: Value | EncodedValue | bytes) -> EncodedValue:
@@ -187,9 +209,9 @@ def open_trace(spec: TraceSpec, *, readonly: bool = True) -> Iterator[Trace]:
         yield spec
         return
     if isinstance(spec, tuple):
-        source, ref = spec
+        source, trace_ref = spec
         with _store(source, readonly=readonly) as ts:
-            yield ts.trace(ref)
+            yield ts.trace(trace_ref)
         return
     path, ref_text = _split_spec(spec)
     with _store(path, readonly=readonly) as ts:
@@ -271,3 +293,130 @@ def diff(a: TraceSpec, b: TraceSpec, **kwargs: Any) -> TraceDiff:
     """Compare two traces (see :func:`packr_replay.replay.diff_traces`)."""
     with open_trace(a) as ta, open_trace(b) as tb:
         return diff_traces(ta, tb, **kwargs)
+
+
+class Session:
+    """A guest whose typed imports are recorded or replayed according to a
+    :class:`RecordMode` — the engine behind the pytest plugin and ``record --mode``.
+
+    ``label`` names the trace in ``store``. In ``none`` mode the trace must exist and
+    every call is served from it; ``once`` replays an existing trace or records a new
+    one; ``new_episodes`` replays the recorded prefix, then runs live, writing the whole
+    run to a new trace under the same label; ``all`` always records anew.
+
+    Use as a context manager; :meth:`close` seals the trace being written and, when
+    replaying strictly, fails if the run made fewer calls than were recorded.
+    """
+
+    def __init__(
+        self,
+        module: ModuleSource,
+        *,
+        store: str | os.PathLike[str],
+        label: str,
+        mode: RecordMode | str = RecordMode.ONCE,
+        host: HostSpec = None,
+        state: Any = None,
+        runtime: Runtime | None = None,
+        match_on: Sequence[str | Matcher] = DEFAULT_MATCH_ON,
+        reply: ReplyMode | str = ReplyMode.SCRATCH,
+        allow_unused: bool = False,
+    ) -> None:
+        self.mode = RecordMode(mode)
+        self.label = label
+        self.allow_unused = allow_unused
+        path = Path(store)
+        exists = False
+        if path.exists():
+            with TraceStore(path, readonly=True) as probe:
+                exists = label in probe
+        if self.mode is RecordMode.NONE and not exists:
+            raise StoreError(
+                f"no trace labelled {label!r} in {path}; record it first "
+                "(record mode 'once' or 'all')"
+            )
+        self.replaying = exists and self.mode in (
+            RecordMode.NONE, RecordMode.ONCE, RecordMode.NEW_EPISODES
+        )
+        self.recording = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or not exists
+        self.store = TraceStore(path, create=True)
+        self.runtime = _runtime_for(module, runtime)
+        self.module = _module(module, self.runtime)
+        self.replayer: Replayer | None = None
+        self.writer: TraceWriter | None = None
+        self._closed = False
+        interceptors: list[CallInterceptor] = []
+        try:
+            if self.replaying:
+                source = self.store.trace(label)
+                meta = source.info.meta or {}
+                self.replayer = Replayer(
+                    source, match_on=match_on, live_after_end=self.mode is RecordMode.NEW_EPISODES
+                )
+                interceptors.append(self.replayer)
+                reply = meta.get("reply", reply)
+            if self.recording:
+                sha = self.store.add_module(
+                    self.module.wasm, self.module.name, self.module.metadata_bytes()
+                )
+                self.writer = self.store.begin_trace(
+                    sha,
+                    label=label,
+                    host=_describe_host(host),
+                    meta={**_run_meta(self.runtime, reply, None), "mode": str(self.mode)},
+                )
+                interceptors.append(Recorder(self.writer))
+            interceptor = interceptors[0] if len(interceptors) == 1 else Chain(*interceptors)
+            self.instance: Instance = self.module.instantiate(
+                fill_missing_imports(self.module, host) if self.replaying else host,
+                state=state,
+                interceptor=interceptor,
+                reply=reply,
+            )
+            if self.replayer is not None:
+                self.replayer.bind(self.instance)
+        except BaseException:
+            self._abort()
+            raise
+
+    def call(self, export: str, value: Value | EncodedValue) -> Value:
+        """Call an export through the recording/replaying instance."""
+        return self.instance.call_with_value(export, value)
+
+    def _abort(self) -> None:
+        if self.writer is not None and not self.writer.closed:
+            self.writer.finish(TraceStatus.FAILED)
+        self.store.close()
+        self._closed = True
+
+    def close(self) -> None:
+        """Seal the trace; in strict replay, fail if recorded calls were left unused."""
+        if self._closed:
+            return
+        leftover = None
+        if self.replayer is not None and not self.replayer.live:
+            leftover = self.replayer.remaining()
+        try:
+            if self.writer is not None:
+                self.writer.finish(TraceStatus.COMPLETE)
+        finally:
+            self.instance.close()
+            self.store.close()
+            self._closed = True
+        if leftover is not None and not self.allow_unused:
+            raise ReplayDivergence(
+                f"the run made fewer calls than trace {self.label!r} recorded; the first "
+                f"unused recorded event is {describe_event(leftover)}",
+                seq=leftover.seq,
+                expected=leftover,
+            )
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self._abort()
+            self.instance.close()
+            return
+        self.close()

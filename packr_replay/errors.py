@@ -37,6 +37,7 @@ already guards ``ValueError`` around parsing keeps working.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -295,14 +296,14 @@ class HostFunctionError(GuestRuntimeError):
     ``cause`` is the underlying exception when there was one.
     """
 
-    KINDS = {
+    KINDS = MappingProxyType({
         "MemoryRead": "memory read failed",
         "Decode": "decode failed",
         "TypeConversion": "type conversion failed",
         "MemoryWrite": "memory write failed",
         "Encode": "encode failed",
         "Handler": "handler failed",
-    }
+    })
 
     def __init__(
         self,

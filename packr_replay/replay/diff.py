@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from ..abi import (
     F32,
@@ -67,14 +68,27 @@ def _preview(v: Value) -> str:
     return format_value(v, limit=_PREVIEW)
 
 
-def _field_path(path: str, index: int, name: str, names: tuple[str, ...]) -> str:
+# A path is built as a linked list of segments and rendered only when a difference is
+# reported: extending a string at every level would be quadratic in the depth.
+_Path = tuple[Any, str] | None
+
+
+def _render(path: _Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, segment = path
+        parts.append(segment)
+    return "".join(reversed(parts))
+
+
+def _field_path(path: _Path, index: int, name: str, names: tuple[str, ...]) -> _Path:
     if _IDENT.match(name) and names.count(name) == 1:
-        return f"{path}.{name}"
-    return f"{path}.fields[{index}]"
+        return (path, f".{name}")
+    return (path, f".fields[{index}]")
 
 
 def _float_same(x: Value, y: Value) -> bool:
-    return x.value == y.value  # type: ignore[attr-defined]  # IEEE: NaN != NaN, -0.0 == 0.0
+    return bool(x.value == y.value)  # type: ignore[attr-defined]  # IEEE: NaN != NaN, -0.0 == 0.0
 
 
 def diff_values(
@@ -87,37 +101,40 @@ def diff_values(
     common prefix and suffix are matched and the middle reported as removed/inserted.
     """
     out: list[Difference] = []
-    stack: list[tuple[str, Value, Value]] = [("", as_value(a), as_value(b))]
+    stack: list[tuple[_Path, Value, Value]] = [(None, as_value(a), as_value(b))]
     while stack and len(out) < limit:
         path, x, y = stack.pop()
         cx, cy = type(x), type(y)
         if cx is not cy:
-            out.append(Difference(path, Change.KIND, _preview(x), _preview(y)))
+            out.append(Difference(_render(path), Change.KIND, _preview(x), _preview(y)))
             continue
         if cx is List or cx is Tuple:
             if cx is List and x.elem_type != y.elem_type:  # type: ignore[attr-defined]
                 out.append(
-                    Difference(path, Change.TYPE, f"list<{x.elem_type}>", f"list<{y.elem_type}>")  # type: ignore[attr-defined]
+                    Difference(_render(path), Change.TYPE, f"list<{x.elem_type}>", f"list<{y.elem_type}>")  # type: ignore[attr-defined]
                 )
             _diff_sequences(path, "", x.items, y.items, stack, out)  # type: ignore[attr-defined]
         elif cx is Record:
             if x.type_name != y.type_name:  # type: ignore[attr-defined]
-                out.append(Difference(path, Change.NAME, x.type_name, y.type_name))  # type: ignore[attr-defined]
+                out.append(Difference(_render(path), Change.NAME, x.type_name, y.type_name))  # type: ignore[attr-defined]
             xf, yf = x.fields, y.fields  # type: ignore[attr-defined]
             xn = tuple(n for n, _ in xf)
             yn = tuple(n for n, _ in yf)
             if xn != yn:
-                out.append(Difference(path, Change.NAME, "{" + ", ".join(xn) + "}", "{" + ", ".join(yn) + "}"))
+                out.append(Difference(_render(path), Change.NAME, "{" + ", ".join(xn) + "}", "{" + ", ".join(yn) + "}"))
                 continue
             for i in range(len(xf) - 1, -1, -1):
                 stack.append((_field_path(path, i, xn[i], xn), xf[i][1], yf[i][1]))
         elif cx is Variant:
             if x.type_name != y.type_name:  # type: ignore[attr-defined]
-                out.append(Difference(path, Change.NAME, x.type_name, y.type_name))  # type: ignore[attr-defined]
-            if x.case_name != y.case_name or x.tag != y.tag:  # type: ignore[attr-defined]
+                out.append(Difference(_render(path), Change.NAME, x.type_name, y.type_name))  # type: ignore[attr-defined]
+            if x.case_name != y.case_name:  # type: ignore[attr-defined]
+                out.append(Difference(_render(path), Change.CASE, _preview(x), _preview(y)))
+                continue
+            if x.tag != y.tag:  # type: ignore[attr-defined]  # same case name, other tag: not printed by Display
                 out.append(
                     Difference(
-                        path,
+                        _render(path),
                         Change.CASE,
                         f"{x.case_name} (tag {x.tag})",  # type: ignore[attr-defined]
                         f"{y.case_name} (tag {y.tag})",  # type: ignore[attr-defined]
@@ -127,49 +144,49 @@ def diff_values(
             _diff_sequences(path, ".payload", x.payload, y.payload, stack, out)  # type: ignore[attr-defined]
         elif cx is Option:
             if x.inner_type != y.inner_type:  # type: ignore[attr-defined]
-                out.append(Difference(path, Change.TYPE, f"option<{x.inner_type}>", f"option<{y.inner_type}>"))  # type: ignore[attr-defined]
+                out.append(Difference(_render(path), Change.TYPE, f"option<{x.inner_type}>", f"option<{y.inner_type}>"))  # type: ignore[attr-defined]
             xv, yv = x.value, y.value  # type: ignore[attr-defined]
             if xv is None and yv is None:
                 continue
             if xv is None or yv is None:
-                out.append(Difference(path, Change.VALUE, _preview(x), _preview(y)))
+                out.append(Difference(_render(path), Change.VALUE, _preview(x), _preview(y)))
                 continue
-            stack.append((f"{path}.some", xv, yv))
+            stack.append(((path, ".some"), xv, yv))
         elif cx is Result:
             if x.ok_type != y.ok_type or x.err_type != y.err_type:  # type: ignore[attr-defined]
                 out.append(
                     Difference(
-                        path,
+                        _render(path),
                         Change.TYPE,
                         f"result<{x.ok_type}, {x.err_type}>",  # type: ignore[attr-defined]
                         f"result<{y.ok_type}, {y.err_type}>",  # type: ignore[attr-defined]
                     )
                 )
             if x.is_err != y.is_err:  # type: ignore[attr-defined]
-                out.append(Difference(path, Change.CASE, _preview(x), _preview(y)))
+                out.append(Difference(_render(path), Change.CASE, _preview(x), _preview(y)))
                 continue
             arm = ".err" if x.is_err else ".ok"  # type: ignore[attr-defined]
-            stack.append((path + arm, x.value, y.value))  # type: ignore[attr-defined]
+            stack.append(((path, arm), x.value, y.value))  # type: ignore[attr-defined]
         elif cx is F32 or cx is F64:
             if not _float_same(x, y):
-                out.append(Difference(path, Change.VALUE, _preview(x), _preview(y)))
+                out.append(Difference(_render(path), Change.VALUE, _preview(x), _preview(y)))
         elif x.value != y.value:  # type: ignore[attr-defined]
-            out.append(Difference(path, Change.VALUE, _preview(x), _preview(y)))
+            out.append(Difference(_render(path), Change.VALUE, _preview(x), _preview(y)))
     return out
 
 
 def _diff_sequences(
-    path: str,
+    path: _Path,
     prefix: str,
     xs: tuple[Value, ...],
     ys: tuple[Value, ...],
-    stack: list[tuple[str, Value, Value]],
+    stack: list[tuple[_Path, Value, Value]],
     out: list[Difference],
 ) -> None:
-    base = f"{path}{prefix}"
+    base = (path, prefix) if prefix else path
     if len(xs) == len(ys):
         for i in range(len(xs) - 1, -1, -1):
-            stack.append((f"{base}[{i}]", xs[i], ys[i]))
+            stack.append(((base, f"[{i}]"), xs[i], ys[i]))
         return
     # Different lengths: match the common prefix and suffix (by equality), report the
     # middle as removed/inserted, and compare pairs left over position by position.
@@ -183,8 +200,8 @@ def _diff_sequences(
         hy -= 1
     paired = min(hx, hy) - lo
     for i in range(lo, lo + paired):
-        stack.append((f"{base}[{i}]", xs[i], ys[i]))
+        stack.append(((base, f"[{i}]"), xs[i], ys[i]))
     for i in range(lo + paired, hx):
-        out.append(Difference(f"{base}[{i}]", Change.REMOVED, _preview(xs[i]), None))
+        out.append(Difference(_render((base, f"[{i}]")), Change.REMOVED, _preview(xs[i]), None))
     for i in range(lo + paired, hy):
-        out.append(Difference(f"{base}[{i}]", Change.INSERTED, None, _preview(ys[i])))
+        out.append(Difference(_render((base, f"[{i}]")), Change.INSERTED, None, _preview(ys[i])))

@@ -180,6 +180,9 @@ class Replayer(CallInterceptor):
             return None
         event = self.cursor.peek()
         actual = CallKey(EventKind.EXPORT, "", function, input.data)
+        if event is None and self.live_after_end:
+            self.live = True
+            return None
         if event is None or event.kind != EventKind.EXPORT:
             raise self._divergence(event, actual, "the guest started an export the trace does not have here")
         failed = failed_matchers(self.matchers, _key(event), actual)

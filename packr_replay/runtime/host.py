@@ -320,7 +320,13 @@ def handler_annotations(fn: Callable[..., Any]) -> tuple[list[str], dict[str, An
     except (TypeError, ValueError):
         return [], {}
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    names = [p.name for p in sig.parameters.values() if p.kind in kinds][1:]
+    # Parameters with defaults are the handler's own (closures' ``x=x`` captures), not
+    # parameters the guest passes.
+    names = [
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in kinds and p.default is inspect.Parameter.empty
+    ][1:]
     raw = inspect.get_annotations(fn)
     target = inspect.unwrap(getattr(fn, "__func__", fn))
     globalns = getattr(target, "__globals__", {})

@@ -1,0 +1,164 @@
+"""Value diffs with paths, and trace diffs with alignment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from packr_replay import api
+from packr_replay.abi import (
+    F64,
+    S64,
+    UNIT,
+    Bool,
+    List,
+    Option,
+    Record,
+    Result,
+    String,
+    Tuple,
+    Value,
+    ValueType,
+)
+from packr_replay.replay import Change, EventChange, diff_values
+from packr_replay.replay.tracediff import diff_traces
+from packr_replay.runtime import Module, Runtime
+from packr_replay.storage import EventKind, MemoryTrace
+
+from .conftest import caller_wat, demo_host
+
+
+class TestDiffValues:
+    """Where two values part, with packr's equality."""
+
+    def test_equal_values_have_no_differences(self) -> None:
+        v = Record("r", [("a", List(ValueType.S64, [S64(1)])), ("b", Option(ValueType.STRING))])
+        assert diff_values(v, v) == []
+
+    def test_record_field_paths(self) -> None:
+        a = Record("r", [("x", S64(1)), ("inner", Record("i", [("y", String("a"))]))])
+        b = Record("r", [("x", S64(1)), ("inner", Record("i", [("y", String("b"))]))])
+        assert [str(d) for d in diff_values(a, b)] == ['.inner.y: "a" → "b"']
+
+    def test_non_identifier_and_duplicate_fields_use_indices(self) -> None:
+        a = Record("r", [("a b", S64(1)), ("d", S64(1)), ("d", S64(2))])
+        b = Record("r", [("a b", S64(0)), ("d", S64(1)), ("d", S64(3))])
+        assert [d.path for d in diff_values(a, b)] == [".fields[0]", ".fields[2]"]
+
+    def test_list_insertions_and_removals(self) -> None:
+        t = ValueType.S64
+        a = List(ValueType.STRING, [String("a"), String("b"), String("c")])
+        b = List(ValueType.STRING, [String("a"), String("x"), String("b"), String("c")])
+        assert [str(d) for d in diff_values(a, b)] == ['[1]: inserted "x"']
+        c = List(t, [S64(1), S64(2)])
+        d = List(t, [S64(1)])
+        assert [str(x) for x in diff_values(c, d)] == ["[1]: removed 2s64"]
+
+    def test_declared_types_kinds_and_nan(self) -> None:
+        changes = diff_values(List(ValueType.U8, []), List(ValueType.S8, []))
+        assert [(d.change, d.a, d.b) for d in changes] == [(Change.TYPE, "list<u8>", "list<s8>")]
+        assert diff_values(S64(1), String("1"))[0].change is Change.KIND
+        nan = F64(float("nan"))
+        assert len(diff_values(nan, nan)) == 1  # NaN != NaN, as in packr
+        assert diff_values(F64(0.0), F64(-0.0)) == []
+        ok = Result(ValueType.S64, ValueType.STRING, S64(1))
+        err = Result(ValueType.S64, ValueType.STRING, String("e"), is_err=True)
+        assert diff_values(ok, err)[0].change is Change.CASE
+
+    def test_limit_bounds_the_report(self) -> None:
+        a = List(ValueType.STRING, [String(str(i)) for i in range(1000)])
+        b = List(ValueType.STRING, [String(str(-i)) for i in range(1000)])
+        assert len(diff_values(a, b, limit=10)) == 10
+
+    def test_million_deep(self) -> None:
+        a: Value = S64(1)
+        b: Value = S64(2)
+        for _ in range(1_000_000):
+            a, b = Tuple(a), Tuple(b)
+        [d] = diff_values(a, b)
+        assert d.path.count("[0]") == 1_000_000
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.recursive(
+        st.one_of(st.integers(-5, 5).map(S64), st.text(max_size=3).map(String), st.booleans().map(Bool)),
+        lambda kids: st.lists(kids, max_size=4).map(lambda xs: Tuple(*xs)),
+        max_leaves=20,
+    ), st.data())
+    def test_empty_diff_iff_equal(self, a: Value, data: st.DataObject) -> None:
+        b = data.draw(st.sampled_from([a, Tuple(a), S64(0), UNIT]))
+        assert (diff_values(a, b) == []) == (a == b)
+
+
+def _trace(*specs: tuple[str, str, Value, Value]) -> MemoryTrace:
+    trace = MemoryTrace()
+    trace.append(1, EventKind.EXPORT, "", "run", b"")
+    from packr_replay.abi import encode
+
+    for iface, fn, inp, out in specs:
+        trace.append(1, EventKind.IMPORT, iface, fn, encode(inp), encode(out), 0)
+    trace.append(1, EventKind.RETURN, "", "run", None, b"", 0)
+    trace.finish()
+    return trace
+
+
+class TestDiffTraces:
+    """Trace diff: first divergence, alignment after insertions, summary."""
+
+    def test_identical(self) -> None:
+        a = _trace(("i", "f", S64(1), S64(2)))
+        b = _trace(("i", "f", S64(1), S64(2)))
+        d = diff_traces(a, b)
+        assert d.identical
+        assert d.equal == 3
+        assert d.first is None
+
+    def test_changed_output_is_explained(self) -> None:
+        a = _trace(("i", "now", UNIT, S64(1)), ("i", "f", S64(1), S64(2)))
+        b = _trace(("i", "now", UNIT, S64(9)), ("i", "f", S64(1), S64(2)))
+        d = diff_traces(a, b)
+        assert (d.changed, d.inserted, d.removed, d.equal) == (1, 0, 0, 3)
+        assert d.first is not None
+        assert d.first.change is EventChange.CHANGED
+        assert [str(x) for x in d.first.output_diffs] == ["(root): 1s64 → 9s64"]
+        assert d.calls["import i.now"].changed == 1
+
+    def test_alignment_resynchronises_after_an_insertion(self) -> None:
+        calls = [("i", f"f{k}", S64(k), S64(k)) for k in range(10)]
+        a = _trace(*calls)
+        b = _trace(*calls[:4], ("i", "extra", S64(0), S64(0)), *calls[4:])
+        d = diff_traces(a, b)
+        assert (d.changed, d.inserted, d.removed) == (0, 1, 0)
+        assert d.first is not None
+        assert d.first.b is not None
+        assert d.first.b.function == "extra"
+        back = diff_traces(b, a)
+        assert (back.changed, back.inserted, back.removed) == (0, 0, 1)
+
+    def test_real_runs_of_the_clock_actor(self, guest: Callable[[str], Module], tmp_path: Path) -> None:
+        db = tmp_path / "t.db"
+        for seed in (1, 2):
+            api.record_run(guest("clock_actor"), [("run", String("Ada"))], host=demo_host(seed), store=db)
+        d = api.diff(f"{db}#1", f"{db}#2")
+        assert not d.identical
+        assert d.calls["import demo:host/clock.now"].changed == 1
+        assert api.diff(f"{db}#1", f"{db}#1").identical
+
+    def test_real_runs_with_different_call_sequences(self, runtime: Runtime, tmp_path: Path) -> None:
+        db = tmp_path / "t.db"
+        host = _answer_all
+        one = [("a", S64(1)), ("b", S64(2))]
+        two = [("a", S64(1)), ("c", S64(7)), ("b", S64(2))]
+        api.record_run(runtime.load_module(caller_wat(one)), [("run", UNIT)], host=host, store=db)
+        api.record_run(runtime.load_module(caller_wat(two)), [("run", UNIT)], host=host, store=db)
+        d = api.diff(f"{db}#1", f"{db}#2")
+        assert (d.inserted, d.removed, d.changed) == (1, 0, 0)
+        assert "inserted in b: #2 import t:host/f.c(7s64)" in str(d.first)
+
+
+def _answer_all(builder: object) -> None:
+    iface = builder.interface("t:host/f")  # type: ignore[attr-defined]
+    for name in "abc":
+        iface.func_typed(name, lambda ctx, v: v)
