@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,17 +10,6 @@ import pytest
 from packr_replay.storage import TraceStore
 
 from .util import MODULE_BYTES, MODULE_TYPES
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``@pytest.mark.slow`` storage tests unless ``--slow`` or ``PACKR_SLOW=1``."""
-    if config.getoption("--slow", default=False) or os.environ.get("PACKR_SLOW"):
-        return
-    here = Path(__file__).parent
-    skip = pytest.mark.skip(reason="slow: run with --slow (or PACKR_SLOW=1)")
-    for item in items:
-        if "slow" in item.keywords and here in item.path.parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture
