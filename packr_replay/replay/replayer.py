@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
 from ..abi.text import format_value
@@ -75,35 +75,59 @@ def describe_event(event: Event) -> str:
     return f"#{event.seq} return {event.function}: {event.outcome} {event.error_kind}: {event.error}"
 
 
-class _Cursor:
-    """Streams a trace's events with a bounded look-ahead and history."""
+Record = tuple[tuple[Any, ...], bytes]
+# Positions in a record's fields (Event.chain_fields order).
+_SEQ, _CALL, _KIND, _IFACE, _FN, _IN, _OUT, _STATUS, _OUTCOME, _EKIND, _ERR, _DUR, _DEPTH = range(13)
+_IMPORT, _EXPORT, _RETURN = str(EventKind.IMPORT), str(EventKind.EXPORT), str(EventKind.RETURN)
+_OK = str(Outcome.OK)
 
-    def __init__(self, events: Iterator[Event]) -> None:
-        self._events = events
-        self._ahead: deque[Event] = deque()
-        self.history: deque[Event] = deque(maxlen=_HISTORY)
+
+def _event(record: Record) -> Event:
+    f, digest = record
+    return Event(f[0], f[1], EventKind(f[2]), f[3], f[4], f[5], f[6], f[7], Outcome(f[8]),
+                 f[9], f[10], f[11], f[12], digest)  # fmt: skip
+
+
+class _Cursor:
+    """Streams a trace's raw records with a bounded look-ahead and history."""
+
+    def __init__(self, records: Iterator[Record]) -> None:
+        self._records = records
+        self._ahead: deque[Record] = deque()
+        self.history: deque[Record] = deque(maxlen=_HISTORY)
         self._done = False
 
     def _fill(self, n: int) -> None:
         while len(self._ahead) < n and not self._done:
             try:
-                self._ahead.append(next(self._events))
+                self._ahead.append(next(self._records))
             except StopIteration:
                 self._done = True
 
-    def peek(self) -> Event | None:
-        self._fill(1)
-        return self._ahead[0] if self._ahead else None
+    def peek(self) -> tuple[Any, ...] | None:
+        """The next record's fields, or None at the end."""
+        if not self._ahead:
+            self._fill(1)
+            if not self._ahead:
+                return None
+        return self._ahead[0][0]
 
-    def take(self) -> Event:
-        self._fill(1)
-        event = self._ahead.popleft()
-        self.history.append(event)
-        return event
+    def peek_event(self) -> Event | None:
+        if self.peek() is None:
+            return None
+        return _event(self._ahead[0])
+
+    def take(self) -> tuple[Any, ...]:
+        record = self._ahead.popleft()
+        self.history.append(record)
+        return record[0]
 
     def window(self) -> list[Event]:
         self._fill(_LOOKAHEAD)
-        return list(self._ahead)
+        return [_event(r) for r in self._ahead]
+
+    def past(self) -> list[Event]:
+        return [_event(r) for r in self.history]
 
 
 class Replayer(CallInterceptor):
@@ -131,17 +155,20 @@ class Replayer(CallInterceptor):
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.source = source
+        match_on = tuple(match_on)
         self.matchers = resolve_matchers(match_on)
+        self._strict = match_on == DEFAULT_MATCH_ON
         self.until = until
         self.live_after_end = live_after_end
         self.redacted = frozenset(redacted)
         self.on_event = on_event
         self.instance: Instance | None = None
-        self.cursor = _Cursor(iter(source.events()))
+        self.cursor = _Cursor(iter(source.records()))
         self.replayed = 0
         self.redacted_served: list[int] = []
         self.live = False  # switched to the real host (new_episodes)
-        self._stack: list[Event] = []
+        self._stack: list[tuple[Any, ...]] = []
+        self.import_server = self._serve_import
 
     def bind(self, instance: Instance) -> None:
         """The instance being replayed (needed to re-invoke nested export calls)."""
@@ -152,84 +179,107 @@ class Replayer(CallInterceptor):
     def next_export(self) -> Event | None:
         """The next top-level export call to re-run (does not consume it)."""
         while True:
-            event = self.cursor.peek()
-            if event is None:
+            rec = self.cursor.peek()
+            if rec is None:
                 return None
-            if event.kind == EventKind.EXPORT and event.depth == 0:
-                return event
-            if event.kind == EventKind.IMPORT and event.call == 0:
+            if rec[_KIND] == _EXPORT and rec[_DEPTH] == 0:
+                return self.cursor.peek_event()
+            if rec[_KIND] == _IMPORT and rec[_CALL] == 0:
                 return None  # imports outside exports: only consumed by instantiation
             self._consume()  # stray events (cannot normally happen): skip past them
 
     def remaining(self) -> Event | None:
-        return self.cursor.peek()
+        return self.cursor.peek_event()
 
-    def _consume(self) -> Event:
-        event = self.cursor.take()
+    def _consume(self) -> tuple[Any, ...]:
+        rec = self.cursor.take()
         self.replayed += 1
         if self.on_event is not None:
-            self.on_event(event)
-        if self.until is not None and event.seq >= self.until:
-            raise ReplayStopped(event.seq, describe_event(event))
-        return event
+            self.on_event(_event((rec, b"")))
+        if self.until is not None and rec[_SEQ] >= self.until:
+            raise ReplayStopped(rec[_SEQ], describe_event(_event((rec, b""))))
+        return rec
 
     # ----------------------------------------------------------------- hooks
 
     async def before_export(self, function: str, input: EncodedValue) -> None:
         if self.live:
             return None
-        event = self.cursor.peek()
-        actual = CallKey(EventKind.EXPORT, "", function, input.data)
-        if event is None and self.live_after_end:
+        rec = self.cursor.peek()
+        actual = CallKey(_EXPORT, "", function, input.data)
+        if rec is None and self.live_after_end:
             self.live = True
             return None
-        if event is None or event.kind != EventKind.EXPORT:
-            raise self._divergence(event, actual, "the guest started an export the trace does not have here")
-        failed = failed_matchers(self.matchers, _key(event), actual)
+        if rec is None or rec[_KIND] != _EXPORT:
+            raise self._divergence(
+                self.cursor.peek_event(), actual,
+                "the guest started an export the trace does not have here",
+            )
+        failed = failed_matchers(self.matchers, _rkey(rec), actual)
         if failed:
-            raise self._divergence(event, actual, "export call differs from the recorded one", failed)
+            raise self._divergence(
+                self.cursor.peek_event(), actual, "export call differs from the recorded one", failed
+            )
         self._stack.append(self._consume())
         return None
 
     async def before_import(
         self, interface: str, function: str, input: EncodedValue
     ) -> ImportReply | None:
+        served = self._serve_import(interface, function, input.data)
+        if served is None or isinstance(served, ImportReply):
+            return served
+        return ImportReply(EncodedValue(served[0]), served[1])
+
+    def _serve_import(
+        self, interface: str, function: str, data: bytes
+    ) -> ImportReply | tuple[bytes, int | None] | None:
+        """The import hot path: match the next recorded import and return its reply."""
         if self.live:
             return None
-        actual = CallKey(EventKind.IMPORT, interface, function, input.data)
-        event = self._next_import_event()
-        if event is None or event.kind != EventKind.IMPORT:
-            if self.live_after_end and event is None:
+        rec = self._next_import_record()
+        if rec is None or rec[_KIND] != _IMPORT:
+            if self.live_after_end and rec is None:
                 self.live = True
                 return None
-            raise self._exhausted(event, actual)
-        matchers = self.matchers
-        name = event.name
-        if name in self.redacted:
-            matchers = [(n, m) for n, m in matchers if n not in ("input", "input_value")]
-        failed = failed_matchers(matchers, _key(event), actual)
-        if failed:
-            raise self._divergence(event, actual, "import call differs from the recorded one", failed)
+            raise self._exhausted(self.cursor.peek_event(), CallKey(_IMPORT, interface, function, data))
+        redacted = bool(self.redacted) and _name(rec) in self.redacted
+        if not (
+            self._strict
+            and not redacted
+            and rec[_IFACE] == interface
+            and rec[_FN] == function
+            and rec[_IN] == data
+        ):
+            matchers = self.matchers
+            if redacted:
+                matchers = [(n, m) for n, m in matchers if n not in ("input", "input_value")]
+            actual = CallKey(_IMPORT, interface, function, data)
+            failed = failed_matchers(matchers, _rkey(rec), actual)
+            if failed:
+                raise self._divergence(
+                    self.cursor.peek_event(), actual, "import call differs from the recorded one", failed
+                )
         self._consume()
-        if name in self.redacted:
-            self.redacted_served.append(event.seq)
-        if event.outcome != Outcome.OK:
-            return ImportReply.failure(event.error_kind or "Decode", event.error or "")
-        return ImportReply(EncodedValue(event.output or b""), event.status)
+        if redacted:
+            self.redacted_served.append(rec[_SEQ])
+        if rec[_OUTCOME] != _OK:
+            return ImportReply.failure(rec[_EKIND] or "Decode", rec[_ERR] or "")
+        return (rec[_OUT] or b"", rec[_STATUS])
 
-    def _next_import_event(self) -> Event | None:
-        """The next event, after re-running any exports nested at this point."""
+    def _next_import_record(self) -> tuple[Any, ...] | None:
+        """The next record, after re-running any exports nested at this point."""
         while True:
-            event = self.cursor.peek()
-            if event is None or event.kind != EventKind.EXPORT or event.depth == 0:
-                return event
+            rec = self.cursor.peek()
+            if rec is None or rec[_KIND] != _EXPORT or rec[_DEPTH] == 0:
+                return rec
             if self.instance is None:
                 raise ReplayError(
-                    f"the trace has a nested export call at #{event.seq}; bind() the "
+                    f"the trace has a nested export call at #{rec[_SEQ]}; bind() the "
                     "replayer to its instance to replay it"
                 )
             try:
-                self.instance.call_raw(event.function, event.input or b"")
+                self.instance.call_raw(rec[_FN], rec[_IN] or b"")
             except ReplayError:
                 raise
             except Exception:
@@ -241,55 +291,56 @@ class Replayer(CallInterceptor):
         if not self._stack:
             return  # a short-circuited or foreign call
         started = self._stack[-1]
-        event = self.cursor.peek()
-        actual_desc = CallKey(EventKind.RETURN, "", call.function, None)
-        if event is None and self.live_after_end:
+        rec = self.cursor.peek()
+        actual_desc = CallKey(_RETURN, "", call.function, None)
+        if rec is None and self.live_after_end:
             self._stack.pop()
             self.live = True
             return
-        if event is None or event.kind != EventKind.RETURN or event.call != started.call:
-            expected = event
+        if rec is None or rec[_KIND] != _RETURN or rec[_CALL] != started[_CALL]:
             reason = (
                 "the export returned but the trace has more calls recorded for it"
-                if event is not None and event.kind == EventKind.IMPORT
+                if rec is not None and rec[_KIND] == _IMPORT
                 else "the export returned where the trace has no matching return"
             )
             self._stack.pop()
-            raise self._divergence(expected, actual_desc, reason, ["kind"])
+            raise self._divergence(self.cursor.peek_event(), actual_desc, reason, ["kind"])
+        expected = self.cursor.peek_event()
+        assert expected is not None
         self._stack.pop()
         self._consume()
         outcome = export_outcome(call.error)
-        if outcome != event.outcome:
+        if outcome != expected.outcome:
             got = "ok" if call.error is None else f"{outcome}: {call.error}"
-            want = "ok" if event.outcome == Outcome.OK else f"{event.outcome}: {event.error}"
+            want = "ok" if expected.outcome == Outcome.OK else f"{expected.outcome}: {expected.error}"
             raise self._divergence(
-                event,
+                expected,
                 actual_desc,
                 f"export '{call.function}' ended differently: recorded {want}; replay {got}",
                 ["outcome"],
             )
         if call.error is not None:
             text = _error_text(call.error)
-            if text != (event.error or ""):
+            if text != (expected.error or ""):
                 raise self._divergence(
-                    event,
+                    expected,
                     actual_desc,
                     f"export '{call.function}' failed with a different error: recorded "
-                    f"{event.error!r}; replay {text!r}",
+                    f"{expected.error!r}; replay {text!r}",
                     ["error"],
                 )
             return
         out = call.output.data if call.output is not None else None
-        if out != event.output:
+        if out != expected.output:
             diffs: list[Difference] = []
-            if out is not None and event.output is not None:
+            if out is not None and expected.output is not None:
                 try:
-                    diffs = diff_values(EncodedValue(event.output), EncodedValue(out))
+                    diffs = diff_values(EncodedValue(expected.output), EncodedValue(out))
                 except AbiError:
                     diffs = []
             raise self._divergence(
-                event,
-                CallKey(EventKind.RETURN, "", call.function, out),
+                expected,
+                CallKey(_RETURN, "", call.function, out),
                 f"export '{call.function}' returned a different value",
                 ["output"],
                 output_diffs=diffs,
@@ -342,10 +393,12 @@ class Replayer(CallInterceptor):
 
     def _nearest(self, actual: CallKey) -> list[tuple[Event, list[str]]]:
         """Recorded calls near the cursor, most similar first."""
-        pool = [e for e in (*self.cursor.history, *self.cursor.window()) if e.kind != EventKind.RETURN]
+        pool = [
+            e for e in (*self.cursor.past(), *self.cursor.window()) if e.kind != EventKind.RETURN
+        ]
         scored = []
         cur = self.cursor.peek()
-        here = cur.seq if cur is not None else (pool[-1].seq if pool else 0)
+        here = cur[_SEQ] if cur is not None else (pool[-1].seq if pool else 0)
         for e in pool:
             failed = failed_matchers(self.matchers, _key(e), actual)
             scored.append((len(failed), abs(e.seq - here), e, failed))
@@ -364,7 +417,9 @@ class Replayer(CallInterceptor):
         lines = []
         where = f"event #{event.seq}" if event is not None else "the end of the trace"
         current = self._stack[-1] if self._stack else None
-        inside = f" inside export '{current.function}' (call {current.call})" if current else ""
+        inside = (
+            f" inside export '{current[_FN]}' (call {current[_CALL]})" if current is not None else ""
+        )
         lines.append(f"replay diverged at {where}{inside}: {reason}")
         lines.append(f"  expected: {describe_event(event) if event is not None else '(nothing: trace ended)'}")
         if actual.kind == EventKind.RETURN:
@@ -394,6 +449,14 @@ class Replayer(CallInterceptor):
                 f"placeholder values (first at #{first}); the divergence may come from redaction"
             )
         return "\n".join(lines)
+
+
+def _name(rec: tuple[Any, ...]) -> str:
+    return f"{rec[_IFACE]}.{rec[_FN]}" if rec[_IFACE] else str(rec[_FN])
+
+
+def _rkey(rec: tuple[Any, ...]) -> CallKey:
+    return CallKey(rec[_KIND], rec[_IFACE], rec[_FN], rec[_IN])
 
 
 def _key(event: Event) -> CallKey:

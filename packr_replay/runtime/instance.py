@@ -356,7 +356,13 @@ class Instance:
         if self.error_handler is not None:
             self.error_handler(error)
         icpt = self.interceptor
-        if icpt is not None and self._hook(icpt, "import_completed"):
+        observer = icpt.import_observer if icpt is not None else None
+        if observer is not None:
+            observer(
+                fn.module, fn.name, None if input is None else input.data, None, -1, error,
+                time.perf_counter_ns() - t0, replayed,
+            )
+        elif icpt is not None and self._hook(icpt, "import_completed"):
             # (the default import_completed forwards only successes)
             call = ImportCall(
                 fn.module, fn.name, input, None, -1, error, time.perf_counter_ns() - t0, replayed
@@ -437,8 +443,13 @@ class Instance:
         output: EncodedValue | None = None
         status: int | None = None
         replayed = False
-        reply = None
-        if self._hook(icpt, "before_import"):
+        reply: Any = None
+        server = icpt.import_server
+        if server is not None:
+            reply = server(fn.module, fn.name, data)
+            if type(reply) is tuple:  # (exact output bytes, status): the replay hot path
+                reply = ImportReply(EncodedValue(reply[0]), reply[1])
+        elif self._hook(icpt, "before_import"):
             reply = self.driver.run(
                 icpt.before_import(fn.module, fn.name, input), inline=icpt.inline
             )
@@ -486,7 +497,13 @@ class Instance:
             status = self._write_reply(output.data, out_pp, out_lp, status)
         except GuestMemoryError as exc:
             return self._report(fn, input, "MemoryWrite", str(exc), t0, exc, replayed)
-        if self._hook(icpt, "import_completed"):
+        observer = icpt.import_observer
+        if observer is not None:
+            observer(
+                fn.module, fn.name, data, output.data, status, None,
+                time.perf_counter_ns() - t0, replayed,
+            )
+        elif self._hook(icpt, "import_completed"):
             call = ImportCall(
                 fn.module,
                 fn.name,

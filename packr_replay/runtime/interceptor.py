@@ -15,7 +15,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, cast
 
@@ -111,6 +111,22 @@ class CallInterceptor:
 
     inline: ClassVar[bool] = False
     decode_inputs: ClassVar[bool] = True
+
+    #: Optional synchronous fast paths, for ``inline`` interceptors on the hottest path
+    #: (the recorder and the replayer). When set, the runtime calls them with raw bytes
+    #: instead of building :class:`EncodedValue`/:class:`ImportCall` objects and driving
+    #: the ``before_import`` / ``import_completed`` coroutines; they must behave exactly
+    #: like those hooks. ``import_server(interface, function, input_bytes)`` returns
+    #: None, an :class:`ImportReply`, or ``(output_bytes, status)`` (``status`` None for
+    #: the instance's default); ``import_observer(interface, function, input, output,
+    #: status, error, duration_ns, replayed)`` sees every completed call.
+    import_server: (
+        Callable[[str, str, bytes], ImportReply | tuple[bytes, int | None] | None] | None
+    ) = None
+    import_observer: (
+        Callable[[str, str, bytes | None, bytes | None, int, HostFunctionError | None, int, bool], None]
+        | None
+    ) = None
 
     async def before_import(
         self, interface: str, function: str, input: EncodedValue

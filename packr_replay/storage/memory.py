@@ -131,6 +131,13 @@ class MemoryTrace:
         self._head = digest
         return seq
 
+    def extend(self, rows: list[tuple[Any, ...]]) -> int:
+        """Append many events (rows of :meth:`append`'s fields); returns the first seq."""
+        first = len(self._events)
+        for row in rows:
+            self.append(*row)
+        return first
+
     def flush(self) -> None:
         """Nothing to make durable; here for :class:`EventSink`."""
 
@@ -179,6 +186,11 @@ class MemoryTrace:
         if match is None:
             return iter(events)
         return (e for e in events if match(e.chain_fields()))
+
+    def records(self, start: int = 0) -> Iterator[tuple[tuple[Any, ...], bytes]]:
+        """``(fields, hash)`` from ``start`` on, as :meth:`Trace.records` gives them."""
+        for event in self._events[start:]:
+            yield tuple(event.chain_fields()), event.hash
 
     def event(self, seq: int) -> Event:
         if not 0 <= seq < len(self._events):

@@ -8,7 +8,7 @@ without a file.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .model import Event, EventKind, ExportCall, Outcome, TraceInfo, TraceStatus
 
@@ -40,6 +40,11 @@ class EventSink(Protocol):
         a frozen dataclass per call costs as much as hashing it; read the event back
         with ``event(seq)`` when it is needed.
         """
+        ...
+
+    def extend(self, rows: list[tuple[Any, ...]]) -> int:
+        """Append many events; each row holds :meth:`append`'s 12 fields in order.
+        Returns the seq of the first (the recorder's batched path)."""
         ...
 
     def flush(self) -> None:
@@ -75,6 +80,12 @@ class EventSource(Protocol):
 
     def event(self, seq: int) -> Event:
         """The event at ``seq``; ``IndexError`` if there is none."""
+        ...
+
+    def records(self, start: int = 0) -> Iterator[tuple[tuple[Any, ...], bytes]]:
+        """Raw ``(fields, hash)`` pairs from ``start`` on: the 13 chain fields of
+        :meth:`Event.chain_fields` (seq first, kind and outcome as str), validated.
+        The replayer's hot path reads these instead of building Events."""
         ...
 
     def exports(self) -> list[ExportCall]:

@@ -1,0 +1,196 @@
+"""Record and replay overhead, trace diff cost, and per-call scaling — side by side.
+
+Workloads, on the ``bench`` example guest (``calls(n)`` makes n typed import calls to
+``bench:host/math.inc``):
+
+* ``live``    the run with the demo host, no interceptor;
+* ``record``  the same run with a ``Recorder`` writing into a trace store file;
+* ``replay``  the recorded trace replayed (no host, imports served from the trace).
+
+Each round runs all three back to back, so each ratio compares runs made under the same
+machine conditions; the report gives the median and spread over rounds. ``--diff`` also
+builds two N-event traces and times ``diff_traces`` with its peak RSS (in a child
+process, so the parent's memory does not count). ``--scaling`` reports per-call cost at
+1k, 10k, 100k (and 1M with ``--full``) calls.
+
+Run::
+
+    python bench/bench_record.py                 # N=100k calls, 5 rounds
+    python bench/bench_record.py --quick         # N=20k, 3 rounds
+    python bench/bench_record.py --diff --scaling --full
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from packr_replay import api
+from packr_replay.abi import S64
+from packr_replay.replay import Recorder
+from packr_replay.runtime import Runtime
+from packr_replay.runtime.demo import DemoHost, example_guest
+from packr_replay.storage import TraceStore
+
+FUEL = 10**13
+
+
+def run_live(runtime: Runtime, n: int) -> float:
+    module = runtime.load_module(example_guest("bench"))
+    inst = module.instantiate(DemoHost())
+    t = time.perf_counter()
+    inst.call_with_value("calls", S64(n))
+    return time.perf_counter() - t
+
+
+def run_record(runtime: Runtime, n: int, db: Path) -> float:
+    module = runtime.load_module(example_guest("bench"))
+    with TraceStore(db, create=True) as store:
+        sha = store.add_module(module.wasm, "bench")
+        writer = store.begin_trace(sha, label="bench", meta={"fuel": FUEL})
+        inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
+        t = time.perf_counter()
+        inst.call_with_value("calls", S64(n))
+        writer.finish()  # the last flush is part of recording
+        return time.perf_counter() - t
+
+
+def run_replay(db: Path) -> tuple[float, bool]:
+    t = time.perf_counter()
+    report = api.replay(db, "bench")
+    return time.perf_counter() - t, report.reproduced
+
+
+def ratios(n: int, rounds: int) -> dict[str, Any]:
+    runtime = Runtime(fuel=FUEL)
+    live, rec, rep = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            db = Path(tmp) / f"r{r}.db"
+            live.append(run_live(runtime, n))
+            rec.append(run_record(runtime, n, db))
+            t, ok = run_replay(db)
+            assert ok, "replay did not reproduce"
+            rep.append(t)
+            db.unlink()
+    rec_ratio = [b / a for a, b in zip(live, rec, strict=True)]
+    rep_ratio = [c / a for a, c in zip(live, rep, strict=True)]
+    return {
+        "calls": n,
+        "rounds": rounds,
+        "record_vs_live": _stats(rec_ratio),
+        "replay_vs_live": _stats(rep_ratio),
+        "live_us_per_call": statistics.median(live) / n * 1e6,
+        "record_us_per_call": statistics.median(rec) / n * 1e6,
+        "replay_us_per_call": statistics.median(rep) / n * 1e6,
+    }
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+# ------------------------------------------------------------------- diff
+
+
+def _make_traces(path: Path, n: int) -> None:
+    runtime = Runtime(fuel=FUEL)
+    module = runtime.load_module(example_guest("bench"))
+    for label in ("a", "b"):
+        with TraceStore(path, create=True) as store:
+            sha = store.add_module(module.wasm, "bench")
+            writer = store.begin_trace(sha, label=label, meta={"fuel": FUEL})
+            inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
+            inst.call_with_value("calls", S64(n))
+            writer.finish()
+
+
+def _diff_child(path: str) -> None:
+    t = time.perf_counter()
+    d = api.diff(f"{path}#a", f"{path}#b")
+    elapsed = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss, "identical": d.identical,
+                      "events": d.events_a}))
+
+
+def diff_cost(n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "diff.db"
+        t = time.perf_counter()
+        _make_traces(path, n)
+        build = time.perf_counter() - t
+        out = subprocess.run(
+            [sys.executable, __file__, "--diff-child", str(path)],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        base = subprocess.run(
+            [sys.executable, "-c", "import resource, packr_replay.api; "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    result: dict[str, Any] = json.loads(out)
+    result["baseline_rss_mb"] = float(base)
+    result["events_per_trace"] = result.pop("events")
+    result["build_seconds"] = build
+    return result
+
+
+# ----------------------------------------------------------------- scaling
+
+
+def scaling(sizes: list[int]) -> list[dict[str, Any]]:
+    return [ratios(n, 1) for n in sizes]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--diff", action="store_true", help="also time diff_traces on two large traces")
+    parser.add_argument("--scaling", action="store_true", help="per-call cost at 1k..100k calls")
+    parser.add_argument("--full", action="store_true", help="1M-call sizes for --diff/--scaling")
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--diff-child", metavar="DB", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.diff_child:
+        _diff_child(args.diff_child)
+        return 0
+    n, rounds = (20_000, 3) if args.quick else (100_000, 5)
+    results: dict[str, Any] = {"overhead": ratios(n, rounds)}
+    o = results["overhead"]
+    print(f"calls per run: {n}, rounds: {rounds}")
+    for key, label in (("record_vs_live", "record / live"), ("replay_vs_live", "replay / live")):
+        s = o[key]
+        print(f"  {label:15} {s['median']:.3f}x  (spread {s['min']:.3f}-{s['max']:.3f})")
+    print(f"  µs per call: live {o['live_us_per_call']:.1f}, record {o['record_us_per_call']:.1f}, "
+          f"replay {o['replay_us_per_call']:.1f}")
+    if args.scaling:
+        sizes = [1_000, 10_000, 100_000] + ([1_000_000] if args.full else [])
+        results["scaling"] = scaling(sizes)
+        print("per-call cost by run length (µs per call: live / record / replay)")
+        for row in results["scaling"]:
+            print(f"  {row['calls']:>9}: {row['live_us_per_call']:.1f} / "
+                  f"{row['record_us_per_call']:.1f} / {row['replay_us_per_call']:.1f}")
+    if args.diff:
+        size = 1_000_000 if args.full else 100_000
+        d = diff_cost(size)
+        results["diff"] = d
+        print(f"diff_traces on two traces of {d['events_per_trace']} events: {d['seconds']:.2f} s, "
+              f"peak RSS {d['peak_rss_mb']:.0f} MB (baseline process {d['baseline_rss_mb']:.0f} MB)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
