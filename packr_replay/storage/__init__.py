@@ -17,10 +17,13 @@ Modules: ``model`` (what a trace is), ``protocols`` (the replay layer's seam),
 ``schema``/``sqlite`` (file format, migrations, opening), ``writer``/``reader``
 (recording and reading), ``integrity`` (hash chains), ``exchange`` (export/import
 stream), ``bundle`` (bug-report files), ``memory`` (the in-memory trace),
-``liveness`` (how a dead recorder's trace is recognised as incomplete).
+``liveness`` (how a dead recorder's trace is recognised as incomplete), ``index``
+(the per-event SQL index behind the ``events`` view), ``sqlfuncs`` (SQL functions
+over values, and ``run_query``).
 """
 
 from .bundle import Redactor, bundle
+from .index import index_all, index_trace
 from .integrity import VerifyReport
 from .memory import MemoryTrace
 from .model import (
@@ -62,4 +65,6 @@ __all__ = [
     "bundle",
     "chain_genesis",
     "chain_hash",
+    "index_all",
+    "index_trace",
 ]

@@ -12,10 +12,23 @@ is the concatenation of the batch's event records (see :mod:`.codec`). One row p
 batch instead of one per event is what lets the writer keep up with a busy guest:
 SQLite's per-row cost (and the per-blob binding cost of Python's driver) dominates
 everything else for small events.
+
+Format 2 adds what lets people read a trace in everyday tools (``sqlite3``,
+Datasette) without packr-replay: the ``event_index`` table, one plain row per event
+(derived data, filled on demand by :func:`~.index.index_trace`, never by the
+recorder), and the views ``trace_summary`` and ``events``. Format-1 files still open
+read-only as they are (``OLDEST_READABLE_FORMAT``); opening one for writing adds them.
+
+Opening checks every schema object against what the migrations create: our tables by
+shape, our views and indexes by their exact SQL, and nothing else at all (no
+triggers, no foreign tables or views), so a hostile file cannot smuggle code or data
+into the queries we, or a person browsing the file, run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +41,7 @@ from ..errors import TraceFormatError
 __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
+    "OLDEST_READABLE_FORMAT",
     "TRACE_FORMAT_VERSION",
     "ensure_schema",
     "newer_format_message",
@@ -35,12 +49,14 @@ __all__ = [
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
 PAGE_SIZE = 16384
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2
 """The trace-store and export-stream format this version writes (and every older one it reads)."""
 
-MIGRATIONS = Migrations("packr-replay")
+OLDEST_READABLE_FORMAT = 1
+"""The oldest format a read-only open accepts without migrating (format 2 only added
+derived data, so a format-1 file reads exactly as before)."""
 
-_TABLES = ("modules", "traces", "segments", Migrations.migrations_table)
+MIGRATIONS = Migrations("packr-replay")
 
 
 @MIGRATIONS(name="0001_initial")
@@ -98,6 +114,60 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0002_event_index")
+def _m0002_event_index(db: sqlite_utils.Database) -> None:
+    """A plain per-event table and two views, so ``sqlite3`` and Datasette can read traces.
+
+    ``event_index`` is derived from the segments (see :mod:`.index`); ``*_text`` hold
+    packr's Display text of values up to 1 KiB encoded, cut at 200 characters.
+    """
+    db.execute(
+        """
+        CREATE TABLE event_index (
+            trace_id INTEGER NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            call INTEGER NOT NULL,
+            depth INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            interface TEXT NOT NULL,
+            function TEXT NOT NULL,
+            input_size INTEGER,
+            output_size INTEGER,
+            status INTEGER,
+            outcome TEXT NOT NULL,
+            error_kind TEXT,
+            error TEXT,
+            duration_ns INTEGER NOT NULL,
+            input_text TEXT,
+            output_text TEXT,
+            PRIMARY KEY (trace_id, seq)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW trace_summary AS
+        SELECT t.id, t.label, t.status, m.name AS module, t.event_count,
+               (SELECT count(*) FROM event_index e WHERE e.trace_id = t.id) AS indexed_events,
+               t.created_at, t.completed_at, t.host, t.replay_of, t.uuid, t.module_sha256,
+               t.tool_version, t.format_version
+        FROM traces t LEFT JOIN modules m ON m.sha256 = t.module_sha256
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW events AS
+        SELECT e.trace_id, t.label AS trace_label, e.seq, e.call, e.depth, e.kind,
+               e.interface, e.function,
+               CASE WHEN e.interface = '' THEN e.function
+                    ELSE e.interface || '.' || e.function END AS name,
+               e.input_size, e.output_size, e.status, e.outcome, e.error_kind, e.error,
+               e.duration_ns, e.input_text, e.output_text
+        FROM event_index e JOIN traces t ON t.id = e.trace_id
+        """
+    )
+
+
 def newer_format_message(what: object, version: int) -> str:
     return (
         f"{what} was written by packr-replay format {version}; this is packr-replay "
@@ -126,20 +196,27 @@ def ensure_schema(
     readonly: bool,
     migrations: Migrations = MIGRATIONS,
     version: int = TRACE_FORMAT_VERSION,
+    oldest_readable: int = OLDEST_READABLE_FORMAT,
 ) -> int:
     """Check (and create or migrate) the schema; returns the file's format version.
 
-    Creation and migration happen under ``BEGIN IMMEDIATE`` after re-reading the
-    version, so two processes creating the same new file do not race.
-    ``migrations``/``version`` are parameters so tests can exercise an upgrade.
+    A read-only open of an older file from ``oldest_readable`` on checks it against
+    the schema of its own version and reads it as it is. Creation and migration happen
+    under ``BEGIN IMMEDIATE`` after re-reading the version, so two processes creating
+    the same new file do not race. ``migrations``/``version``/``oldest_readable`` are
+    parameters so tests can exercise an upgrade.
     """
     file_version = _check_identity(db, path, version)
     if file_version == version:
-        _check_shape(db, path, migrations)
+        _check_shape(db, path, migrations, file_version)
         return file_version
     if file_version == 0 and not create:
         raise TraceFormatError(f"{path} is an empty database, not a trace store")
+    if file_version > 0:
+        _check_shape(db, path, migrations, file_version)  # before we run anything on it
     if readonly:
+        if file_version >= oldest_readable:
+            return file_version
         raise TraceFormatError(
             f"{path} uses trace-store format {file_version} and needs migrating to "
             f"{version}; open it once without readonly=True to upgrade it"
@@ -164,7 +241,7 @@ def ensure_schema(
     except BaseException:
         db.rollback()
         raise
-    _check_shape(db, path, migrations)
+    _check_shape(db, path, migrations, version)
     return version
 
 
@@ -187,10 +264,34 @@ def _check_identity(db: sqlite_utils.Database, path: Path, version: int) -> int:
     return file_version
 
 
-_expected: dict[str, Any] | None = None
+ObjectKey = tuple[str, str]
+"""``(type, name)`` of a schema object in ``sqlite_master``."""
 
 
-def _shape(db: sqlite_utils.Database) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """What a file of one format version must hold: every object's SQL, tables' shapes."""
+
+    objects: dict[ObjectKey, str | None]
+    tables: dict[str, Any]
+
+
+_expected: dict[int, _Schema] = {}
+
+
+def _objects(db: sqlite_utils.Database) -> dict[ObjectKey, str | None]:
+    """Every schema object but SQLite's own (``sqlite_autoindex_*``, ``sqlite_stat1``...)
+    and sqlite-utils' indexes on its migrations table (their names and SQL are its
+    business and may change between its versions; an index runs no code)."""
+    rows = db.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master "
+        "WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^' AND NOT (type = 'index' AND tbl_name = ?)",
+        [Migrations.migrations_table],
+    ).fetchall()
+    return {(str(t), str(n)): (None if sql is None else str(sql)) for t, n, _, sql in rows}
+
+
+def _shape(db: sqlite_utils.Database, tables: Iterable[str]) -> dict[str, Any]:
     """Column names, declared types, NOT NULL and key positions, and strictness."""
     shape: dict[str, Any] = {}
     strict: dict[str, int] = {}
@@ -199,8 +300,8 @@ def _shape(db: sqlite_utils.Database) -> dict[str, Any]:
             strict[str(row[1])] = int(row[5])
     except Exception:  # SQLite < 3.37: no table_list, no STRICT tables to check
         pass
-    for table in _TABLES:
-        cols = db.execute(f"PRAGMA table_xinfo({table})").fetchall()
+    for table in tables:
+        cols = db.execute(f"PRAGMA table_xinfo({_quote(table)})").fetchall()
         shape[table] = (
             [(str(c[1]), str(c[2]).upper(), int(c[3]), int(c[5])) for c in cols],
             strict.get(table),
@@ -208,33 +309,56 @@ def _shape(db: sqlite_utils.Database) -> dict[str, Any]:
     return shape
 
 
-def _expected_shape(migrations: Migrations) -> dict[str, Any]:
-    global _expected
-    if _expected is None or migrations is not MIGRATIONS:
-        scratch = sqlite_utils.Database(memory=True, execute_plugins=False)
-        try:
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _expected_schema(migrations: Migrations, version: int) -> _Schema:
+    """The schema ``migrations`` create up to ``version``, built in a scratch database."""
+    cached = _expected.get(version) if migrations is MIGRATIONS else None
+    if cached is not None:
+        return cached
+    scratch = sqlite_utils.Database(memory=True, execute_plugins=False)
+    try:
+        names = [m.name for m in migrations.pending(scratch)]
+        if version < len(names):
+            migrations.apply(scratch, stop_before=names[version])
+        else:
             migrations.apply(scratch)
-            shape = _shape(scratch)
-        finally:
-            scratch.close()
-        if migrations is not MIGRATIONS:
-            return shape
-        _expected = shape
-    return _expected
+        objects = _objects(scratch)
+        tables = [name for kind, name in objects if kind == "table"]
+        schema = _Schema(objects, _shape(scratch, tables))
+    finally:
+        scratch.close()
+    if migrations is MIGRATIONS:
+        _expected[version] = schema
+    return schema
 
 
-def _check_shape(db: sqlite_utils.Database, path: Path, migrations: Migrations) -> None:
-    """Refuse files whose tables differ from ours, or that carry triggers or views."""
-    code = db.execute(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"
-    ).fetchall()
-    if code:
-        names = ", ".join(f"{t} {n}" for t, n in code)
+def _check_shape(
+    db: sqlite_utils.Database, path: Path, migrations: Migrations, version: int
+) -> None:
+    """Refuse files whose schema differs from what format ``version`` creates.
+
+    Tables are compared by shape (what reading relies on); views and indexes by their
+    exact SQL, because their SQL is what runs when someone queries them; anything
+    else (a trigger, a foreign table or view) is refused outright.
+    """
+    expected = _expected_schema(migrations, version)
+    actual = _objects(db)
+    unexpected = sorted(actual.keys() - expected.objects.keys())
+    if unexpected:
+        names = ", ".join(f"{t} {n}" for t, n in unexpected)
         raise TraceFormatError(f"{path} has unexpected schema objects ({names}); refusing it")
-    actual = _shape(db)
-    expected = _expected_shape(migrations)
-    for table in _TABLES:
-        if actual[table] != expected[table]:
+    shape = _shape(db, expected.tables)
+    for table, table_shape in expected.tables.items():
+        if shape[table] != table_shape:
             raise TraceFormatError(
                 f"{path} is not a valid trace store: table {table!r} has an unexpected shape"
+            )
+    for (kind, name), sql in expected.objects.items():
+        if kind != "table" and actual.get((kind, name)) != sql:
+            raise TraceFormatError(
+                f"{path} is not a valid trace store: {kind} {name!r} is missing or "
+                "differs from packr-replay's; refusing it"
             )

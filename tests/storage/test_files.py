@@ -117,13 +117,13 @@ class TestVersions:
         assert db.execute("PRAGMA user_version").fetchone()[0] == TRACE_FORMAT_VERSION
         assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial"]
+        assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial", "0002_event_index"]
         assert store.format_version == TRACE_FORMAT_VERSION
 
     def test_reopen_applies_nothing(self, store_path: Path) -> None:
         populated(store_path, traces=1, events=5)
         with TraceStore(store_path) as store:
-            assert len(MIGRATIONS.applied(store.db)) == 1
+            assert len(MIGRATIONS.applied(store.db)) == TRACE_FORMAT_VERSION
 
     def test_newer_file_is_refused(self, store_path: Path) -> None:
         populated(store_path, traces=1, events=5)
@@ -146,10 +146,12 @@ class TestVersions:
             TraceStore(store_path)
 
     def upgraded_migrations(self) -> Migrations:
+        """Today's migrations plus a future one (format ``TRACE_FORMAT_VERSION + 1``)."""
         migrations = Migrations("packr-replay")
         migrations(name="0001_initial")(schema_module._m0001_initial)
+        migrations(name="0002_event_index")(schema_module._m0002_event_index)
 
-        @migrations(name="0002_notes")
+        @migrations(name="9999_notes")
         def notes(db: sqlite_utils.Database) -> None:
             db.execute("ALTER TABLE traces ADD COLUMN notes TEXT")
 
@@ -158,35 +160,52 @@ class TestVersions:
     def test_migrates_forward(self, store_path: Path) -> None:
         populated(store_path, traces=1, events=5)
         migrations = self.upgraded_migrations()
+        future = TRACE_FORMAT_VERSION + 1
         db = sqlite_module.connect(store_path)
         try:
             assert (
                 ensure_schema(
-                    db, store_path, create=False, readonly=False, migrations=migrations, version=2
+                    db,
+                    store_path,
+                    create=False,
+                    readonly=False,
+                    migrations=migrations,
+                    version=future,
                 )
-                == 2
+                == future
             )
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert db.execute("PRAGMA user_version").fetchone()[0] == future
             assert "notes" in db["traces"].columns_dict
         finally:
             db.close()
         # ... and this version now refuses the upgraded file, saying why.
-        with pytest.raises(TraceFormatError, match="format 2"):
+        with pytest.raises(TraceFormatError, match=f"format {future}"):
             TraceStore(store_path)
 
-    def test_readonly_does_not_migrate(self, store_path: Path) -> None:
+    def test_readonly_reads_an_older_format_as_it_is(self, store_path: Path) -> None:
         populated(store_path, traces=1, events=5)
         db = sqlite_module.connect(store_path, readonly=True)
+        future = TRACE_FORMAT_VERSION + 1
+        try:
+            version = ensure_schema(
+                db, store_path, create=False, readonly=True,
+                migrations=self.upgraded_migrations(), version=future,
+            )  # fmt: skip
+            assert version == TRACE_FORMAT_VERSION
+            assert db.execute("PRAGMA user_version").fetchone()[0] == TRACE_FORMAT_VERSION
+        finally:
+            db.close()
+
+    def test_readonly_does_not_migrate_below_the_oldest_readable(self, store_path: Path) -> None:
+        populated(store_path, traces=1, events=5)
+        db = sqlite_module.connect(store_path, readonly=True)
+        future = TRACE_FORMAT_VERSION + 1
         try:
             with pytest.raises(TraceFormatError, match="without readonly"):
                 ensure_schema(
-                    db,
-                    store_path,
-                    create=False,
-                    readonly=True,
-                    migrations=self.upgraded_migrations(),
-                    version=2,
-                )
+                    db, store_path, create=False, readonly=True,
+                    migrations=self.upgraded_migrations(), version=future, oldest_readable=future,
+                )  # fmt: skip
         finally:
             db.close()
 
