@@ -14,10 +14,10 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
-from ..storage.model import Event
+from ..storage.model import Event, EventKind, Outcome
 from .diff import Difference, diff_values
 from .replayer import describe_event
 
@@ -109,25 +109,21 @@ class TraceDiff:
         )
 
 
-def _identity(e: Event) -> tuple[str, str, str]:
-    return (e.kind, e.interface, e.function)
+Record = tuple[tuple[Any, ...], bytes]
 
 
-def _same(a: Event, b: Event) -> bool:
-    return (
-        a.input == b.input
-        and a.output == b.output
-        and a.outcome == b.outcome
-        and a.status == b.status
-        and a.error == b.error
-        and a.error_kind == b.error_kind
-    )
+def _event(record: Record) -> Event:
+    f, digest = record
+    return Event(f[0], f[1], EventKind(f[2]), f[3], f[4], f[5], f[6], f[7], Outcome(f[8]),
+                 f[9], f[10], f[11], f[12], digest)  # fmt: skip
 
 
 class _Stream:
-    def __init__(self, events: Iterator[Event], window: int) -> None:
-        self.events = events
-        self.buf: deque[Event] = deque()
+    """Raw records of one trace with a bounded look-ahead buffer."""
+
+    def __init__(self, records: Iterator[Record], window: int) -> None:
+        self.records = records
+        self.buf: deque[Record] = deque()
         self.window = window
         self.done = False
         self.count = 0
@@ -135,16 +131,18 @@ class _Stream:
     def fill(self) -> None:
         while len(self.buf) < self.window and not self.done:
             try:
-                self.buf.append(next(self.events))
+                self.buf.append(next(self.records))
             except StopIteration:
                 self.done = True
 
-    def head(self) -> Event | None:
+    def head(self) -> tuple[Any, ...] | None:
         if not self.buf:
             self.fill()
-        return self.buf[0] if self.buf else None
+            if not self.buf:
+                return None
+        return self.buf[0][0]
 
-    def pop(self) -> Event:
+    def pop(self) -> Record:
         self.count += 1
         return self.buf.popleft()
 
@@ -158,57 +156,68 @@ def diff_traces(
 ) -> TraceDiff:
     """Compare two traces event by event (see the module docstring)."""
     result = TraceDiff()
-    sa, sb = _Stream(iter(a.events()), window), _Stream(iter(b.events()), window)
-    stats: dict[str, CallStats] = {}
-    tally: Counter[str] = Counter()
+    sa, sb = _Stream(iter(a.records()), window), _Stream(iter(b.records()), window)
+    # Counters per call identity (kind, interface, function): [a, b, changed, inserted, removed]
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    tally: Counter[EventChange] = Counter()
 
-    def stat(e: Event) -> CallStats:
-        key = f"{e.kind} {e.name}"
-        s = stats.get(key)
-        if s is None:
-            s = stats[key] = CallStats()
-        return s
+    def note(change: EventChange, ra: Record | None, rb: Record | None) -> None:
+        tally[change] += 1
+        if result.first is None or len(result.changes) < max_changes:
+            tc = TraceChange(
+                change,
+                None if ra is None else _event(ra),
+                None if rb is None else _event(rb),
+            )
+            if change is EventChange.CHANGED:
+                assert tc.a is not None
+                assert tc.b is not None
+                tc.fields = _changed_fields(tc.a, tc.b)
+                _explain(tc)
+            if result.first is None:
+                result.first = tc
+            if len(result.changes) < max_changes:
+                result.changes.append(tc)
 
-    def note(change: TraceChange) -> None:
-        tally[change.change] += 1
-        if result.first is None:
-            result.first = change
-        if len(result.changes) < max_changes:
-            if change.change is EventChange.CHANGED:
-                _explain(change)
-            result.changes.append(change)
-
+    equal = 0
     while True:
         x, y = sa.head(), sb.head()
         if x is None and y is None:
             break
-        if y is None or (x is not None and y is not None and _identity(x) != _identity(y) and _prefer_removal(sa, sb)):
-            assert x is not None
-            ev = sa.pop()
-            stat(ev).a += 1
-            stat(ev).removed += 1
-            note(TraceChange(EventChange.REMOVED, ev, None))
+        if x is not None and y is not None and x[2:5] == y[2:5]:
+            ra, rb = sa.pop(), sb.pop()
+            c = counts.get(x[2:5])
+            if c is None:
+                c = counts[x[2:5]] = [0, 0, 0, 0, 0]
+            c[0] += 1
+            c[1] += 1
+            if x[5:11] == y[5:11]:
+                equal += 1
+            else:
+                c[2] += 1
+                note(EventChange.CHANGED, ra, rb)
             continue
-        if x is None or _identity(x) != _identity(y):
-            ev = sb.pop()
-            stat(ev).b += 1
-            stat(ev).inserted += 1
-            note(TraceChange(EventChange.INSERTED, None, ev))
+        if y is None or (x is not None and _prefer_removal(sa, sb)):
+            ra = sa.pop()
+            c = counts.setdefault(ra[0][2:5], [0, 0, 0, 0, 0])
+            c[0] += 1
+            c[4] += 1
+            note(EventChange.REMOVED, ra, None)
             continue
-        ea, eb = sa.pop(), sb.pop()
-        s = stat(ea)
-        s.a += 1
-        s.b += 1
-        if _same(ea, eb):
-            result.equal += 1
-        else:
-            s.changed += 1
-            note(TraceChange(EventChange.CHANGED, ea, eb, _changed_fields(ea, eb)))
+        rb = sb.pop()
+        c = counts.setdefault(rb[0][2:5], [0, 0, 0, 0, 0])
+        c[1] += 1
+        c[3] += 1
+        note(EventChange.INSERTED, None, rb)
+    result.equal = equal
     result.events_a, result.events_b = sa.count, sb.count
     result.changed = tally[EventChange.CHANGED]
     result.inserted = tally[EventChange.INSERTED]
     result.removed = tally[EventChange.REMOVED]
-    result.calls = stats
+    result.calls = {
+        f"{kind} {iface}.{fn}" if iface else f"{kind} {fn}": CallStats(*c)
+        for (kind, iface, fn), c in counts.items()
+    }
     return result
 
 
@@ -222,24 +231,20 @@ def _prefer_removal(sa: _Stream, sb: _Stream) -> bool:
     """
     sa.fill()
     sb.fill()
-    x, y = sa.buf[0], sb.buf[0]
+    x, y = sa.buf[0][0], sb.buf[0][0]
     ix = _find(sa.buf, y)  # how many a-events to drop to meet b's head
     iy = _find(sb.buf, x)  # how many b-events to insert to meet a's head
-    if ix is None and iy is None:
-        return True
-    if iy is None:
-        return True
-    if ix is None:
-        return False
+    if ix is None or iy is None:
+        return iy is None
     return ix <= iy
 
 
-def _find(buf: deque[Event], target: Event) -> int | None:
-    ident = _identity(target)
+def _find(buf: deque[Record], target: tuple[Any, ...]) -> int | None:
+    ident = target[2:5]
     fallback = None
-    for i, e in enumerate(buf):
-        if _identity(e) == ident:
-            if e.input == target.input:
+    for i, (f, _) in enumerate(buf):
+        if f[2:5] == ident:
+            if f[5] == target[5]:
                 return i
             if fallback is None:
                 fallback = i

@@ -194,22 +194,51 @@ def _check_fields(fields: object, seq: int) -> tuple[Any, ...]:
     return fields
 
 
+def _signatures() -> frozenset[tuple[type, ...]]:
+    """Every allowed tuple of field types (five fields may be None)."""
+    none = type(None)
+    out = set()
+    for mask in range(32):
+        opt = [(bytes, bytes, int, str, str)[i] if not mask & (1 << i) else none for i in range(5)]
+        out.add((int, int, str, str, str, opt[0], opt[1], opt[2], str, opt[3], opt[4], int, int))
+    return frozenset(out)
+
+
+_SIGNATURES = _signatures()
+
+
 def decode_records(unpacker: msgpack.Unpacker, first_seq: int, count: int) -> Iterator[RawRecord]:
     """Yield ``count`` validated ``(fields, hash)`` pairs from a fed unpacker.
 
-    Raises :class:`TraceFormatError` naming the seq where decoding went wrong.
+    Raises :class:`TraceFormatError` naming the seq where decoding went wrong. The common
+    case is checked with one type-signature lookup per record; anything unusual goes
+    through :func:`_check_fields` for the precise complaint.
     """
-    for seq in range(first_seq, first_seq + count):
+    it = iter(unpacker)
+    sigs, kinds, outcomes = _SIGNATURES, KINDS, OUTCOMES
+    seq = first_seq
+    end = first_seq + count
+    while seq < end:
         try:
-            fields = unpacker.unpack()
-            digest = unpacker.unpack()
-        except msgpack.OutOfData:
+            fields = next(it)
+            digest = next(it)
+        except StopIteration:
             raise TraceFormatError(f"event {seq}: record cut short") from None
         except (ValueError, TypeError) as exc:
             raise TraceFormatError(f"event {seq}: undecodable record: {exc}") from None
+        if not (
+            type(fields) is tuple
+            and len(fields) == 13
+            and tuple(map(type, fields)) in sigs
+            and fields[0] == seq
+            and fields[2] in kinds
+            and fields[8] in outcomes
+        ):
+            _check_fields(fields, seq)
         if type(digest) is not bytes or len(digest) != 32:
             raise TraceFormatError(f"event {seq}: stored hash is not 32 bytes")
-        yield _check_fields(fields, seq), digest
+        yield fields, digest
+        seq += 1
 
 
 def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:

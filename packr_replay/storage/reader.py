@@ -141,9 +141,12 @@ class Trace:
     def records(self, start: int = 0) -> Iterator[RawRecord]:
         """Validated ``(fields, hash)`` records from ``start`` on."""
         for segment in self.segments(start):
-            for record in decode_segment(segment):
-                if record[0][0] >= start:
-                    yield record
+            if segment[0] >= start:
+                yield from decode_segment(segment)  # the common case: no filtering
+            else:
+                for record in decode_segment(segment):
+                    if record[0][0] >= start:
+                        yield record
 
     def segments(self, start: int = 0) -> Iterator[Segment]:
         """Stored segments in order from the one holding ``start``; gaps are errors."""
