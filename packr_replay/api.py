@@ -286,6 +286,7 @@ def replay(
             raise
         if writer is not None:
             writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
+            report.saved_trace = writer.trace_id
         return report
 
 

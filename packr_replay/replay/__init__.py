@@ -5,6 +5,7 @@ from ..errors import ReplayDivergence, TraceExhausted
 from .diff import Change, Difference, diff_values
 from .matchers import DEFAULT_MATCH_ON, MATCHERS, CallKey, register_matcher
 from .recorder import Recorder
+from .redact import redact_value, redactor
 from .replayer import Replayer, ReplayStopped, describe_event
 from .session import (
     Chain,
@@ -38,6 +39,8 @@ __all__ = [
     "diff_traces",
     "diff_values",
     "fill_missing_imports",
+    "redact_value",
+    "redactor",
     "register_matcher",
     "replay_source",
 ]

@@ -189,6 +189,7 @@ class ReplayReport:
     trace_incomplete: bool = False
     ended_early: bool = False
     duration_s: float = 0.0
+    saved_trace: int | None = None  # the id of the replay run's own trace (``save=True``)
 
     def __bool__(self) -> bool:
         return self.reproduced
