@@ -340,7 +340,8 @@ class Session:
             RecordMode.NONE, RecordMode.ONCE, RecordMode.NEW_EPISODES
         )
         self.recording = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or not exists
-        self.store = TraceStore(path, create=True)
+        # threads: an async call (call_with_value_async) replays from a worker thread.
+        self.store = TraceStore(path, create=True, threads=True)
         self.runtime = _runtime_for(module, runtime)
         self.module = _module(module, self.runtime)
         self.replayer: Replayer | None = None

@@ -19,7 +19,7 @@ Modules: ``model`` (what a trace is), ``protocols`` (the replay layer's seam),
 stream), ``bundle`` (bug-report files), ``memory`` (the in-memory trace),
 ``liveness`` (how a dead recorder's trace is recognised as incomplete), ``index``
 (the per-event SQL index behind the ``events`` view), ``sqlfuncs`` (SQL functions
-over values, and ``run_query``).
+over values, and ``run_query``), ``prune`` (deleting traces).
 """
 
 from .bundle import Redactor, bundle
@@ -37,6 +37,7 @@ from .model import (
     chain_hash,
 )
 from .protocols import EventSink, EventSource
+from .prune import delete_traces
 from .reader import Trace
 from .rows import ModuleInfo
 from .schema import TRACE_FORMAT_VERSION
@@ -65,6 +66,7 @@ __all__ = [
     "bundle",
     "chain_genesis",
     "chain_hash",
+    "delete_traces",
     "index_all",
     "index_trace",
 ]

@@ -46,6 +46,8 @@ class TraceStore:
 
     Not thread-safe; every :class:`TraceWriter` it begins uses a connection of its own.
     ``tracer`` receives every SQL statement and its parameters, like sqlite-utils'.
+    ``threads`` lets the store be used from another thread, one at a time (a replayed
+    async guest call reads its trace from a worker thread).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class TraceStore:
         readonly: bool = False,
         tracer: Tracer | None = None,
         busy_timeout: float = 30.0,
+        threads: bool = False,
     ) -> None:
         self.path = Path(path)
         if create and readonly:
@@ -71,7 +74,12 @@ class TraceStore:
         self._tracer = tracer
         self._busy_timeout = busy_timeout
         self._db: sqlite_utils.Database | None = connect(
-            self.path, readonly=readonly, create=create, busy_timeout=busy_timeout, tracer=tracer
+            self.path,
+            readonly=readonly,
+            create=create,
+            busy_timeout=busy_timeout,
+            tracer=tracer,
+            threads=threads,
         )
         try:
             with translate_errors(self.path):
