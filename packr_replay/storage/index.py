@@ -15,7 +15,7 @@ and not covered by the hash chain; ``rebuild=True`` rewrites a trace's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, Limits, decode, format_value
@@ -30,8 +30,10 @@ __all__ = [
     "INDEX_FORMAT",
     "TEXT_MAX_BYTES",
     "TEXT_MAX_CHARS",
+    "Progress",
     "index_all",
     "index_row",
+    "index_status",
     "index_trace",
     "value_text",
 ]
@@ -122,7 +124,13 @@ def _write(store: TraceStore, rows: list[tuple[Any, ...]]) -> None:
             raise
 
 
-def index_trace(store: TraceStore, ref: TraceRef, *, rebuild: bool = False) -> int:
+Progress = Callable[[int], None]
+"""Called with the number of rows each batch wrote (for progress bars)."""
+
+
+def index_trace(
+    store: TraceStore, ref: TraceRef, *, rebuild: bool = False, progress: Progress | None = None
+) -> int:
     """Bring the index of trace ``ref`` up to date; returns how many rows were written.
 
     Only events committed so far are indexed (a trace still being recorded can be
@@ -142,19 +150,41 @@ def index_trace(store: TraceStore, ref: TraceRef, *, rebuild: bool = False) -> i
         if len(rows) >= _BATCH:
             _write(store, rows)
             written += len(rows)
+            if progress is not None:
+                progress(len(rows))
             rows = []
     if rows:
         _write(store, rows)
         written += len(rows)
+        if progress is not None:
+            progress(len(rows))
     return written
 
 
 def index_all(
-    store: TraceStore, refs: Iterable[TraceRef] | None = None, *, rebuild: bool = False
+    store: TraceStore,
+    refs: Iterable[TraceRef] | None = None,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
 ) -> dict[int, int]:
     """Index every trace (or those in ``refs``); returns rows written per trace id."""
     _require_index(store)
     ids = (
         [info.id for info in store.traces()] if refs is None else [store.trace(r).id for r in refs]
     )
-    return {trace_id: index_trace(store, trace_id, rebuild=rebuild) for trace_id in ids}
+    return {
+        trace_id: index_trace(store, trace_id, rebuild=rebuild, progress=progress)
+        for trace_id in ids
+    }
+
+
+def index_status(store: TraceStore) -> dict[int, int]:
+    """How many events of each trace are in the index (none before format 2)."""
+    if store.format_version < INDEX_FORMAT:
+        return {}
+    with translate_errors(store.path):
+        rows = store.db.execute(
+            "SELECT trace_id, count(*) FROM event_index GROUP BY trace_id"
+        ).fetchall()
+    return {int(t): int(n) for t, n in rows}

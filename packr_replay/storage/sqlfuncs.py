@@ -45,7 +45,7 @@ from ..abi import (
     format_value,
 )
 from ..errors import StoreError, TraceNotFound
-from .index import INDEX_FORMAT
+from .index import INDEX_FORMAT, index_status
 
 if TYPE_CHECKING:
     from .reader import Trace
@@ -349,10 +349,5 @@ def _explain(store: TraceStore, exc: BaseException) -> str:
 def unindexed_traces(store: TraceStore) -> list[int]:
     """Ids of traces whose events are not all in ``event_index`` (all of them in a
     format-1 file)."""
-    if store.format_version < INDEX_FORMAT:
-        return [info.id for info in store.traces()]
-    rows = store.db.execute(
-        "SELECT t.id FROM traces t WHERE t.event_count > "
-        "(SELECT count(*) FROM event_index e WHERE e.trace_id = t.id) ORDER BY t.id"
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+    indexed = index_status(store)
+    return [info.id for info in store.traces() if indexed.get(info.id, 0) < info.event_count]
