@@ -1,10 +1,12 @@
 """The Graph ABI (CGRF v2): packr's value model, binary codec and text format.
 
-Pure Python and free of I/O; every other layer builds on it. Byte-identical with packr
-0.7's ``packr-abi`` crate on its golden vectors.
+Free of I/O; every other layer builds on it. Byte-identical with packr 0.7's
+``packr-abi`` crate on its golden vectors. The codec is pure Python with an optional C
+accelerator in front of it (``ACCELERATED`` says whether it is in use; see ``_accel``).
 """
 
 from ..errors import AbiError, BufferTooSmall, InvalidEncoding, InvalidTag, ParseError, TypeMismatch
+from ._accel import ACCELERATED
 from .decoder import decode, decode_prefix
 from .encoded import EncodedValue, as_value
 from .encoder import encode
@@ -38,6 +40,7 @@ from .values import (
 )
 
 __all__ = [
+    "ACCELERATED",
     "DEFAULT_LIMITS",
     "F32",
     "F64",

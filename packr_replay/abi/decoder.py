@@ -20,6 +20,7 @@ import struct
 from typing import Any
 
 from ..errors import BufferTooSmall, InvalidEncoding, InvalidTag
+from . import _accel
 from .limits import DEFAULT_LIMITS, Limits
 from .types import FIXED_WIDTH, PRIMITIVE_TYPES, Kind, ValueType
 from .values import (
@@ -46,7 +47,7 @@ from .values import (
     Variant,
 )
 
-__all__ = ["decode", "decode_prefix"]
+__all__ = ["decode", "decode_prefix", "py_decode", "py_decode_prefix"]
 
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
@@ -117,9 +118,13 @@ def _str_value(cls: type[Value], s: str) -> Value:
     return obj
 
 
-def decode(data: bytes | bytearray | memoryview, limits: Limits | None = None) -> Value:
-    """Decode CGRF v2 bytes to a value, rejecting exactly what packr rejects."""
-    if type(data) is bytes and 24 <= len(data) <= 4096 and data[:16] == _ONE_NODE:
+def py_decode(data: bytes | bytearray | memoryview, limits: Limits | None = None) -> Value:
+    """Decode CGRF v2 bytes to a value, rejecting exactly what packr rejects.
+
+    The pure-Python decoder; ``decode`` is this or the C accelerator in front of it.
+    """
+    # (only under the default limits: no small single node can exceed those)
+    if limits is None and type(data) is bytes and 24 <= len(data) <= 4096 and data[:16] == _ONE_NODE:
         value = _decode_leaf(data)
         if value is not None:
             return value
@@ -167,7 +172,7 @@ def _decode_leaf(data: bytes) -> Value | None:
     return None
 
 
-def decode_prefix(
+def py_decode_prefix(
     data: bytes | bytearray | memoryview, limits: Limits | None = None
 ) -> tuple[Value, int]:
     """Decode a value followed by arbitrary bytes; return it and the bytes it used.
@@ -620,3 +625,18 @@ def _read_type(data: bytes, pos: int, start: int, end: int) -> tuple[ValueType, 
             done = ValueType(top[0], None, tuple(top[2]))
         else:
             return done, pos
+
+
+# ------------------------------------------------------------ implementation
+
+# ``decode`` has the Python function's signature; when the C accelerator is usable it
+# is bound to the C function, which defers to ``py_decode`` for everything it does not
+# handle itself.
+decode = py_decode
+decode_prefix = py_decode_prefix
+if _accel.speedups is not None:
+    # The shared objects the C decoder must hand out exactly where this module does.
+    _accel.speedups.configure({"true": _TRUE, "false": _FALSE, "unit_value": _UNIT})
+    _chosen = _accel.select(__name__, decode=py_decode, decode_prefix=py_decode_prefix)
+    decode, decode_prefix = _chosen["decode"], _chosen["decode_prefix"]
+    del _chosen

@@ -12,6 +12,7 @@ import struct
 from functools import lru_cache
 
 from ..errors import InvalidEncoding
+from . import _accel
 from .types import FIXED_WIDTH, Kind, ValueType
 from .values import (
     F32,
@@ -37,7 +38,7 @@ from .values import (
     Variant,
 )
 
-__all__ = ["encode", "encode_type"]
+__all__ = ["encode", "encode_type", "py_encode"]
 
 _MISMATCH = (
     "List with primitive elem_type contains non-matching items; fix the elem_type or the items"
@@ -253,8 +254,10 @@ def _name(text: str) -> bytes:
     return _U32(len(data)) + data
 
 
-def encode(value: Value) -> bytes:
+def py_encode(value: Value) -> bytes:
     """Encode a value as CGRF v2 bytes, exactly as packr's ``encode`` does.
+
+    The pure-Python encoder; ``encode`` is this or the C accelerator in front of it.
 
     Raises ``InvalidEncoding`` for a list whose fixed-width ``elem_type`` does not match
     every item (packr's only encode error) and for strings holding lone surrogates.
@@ -300,3 +303,12 @@ def encode(value: Value) -> bytes:
         append(_NODE.pack(v.KIND, 0, 0, len(payload)) + payload)
     count = len(nodes)
     return _HEADER.pack(b"CGRF", 2, 0, count, count - 1) + b"".join(nodes)
+
+
+
+# ``encode`` has the Python function's signature; when the C accelerator is usable it is
+# bound to the C function, which defers to ``py_encode`` for everything it does not
+# handle itself.
+encode = py_encode
+if _accel.speedups is not None:
+    encode = _accel.select(__name__, encode=py_encode)["encode"]
