@@ -266,6 +266,30 @@ class TestFormatUpgrade:
         ]
 
 
+class TestGoldenFiles:
+    """Every released format's golden file opens read-only, verifies and replays."""
+
+    @pytest.mark.parametrize("version", range(1, TRACE_FORMAT_VERSION + 1))
+    def test_opens_verifies_and_replays(self, tmp_path: Path, version: int) -> None:
+        path = tmp_path / f"format-{version}.db"
+        shutil.copy(ROOT / "traces" / f"format-{version}.db", path)
+        with TraceStore(path, readonly=True) as store:
+            assert store.format_version == version
+            assert store.verify("golden").ok
+            assert len(store.trace("golden")) == 21
+        report = api.replay(path, "golden")
+        assert report.reproduced, report.summary()
+
+    def test_format_2_views_in_plain_sqlite(self) -> None:
+        path = ROOT / "traces" / "format-2.db"
+        rows = raw(path, "SELECT name, output_text FROM events WHERE kind = 'return' ORDER BY seq")
+        assert [name for name, _ in rows] == ["run"] * 3
+        assert rows[2][1].startswith('report{greeting: "Hello, Grace"')
+        assert raw(path, "SELECT label, module, status, indexed_events FROM trace_summary") == [
+            ("golden", "clock_actor", "complete", 21)
+        ]
+
+
 class TestHostileSchema:
     """Exactly our views and tables are accepted; anything foreign or altered is refused."""
 
