@@ -1,0 +1,132 @@
+"""The ``packr-replay`` typer app: global options, error handling, command registration.
+
+Commands live in one module per group; each module defines ``register(app)``. Adding a
+command group is one line in :data:`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import click
+import typer
+import typer.core
+
+from .._version import __version__
+from .errors import report_error
+
+__all__ = ["COMMAND_MODULES", "app", "main"]
+
+#: Command modules (``packr_replay.cli.<name>``), in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "record",
+    "play",
+    "diff",
+    "inspect",
+    "exchange",
+    "values",
+)
+
+_GLOBAL_FLAGS = ("--verbose",)
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """Let ``--verbose`` go anywhere before ``--`` (click only takes it before the command)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in _GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in _GLOBAL_FLAGS]
+    return flags + rest + args[end:]
+
+
+class _Group(typer.core.TyperGroup):
+    """Turns every error into one line on stderr and an exit code (see ``cli.errors``)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = _hoist_global_flags(list(sys.argv[1:] if args is None else args))
+        verbose = "--verbose" in argv
+        try:
+            rv = super().main(
+                argv, prog_name or "packr-replay", complete_var, standalone_mode=False, **extra
+            )
+            code = rv if isinstance(rv, int) else 0
+        except click.exceptions.ClickException as exc:
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                hint = f" (see '{ctx.command_path} --help')"
+            print(f"packr-replay: error: {exc.format_message()}{hint}", file=sys.stderr)
+            code = exc.exit_code
+        except click.exceptions.Abort:
+            print("packr-replay: aborted", file=sys.stderr)
+            code = 1
+        except Exception as exc:
+            code = report_error(exc, verbose=verbose)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="packr-replay",
+    help=(
+        "Record, replay and diff the host calls of packr WebAssembly guests.\n\n"
+        "Start with [bold]packr-replay demo[/bold]. Exit codes: 0 ok (reproduced, "
+        "identical), 1 a verdict against (diverged, different, tampered, a recorded call "
+        "failed), 2 an error (usage, a bad file or value, an unknown trace)."
+    ),
+    invoke_without_command=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"packr-replay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", help="Show the traceback behind an error (anywhere on the line)."
+        ),
+    ] = False,
+) -> None:
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"{__package__}.{_name}").register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: run the CLI on ``argv`` (default ``sys.argv[1:]``) and
+    return the exit code."""
+    command = typer.main.get_command(app)
+    code: int = command.main(argv, prog_name="packr-replay", standalone_mode=False)
+    return code

@@ -1,0 +1,99 @@
+"""Options and small helpers shared by the commands: how a trace is named on the
+command line (``FILE``, ``FILE#ID``, ``FILE#LABEL``, or ``FILE --trace REF``) and how
+its store is opened."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..storage import Trace, TraceStore
+from .errors import fail
+
+__all__ = [
+    "HostOpt",
+    "JsonOpt",
+    "TraceRefOpt",
+    "open_store",
+    "open_trace",
+    "parse_ref",
+    "split_spec",
+]
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON (shapes: docs/cli-json.md).")
+]
+HostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        metavar="SPEC",
+        help=(
+            "Host functions: 'demo' (the example guests' host), 'path/to/file.py:NAME' or "
+            "'package.module:NAME', where NAME registers functions on the HostLinkerBuilder "
+            "or is (or returns) a HostFunctionProvider. Repeatable."
+        ),
+    ),
+]
+TraceRefOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trace",
+        "-t",
+        metavar="REF",
+        help="Which trace in the file: id, uuid or label (same as FILE#REF; default: the newest).",
+    ),
+]
+
+
+def parse_ref(text: str) -> int | str:
+    """A trace reference: digits are an id, anything else a uuid or label."""
+    return int(text) if text.isdigit() else text
+
+
+def split_spec(spec: str, ref: str | None = None) -> tuple[Path, int | str | None]:
+    """``FILE#REF`` (or ``FILE`` plus ``--trace REF``) as a path and a reference; the
+    file must exist."""
+    path = Path(spec)
+    inline: str | None = None
+    if not path.exists() and "#" in spec:
+        head, _, inline = spec.rpartition("#")
+        path = Path(head)
+    if not path.exists():
+        fail(f"{path}: no such file")
+    if path.is_dir():
+        fail(f"{path}: is a directory, not a trace file")
+    if inline is not None and ref is not None:
+        fail(f"{spec}: give the trace either as FILE#REF or with --trace, not both")
+    chosen = inline if inline is not None else ref
+    if chosen == "":
+        fail(f"{spec}: empty trace reference after '#'")
+    return path, None if chosen is None else parse_ref(chosen)
+
+
+@contextlib.contextmanager
+def open_store(path: Path, *, readonly: bool = True) -> Iterator[TraceStore]:
+    """An existing trace store, closed on exit."""
+    if not path.exists():
+        fail(f"{path}: no such file")
+    with TraceStore(path, readonly=readonly) as store:
+        yield store
+
+
+@contextlib.contextmanager
+def open_trace(
+    spec: str, ref: str | None = None, *, readonly: bool = True
+) -> Iterator[tuple[TraceStore, Trace]]:
+    """The trace ``spec`` names (the newest in the file when it names none)."""
+    path, chosen = split_spec(spec, ref)
+    with open_store(path, readonly=readonly) as store:
+        if chosen is None:
+            traces = store.traces()
+            if not traces:
+                fail(f"{path} holds no traces")
+            chosen = traces[-1].id
+        yield store, store.trace(chosen)

@@ -1,0 +1,85 @@
+"""``packr-replay diff``: compare two traces event by event."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..replay import diff_traces
+from . import render
+from .common import JsonOpt, open_trace
+from .errors import DIFFERENT
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(no_args_is_help=True)
+    def diff(
+        a: Annotated[
+            str, typer.Argument(metavar="A", help="A trace: FILE, FILE#ID or FILE#LABEL.")
+        ],
+        b: Annotated[str, typer.Argument(metavar="B", help="The trace to compare it with.")],
+        limit: Annotated[
+            int, typer.Option("--limit", "-n", metavar="N", help="Show at most N changes.")
+        ] = 20,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Compare two traces: exit 0 when identical, 1 when they differ.
+
+        Shows the first divergence with the value paths where the values part, the
+        changes, and a per-function summary. A FILE alone means its newest trace.
+        """
+        with open_trace(a) as (_, ta), open_trace(b) as (_, tb):
+            result = diff_traces(ta, tb, max_changes=max(limit, 1))
+            info_a, info_b = ta.info, tb.info
+        if as_json:
+            data = render.trace_diff_json(result)
+            data["changes"] = data["changes"][: max(limit, 0)]
+            render.emit_json(
+                {
+                    "a": {"spec": a, "trace": render.trace_json(info_a)},
+                    "b": {"spec": b, "trace": render.trace_json(info_b)},
+                    **data,
+                }
+            )
+        else:
+            console = render.out()
+            for side, spec, info in (("a", a, info_a), ("b", b, info_b)):
+                console.print(
+                    f"{side}: {render.escape(render.trace_title(info))} "
+                    f"({info.event_count} events) from {render.escape(spec)}"
+                )
+            if result.identical:
+                console.print(f"[green bold]identical[/green bold]: {result.events_a} events")
+                return
+            console.print(f"[bold]{render.escape(result.summary())}[/bold]")
+            if result.first is not None:
+                console.print("\n[bold]first divergence[/bold]")
+                console.print(render.escape(str(result.first)))
+            shown = result.changes[:limit]
+            if len(shown) > 1:
+                total = result.changed + result.inserted + result.removed
+                console.print(f"\n[bold]changes[/bold] ({len(shown)} of {total})")
+                for change in shown:
+                    console.print(render.escape(str(change)))
+            table = Table(title="per function", title_justify="left")
+            for name in ("call", "a", "b", "changed", "inserted", "removed"):
+                table.add_column(name, justify="left" if name == "call" else "right")
+            for name, stats in result.calls.items():
+                style = "" if not (stats.changed or stats.inserted or stats.removed) else "yellow"
+                table.add_row(
+                    render.escape(name),
+                    str(stats.a),
+                    str(stats.b),
+                    str(stats.changed),
+                    str(stats.inserted),
+                    str(stats.removed),
+                    style=style,
+                )
+            console.print()
+            console.print(table)
+        if not result.identical:
+            raise typer.Exit(DIFFERENT)

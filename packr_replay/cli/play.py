@@ -1,0 +1,300 @@
+"""``packr-replay play``: replay a trace offline and say whether it reproduced."""
+
+from __future__ import annotations
+
+import bdb
+import pdb
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import api
+from ..abi import AbiError, EncodedValue, Value
+from ..errors import ReplayDivergence
+from ..replay import ReplayReport, describe_event
+from ..replay.matchers import CallKey
+from ..storage import Event, Trace
+from . import render
+from .common import HostOpt, JsonOpt, TraceRefOpt, open_trace, split_spec
+from .errors import DIFFERENT
+from .hosts import resolve_hosts
+
+__all__ = ["debug_divergence", "register"]
+
+_LIVE_NOTES = 5  # redacted calls announced one by one; the rest are counted
+
+
+def _decoded(data: bytes | None) -> Value | bytes | None:
+    if data is None:
+        return None
+    try:
+        return EncodedValue(data).value
+    except AbiError:
+        return data
+
+
+def debug_divergence(divergence: ReplayDivergence, report: ReplayReport) -> None:
+    """Open pdb with the recorded and live values of a divergence in scope.
+
+    ``expected``/``actual`` are the values that differ (the inputs of a call, or the
+    outputs of an export's return); ``expected_event`` is the recorded event,
+    ``actual_call`` the live call, ``differences`` the value paths, ``divergence`` the
+    error (``divergence.__traceback__`` is the replay's stack) and ``report`` the whole
+    replay report.
+    """
+    expected_event = divergence.expected if isinstance(divergence.expected, Event) else None
+    actual_call = divergence.actual if isinstance(divergence.actual, CallKey) else None
+    is_return = actual_call is not None and actual_call.kind == "return"
+    expected = None
+    if expected_event is not None:
+        expected = _decoded(expected_event.output if is_return else expected_event.input)
+    actual = None if actual_call is None else _decoded(actual_call.input)
+    differences = divergence.differences
+    print(
+        "\n--pdb: the replay diverged. In scope: expected, actual (the values that differ), "
+        "expected_event, actual_call, differences, divergence, report.\n"
+        "Type 'p expected', 'p actual', 'pp differences'; 'c' or 'q' leaves the debugger.",
+        file=sys.stderr,
+    )
+    pdb.set_trace()
+    _ = (expected, actual, expected_event, actual_call, differences, divergence, report)
+
+
+def _export_json(entry: Any) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "call": entry.call,
+        "function": entry.function,
+        "reproduced": entry.reproduced,
+        "output": None if entry.output is None else render.value_json(entry.output.data)[0],
+        "error": entry.error,
+    }
+
+
+def _where(trace: Trace, seq: int) -> tuple[list[Event], Event | None]:
+    """The events of the export call holding ``seq`` up to it, and the next event."""
+    stop = trace.event(seq)
+    shown = [e for e in trace.events(call=stop.call) if e.seq <= seq][-12:]
+    try:
+        following: Event | None = trace.event(seq + 1)
+    except IndexError:
+        following = None
+    return shown, following
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(no_args_is_help=True)
+    def play(
+        trace: Annotated[
+            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
+        ],
+        trace_ref: TraceRefOpt = None,
+        module: Annotated[
+            Path | None,
+            typer.Option(
+                "--module",
+                "-m",
+                exists=True,
+                dir_okay=False,
+                metavar="NEW.wasm",
+                help="Replay a different build of the guest (regression check); a module "
+                "that differs from the recorded one is noted and replayed anyway.",
+            ),
+        ] = None,
+        until: Annotated[
+            int | None,
+            typer.Option(
+                "--until",
+                metavar="SEQ",
+                help="Stop after event SEQ and show where the guest is.",
+            ),
+        ] = None,
+        use_pdb: Annotated[
+            bool,
+            typer.Option(
+                "--pdb",
+                help="At a divergence, open the Python debugger with the recorded and live "
+                "values in scope (expected, actual, divergence, ...).",
+            ),
+        ] = False,
+        debug_info: Annotated[
+            bool,
+            typer.Option(
+                "--debug-info",
+                help="Compile the guest with wasmtime's DWARF debug info (unoptimised) so "
+                "the replay can run under a native debugger: gdb --args $(which python) -m "
+                "packr_replay play TRACE --debug-info (or lldb -- ...), then break on guest "
+                "functions (build the guest with -g). The replay is the same run every time.",
+            ),
+        ] = False,
+        host: HostOpt = None,
+        save: Annotated[
+            bool,
+            typer.Option("--save", help="Store the replay run as a trace of its own (replay_of)."),
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Replay a trace offline (no host: every host call is served from the trace).
+
+        Exit 0 when the run reproduced (or stopped at --until), 1 when it diverged, with
+        the full divergence report: which call, what was expected, what came, and where
+        inside the values they differ.
+        """
+        path, ref = split_spec(trace, trace_ref)
+        with open_trace(str(path), None if ref is None else str(ref)) as (_, source):
+            info = source.info
+        redacted = [str(n) for n in info.meta.get("redacted") or []]
+        notes = render.err()
+        if redacted and not as_json:
+            notes.print(
+                f"note: this trace is redacted: the values of {', '.join(redacted)} are "
+                "placeholders of the same type, served as recorded"
+            )
+        hosts = resolve_hosts(host or [])
+        progress = render.LazyProgress("replaying", info.event_count, enabled=not as_json)
+        announced = 0
+
+        def on_event(event: Event) -> None:
+            nonlocal announced
+            progress.advance()
+            if redacted and event.kind == "import" and event.name in redacted and not as_json:
+                announced += 1
+                if announced <= _LIVE_NOTES:
+                    notes.print(
+                        f"note: #{event.seq} {render.escape(event.name)} is redacted: "
+                        "serving its placeholder"
+                    )
+
+        with progress, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a module mismatch is in the report
+            report = api.replay(
+                path,
+                info.id,
+                module=module,
+                host=hosts,
+                until=until,
+                save=save,
+                debug_info=debug_info,
+                on_event=on_event,
+            )
+        stop_context: tuple[list[Event], Event | None] | None = None
+        if report.stopped is not None:
+            with open_trace(str(path), str(info.id)) as (_, source):
+                stop_context = _where(source, report.stopped.seq)
+        if as_json:
+            _emit_json(path, report, redacted, stop_context)
+        else:
+            _show(report, redacted, stop_context, announced)
+        if report.divergence is not None:
+            if use_pdb:
+                try:
+                    debug_divergence(report.divergence, report)
+                except bdb.BdbQuit:
+                    pass
+            raise typer.Exit(DIFFERENT)
+
+
+def _emit_json(
+    path: Path,
+    report: ReplayReport,
+    redacted: list[str],
+    stop_context: tuple[list[Event], Event | None] | None,
+) -> None:
+    stopped = None
+    if report.stopped is not None:
+        assert stop_context is not None
+        shown, following = stop_context
+        stopped = {
+            "seq": report.stopped.seq,
+            "where": report.stopped.where,
+            "call_events": [render.event_json(e) for e in shown],
+            "next": None if following is None else render.event_json(following),
+        }
+    verdict = "stopped" if report.stopped else "reproduced" if report.reproduced else "diverged"
+    render.emit_json(
+        {
+            "store": str(path),
+            "trace": render.trace_json(report.trace),
+            "verdict": verdict,
+            "reproduced": report.reproduced,
+            "exports": [_export_json(e) for e in report.exports],
+            "events_replayed": report.events_replayed,
+            "events_total": report.events_total,
+            "duration_s": report.duration_s,
+            "divergence": None
+            if report.divergence is None
+            else render.divergence_json(report.divergence),
+            "stopped": stopped,
+            "module_mismatch": report.module_mismatch,
+            "redacted": redacted,
+            "redacted_served": report.redacted_served,
+            "trace_incomplete": report.trace_incomplete,
+            "ended_early": report.ended_early,
+            "saved_trace": report.saved_trace,
+        }
+    )
+
+
+def _show(
+    report: ReplayReport,
+    redacted: list[str],
+    stop_context: tuple[list[Event], Event | None] | None,
+    announced: int,
+) -> None:
+    console = render.out()
+    info = report.trace
+    console.print(
+        f"replaying {render.escape(render.trace_title(info))} ({info.event_count} events, "
+        f"recorded {info.created_at[:19].replace('T', ' ')}, host {render.escape(info.host or '-')})"
+    )
+    if report.module_mismatch:
+        console.print(f"[yellow]note: {render.escape(report.module_mismatch)}[/yellow]")
+    for entry in report.exports:
+        mark = "[green]✓[/green]" if entry.reproduced else "[red]✗[/red]"
+        if entry.error is not None:
+            body = f"✗ {entry.error}"
+        elif entry.output is not None:
+            body = "→ " + render.preview(entry.output.data, 300)
+        else:
+            body = "(stopped inside)" if report.stopped is not None else "(diverged inside)"
+        console.print(f"{mark} #{entry.seq} {render.escape(entry.function)} {render.escape(body)}")
+    if announced > _LIVE_NOTES:
+        console.print(f"note: {announced - _LIVE_NOTES} more redacted call(s) served")
+    if report.stopped is not None and stop_context is not None:
+        shown, following = stop_context
+        console.print(f"[bold]stopped after event #{report.stopped.seq}[/bold] as asked (--until)")
+        stop = shown[-1] if shown else None
+        if stop is not None:
+            console.print(f"the guest is inside export call {stop.call} at depth {stop.depth}:")
+        for event in shown:
+            marker = ">" if event.seq == report.stopped.seq else " "
+            console.print(f"  {marker} {render.escape(describe_event(event))}")
+        if following is not None:
+            console.print(f"next: {render.escape(describe_event(following))}")
+        else:
+            console.print("next: nothing (that was the last event)")
+        return
+    if report.divergence is not None:
+        console.print(f"[red]{render.escape(report.divergence.report)}[/red]")
+        console.print(
+            f"[red bold]diverged[/red bold] after {report.events_replayed} of "
+            f"{report.events_total} events ({render.human_seconds(report.duration_s)})"
+        )
+    else:
+        text = (
+            f"{len(report.exports)} export call(s), {report.events_replayed} event(s) "
+            f"replayed in {render.human_seconds(report.duration_s)}"
+        )
+        if report.ended_early:
+            text += "; the trace ends there (its recorder stopped before finishing)"
+        console.print(f"[green bold]reproduced[/green bold]: {render.escape(text)}")
+    if report.redacted_served and report.divergence is None:
+        console.print(
+            f"note: {len(report.redacted_served)} redacted call(s) were served "
+            "with placeholder values"
+        )
+    if report.saved_trace is not None:
+        console.print(f"saved the replay run as trace {report.saved_trace} (replay of {info.id})")

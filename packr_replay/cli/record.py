@@ -1,0 +1,347 @@
+"""``packr-replay record``: run export calls against a guest with a host, recorded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from .. import api
+from ..abi import UNIT, EncodedValue, Value, parse_value
+from ..errors import GuestRuntimeError, ParseError, ReplayDivergence
+from ..runtime import DEFAULT_FUEL, Module, Runtime
+from ..storage import TraceStore
+from . import render
+from .common import HostOpt, JsonOpt
+from .errors import DIFFERENT, fail
+from .hosts import Host, check_imports, resolve_hosts
+
+__all__ = ["parse_call", "parse_calls_file", "register"]
+
+Call = tuple[str, Value]
+
+
+def parse_call(text: str) -> Call:
+    """``EXPORT`` (called with unit ``()``) or ``EXPORT=VALUE`` (packr text)."""
+    name, sep, value_text = text.partition("=")
+    name = name.strip()
+    if not name:
+        fail(f"--call {text!r}: no export name (expected EXPORT or EXPORT=VALUE)")
+    if not sep:
+        return name, UNIT
+    try:
+        return name, parse_value(value_text)
+    except ParseError as exc:
+        fail(f"--call {text!r}: bad value text: {exc}")
+
+
+def parse_calls_file(path: Path) -> list[Call]:
+    """JSON Lines, one call a line: ``{"export": "run", "value": "\\"Ada\\""}`` (value in
+    packr text; omit it for ``()``). Blank lines are skipped; ``-`` reads stdin."""
+    if str(path) == "-":
+        lines: Iterable[str] = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            fail(f"--calls {path}: {exc.strerror or exc}")
+    calls: list[Call] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"--calls {path}:{number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            fail(f"{where}: not JSON: {exc.msg}")
+        if not isinstance(item, dict) or not isinstance(item.get("export"), str):
+            fail(f'{where}: expected {{"export": NAME, "value": TEXT}}')
+        value_text = item.get("value")
+        if value_text is None:
+            calls.append((item["export"], UNIT))
+            continue
+        if not isinstance(value_text, str):
+            fail(f'{where}: "value" must be packr value text (a JSON string)')
+        try:
+            calls.append((item["export"], parse_value(value_text)))
+        except ParseError as exc:
+            fail(f"{where}: bad value text: {exc}")
+    return calls
+
+
+def _check_exports(module: Module, calls: list[Call]) -> None:
+    names = {e.name for e in module.exports if e.kind == "func"}
+    unknown = sorted({name for name, _ in calls} - names)
+    if unknown:
+        callable_ = sorted(n for n in names if not n.startswith("__") and n != "_start")
+        fail(
+            f"{module.name} has no export {', '.join(map(repr, unknown))}; "
+            f"it exports: {', '.join(callable_) or 'nothing callable'}"
+        )
+
+
+def _result_line(index: int, export: str, value: Value, output: Any, error: Any) -> str:
+    head = render.escape(f"{index:>3}  {export}({render.preview(EncodedValue.of(value).data, 60)})")
+    if error is not None:
+        return f"{head} [red]✗ {render.escape(type(error).__name__)}: {render.escape(str(error))}[/red]"
+    data = output.data if isinstance(output, EncodedValue) else None
+    return f"{head} → {render.escape(render.preview(data, 400))}"
+
+
+def _call_json(index: int, export: str, value: Value, output: Any, error: Any) -> dict[str, Any]:
+    text = None
+    if isinstance(output, EncodedValue):
+        text = render.value_json(output.data)[0]
+    elif isinstance(output, Value):
+        text = str(output)
+    return {
+        "call": index,
+        "export": export,
+        "input": str(value),
+        "output": text,
+        "error": None if error is None else str(error),
+        "error_type": None if error is None else type(error).__name__,
+    }
+
+
+def _is_recording(path: Path, label: str, mode: str) -> bool:
+    """Whether a record mode will run the live host (and so needs every import)."""
+    if mode in ("all", "new_episodes") or not path.exists():
+        return True
+    with TraceStore(path, readonly=True) as store:
+        return label not in store
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(no_args_is_help=True)
+    def record(
+        module: Annotated[
+            Path,
+            typer.Argument(
+                exists=True,
+                dir_okay=False,
+                metavar="MODULE",
+                help="The guest: a .wasm file (or .wat text).",
+            ),
+        ],
+        call: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--call",
+                "-c",
+                metavar="EXPORT[=VALUE]",
+                help="Call EXPORT with VALUE in packr's text format (EXPORT alone: unit '()'). "
+                "Repeatable; calls run in order.",
+            ),
+        ] = None,
+        calls_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--calls",
+                metavar="FILE.jsonl",
+                help='More calls, one JSON object a line: {"export": "run", "value": "\\"Ada\\""} '
+                "('-' reads stdin). They run after the --call ones.",
+            ),
+        ] = None,
+        host: HostOpt = None,
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="The trace file (created if missing).")
+        ] = Path("trace.db"),
+        label: Annotated[
+            str | None, typer.Option("--label", "-l", help="A name for the trace.")
+        ] = None,
+        mode: Annotated[
+            Literal["none", "once", "new_episodes", "all"],
+            typer.Option(
+                "--mode",
+                help="Record mode: 'all' records a new trace; 'once' replays the trace "
+                "labelled --label if there is one, else records it; 'new_episodes' replays "
+                "it and records calls beyond it; 'none' only replays.",
+            ),
+        ] = "all",
+        timeout: Annotated[
+            float | None,
+            typer.Option("--timeout", metavar="SECONDS", help="Wall-clock limit per export call."),
+        ] = None,
+        fuel: Annotated[
+            int | None,
+            typer.Option(
+                "--fuel",
+                metavar="N",
+                help=f"Instruction budget per export call (default {DEFAULT_FUEL:,}; 0: unlimited).",
+            ),
+        ] = None,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="Print only the summary.")
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run export calls against a guest with a live host and record every host call.
+
+        Prints each call's result and a summary. Exit 0 when every call returned, 1 when
+        one failed (its failure is recorded too), 2 on an error (a bad value, a missing
+        import: the guest is refused with the list of imports no host provides).
+
+        Example: [bold]packr-replay record guest.wasm --host demo --call 'run="Ada"' -o bug.db[/bold]
+        """
+        calls = [parse_call(c) for c in call or []]
+        if calls_file is not None:
+            calls += parse_calls_file(calls_file)
+        if not calls:
+            fail("nothing to call: give --call EXPORT[=VALUE] or --calls FILE.jsonl")
+        runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else (fuel or None), timeout=timeout)
+        mod = runtime.load_module(module)
+        _check_exports(mod, calls)
+        hosts = resolve_hosts(host or [])
+        if mode == "all":
+            _record(mod, calls, hosts, output, label, quiet, as_json)
+        else:
+            _session(mod, calls, hosts, output, label or mod.name, mode, quiet, as_json)
+
+
+def _record(
+    mod: Module,
+    calls: list[Call],
+    hosts: list[Host],
+    output: Path,
+    label: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    check_imports(mod, hosts)
+    console = render.out()
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    with render.LazyProgress("recording", len(calls), enabled=not as_json) as progress:
+
+        def on_result(result: api.CallResult) -> None:
+            nonlocal failed
+            index = len(rows) + 1
+            value = calls[index - 1][1]
+            failed += result.error is not None
+            rows.append(_call_json(index, result.function, value, result.output, result.error))
+            progress.advance()
+            if not as_json and not quiet:
+                console.print(
+                    _result_line(index, result.function, value, result.output, result.error)
+                )
+
+        result = api.record_run(
+            mod,
+            calls,
+            host=hosts,
+            store=output,
+            label=label,
+            runtime=mod.runtime,
+            on_result=on_result,
+            meta={"mode": "all"},
+        )
+    with TraceStore(output, readonly=True) as store:
+        info = store.trace(result.trace_id).info
+    if as_json:
+        render.emit_json(
+            {
+                "store": str(output),
+                "mode": "all",
+                "action": "recorded",
+                "trace": render.trace_json(info),
+                "calls": rows,
+                "failed": failed,
+                "events": result.events,
+                "bytes": result.bytes,
+                "duration_s": result.duration_s,
+            }
+        )
+    else:
+        failures = f" ({failed} failed)" if failed else ""
+        console.print(
+            f"recorded {render.escape(render.trace_title(info))} in {render.escape(str(output))}: "
+            f"{len(rows)} call(s){failures}, {result.events} events, "
+            f"{render.human_bytes(result.bytes)}, {render.human_seconds(result.duration_s)}"
+        )
+        console.print(f"replay it with: packr-replay play {render.escape(str(output))}#{info.id}")
+    if failed:
+        raise typer.Exit(DIFFERENT)
+
+
+def _session(
+    mod: Module,
+    calls: list[Call],
+    hosts: list[Host],
+    output: Path,
+    label: str,
+    mode: str,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Record modes other than ``all`` go through :class:`api.Session`."""
+    import time
+
+    recording = _is_recording(output, label, mode)
+    if recording:
+        check_imports(mod, hosts)
+    console = render.out()
+    rows: list[dict[str, Any]] = []
+    failed = 0
+    t0 = time.perf_counter()
+    divergence: ReplayDivergence | None = None
+    written: int | None = None
+    replaying = False
+    try:
+        with api.Session(mod, store=output, label=label, mode=mode, host=hosts) as session:
+            replaying = session.replaying
+            written = session.writer.trace_id if session.writer is not None else None
+            for index, (export, value) in enumerate(calls, 1):
+                out: Value | None = None
+                error: GuestRuntimeError | None = None
+                try:
+                    out = session.call(export, value)
+                except GuestRuntimeError as exc:
+                    error = exc
+                    failed += 1
+                rows.append(_call_json(index, export, value, out, error))
+                if not as_json and not quiet:
+                    shown = EncodedValue.of(out) if out is not None else None
+                    console.print(_result_line(index, export, value, shown, error))
+    except ReplayDivergence as exc:
+        divergence = exc
+    duration = time.perf_counter() - t0
+    info = None
+    if written is not None:
+        with TraceStore(output, readonly=True) as store:
+            info = store.trace(written).info
+    action = ("replayed+recorded" if replaying else "recorded") if written else "replayed"
+    if as_json:
+        render.emit_json(
+            {
+                "store": str(output),
+                "mode": mode,
+                "action": action,
+                "trace": None if info is None else render.trace_json(info),
+                "calls": rows,
+                "failed": failed,
+                "events": None if info is None else info.event_count,
+                "duration_s": duration,
+                "divergence": None if divergence is None else render.divergence_json(divergence),
+            }
+        )
+    else:
+        if divergence is not None:
+            render.err().print(f"[red]{render.escape(divergence.report)}[/red]")
+        what = {
+            "replayed": f"replayed trace {label!r} (mode {mode}); nothing new recorded",
+            "recorded": f"recorded trace {label!r} (mode {mode})",
+            "replayed+recorded": f"replayed trace {label!r} and recorded the run (mode {mode})",
+        }[action]
+        if info is not None:
+            what += f" as trace {info.id}: {info.event_count} events"
+        console.print(
+            f"{render.escape(what)} in {render.escape(str(output))}, "
+            f"{render.human_seconds(duration)}"
+        )
+    if failed or divergence is not None:
+        raise typer.Exit(DIFFERENT)

@@ -1,0 +1,363 @@
+"""Rendering for the commands: rich consoles, value previews, tables, and the ``--json``
+shapes (documented in ``docs/cli-json.md``; fields are only ever added).
+
+Everything here turns library objects into text or plain JSON data; nothing here
+computes a result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..abi import AbiError, EncodedValue
+from ..abi.text import format_value
+from ..replay import Difference, ReplayDivergence, TraceChange, TraceDiff
+from ..replay.matchers import CallKey
+from ..storage import Event, TraceInfo
+
+#: Console width when the output is not a terminal (and $COLUMNS does not say).
+PIPE_WIDTH = 160
+
+__all__ = [
+    "LazyProgress",
+    "call_key_json",
+    "difference_json",
+    "divergence_json",
+    "emit_json",
+    "err",
+    "escape",
+    "event_json",
+    "event_line",
+    "human_bytes",
+    "human_seconds",
+    "jsonable",
+    "out",
+    "preview",
+    "trace_change_json",
+    "trace_diff_json",
+    "trace_json",
+    "trace_title",
+    "traces_table",
+    "value_json",
+]
+
+
+def _console(file: Any) -> Console:
+    console = Console(file=file, highlight=False, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH  # tables in a pipe or a file: do not squeeze to 80
+    return console
+
+
+def out() -> Console:
+    """A console on the current stdout (created per use: tests swap ``sys.stdout``)."""
+    return _console(sys.stdout)
+
+
+def err() -> Console:
+    """A console on the current stderr, for progress, notes and narration beside data."""
+    return _console(sys.stderr)
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+
+
+def jsonable(data: Any) -> Any:
+    """Plain JSON data: bytes become hex, tuples lists, non-finite floats strings."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data).hex()
+    if isinstance(data, Mapping):
+        return {str(k): jsonable(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [jsonable(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return str(data)
+    return data
+
+
+class LazyProgress:
+    """A rich progress bar on stderr that appears only once work has taken a while
+    (short runs print nothing) and only on a terminal."""
+
+    def __init__(
+        self, description: str, total: int | None, *, enabled: bool = True, delay: float = 1.0
+    ) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self.description = description
+        self.total = total
+        self.delay = delay
+        self.enabled = enabled and err().is_terminal
+        self.done = 0
+        self._progress: Any = None
+        self._task: Any = None
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        if self._progress is None:
+            if self._clock() - self._start < self.delay:
+                return
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err(),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.description, total=self.total)
+        self._progress.update(self._task, completed=self.done)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> LazyProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------ values
+
+
+def preview(data: bytes | None, limit: int = 80) -> str:
+    """A value as packr text cut to ``limit`` characters; ``-`` for no value."""
+    if data is None:
+        return "-"
+    try:
+        return format_value(EncodedValue(data).value, limit=limit)
+    except AbiError as exc:
+        return f"<{len(data)} bytes, not valid CGRF: {exc}>"
+
+
+def value_json(data: bytes | None) -> tuple[str | None, str | None]:
+    """``(text, error)``: the full packr text of a value, or why it has none."""
+    if data is None:
+        return None, None
+    try:
+        return format_value(EncodedValue(data).value), None
+    except AbiError as exc:
+        return None, f"not valid CGRF: {exc}"
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def human_seconds(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+# ------------------------------------------------------------------ traces
+
+
+def trace_title(info: TraceInfo) -> str:
+    """``trace 3 'flaky'``."""
+    return f"trace {info.id}" + (f" {info.label!r}" if info.label else "")
+
+
+def trace_json(info: TraceInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "uuid": info.uuid,
+        "label": info.label,
+        "status": str(info.status),
+        "events": info.event_count,
+        "created_at": info.created_at,
+        "completed_at": info.completed_at,
+        "host": info.host,
+        "module_sha256": info.module_sha256,
+        "replay_of": info.replay_of,
+        "replay_of_uuid": info.replay_of_uuid,
+        "tool_version": info.tool_version,
+        "format_version": info.format_version,
+        "head_hash": info.head_hash.hex() if info.head_hash is not None else None,
+        "meta": jsonable(info.meta),
+    }
+
+
+def traces_table(infos: Iterable[TraceInfo], title: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("id", "right"),
+        ("label", "left"),
+        ("status", "left"),
+        ("events", "right"),
+        ("created", "left"),
+        ("host", "left"),
+        ("replay of", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for info in infos:
+        table.add_row(
+            str(info.id),
+            escape(info.label or ""),
+            str(info.status),
+            str(info.event_count),
+            info.created_at[:19].replace("T", " "),
+            escape(info.host or ""),
+            "" if info.replay_of is None else str(info.replay_of),
+        )
+    return table
+
+
+# ------------------------------------------------------------------ events
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "seq": event.seq,
+        "call": event.call,
+        "kind": str(event.kind),
+        "interface": event.interface,
+        "function": event.function,
+        "name": event.name,
+        "depth": event.depth,
+        "status": event.status,
+        "outcome": str(event.outcome),
+        "error_kind": event.error_kind,
+        "error": event.error,
+        "duration_ns": event.duration_ns,
+    }
+    for side, raw in (("input", event.input), ("output", event.output)):
+        text, problem = value_json(raw)
+        data[side] = text
+        data[f"{side}_bytes"] = None if raw is None else len(raw)
+        if problem is not None:
+            data[f"{side}_error"] = problem
+    return data
+
+
+def event_line(event: Event, width: int, seq_width: int = 4, name_width: int = 28) -> str:
+    """One row of ``show``'s event listing (rich markup, values escaped)."""
+    name = event.name
+    head = f"{event.seq:>{seq_width}}  {event.call:>4}  {event.kind!s:<6}  {name:<{name_width}}  "
+    room = max(width - len(head), 20)
+    if event.kind == "export":
+        body = preview(event.input, room)
+    elif event.kind == "import":
+        half = max(room // 2 - 2, 10)
+        body = preview(event.input, half)
+        if event.outcome == "ok":
+            body += " → " + preview(event.output, max(room - len(body) - 3, 10))
+        else:
+            body += f" ✗ {event.error_kind}: {event.error}"
+    elif event.outcome == "ok":
+        body = "→ " + preview(event.output, room - 2)
+    else:
+        body = f"✗ {event.outcome} {event.error_kind}: {event.error}"
+    style = {"export": "bold", "return": "bold", "import": ""}[str(event.kind)]
+    failed = event.outcome != "ok"
+    text = escape(head) + escape(body)
+    if failed:
+        return f"[red]{text}[/red]"
+    return f"[{style}]{text}[/{style}]" if style else text
+
+
+# ------------------------------------------------------------------ replay and diff
+
+
+def difference_json(d: Difference) -> dict[str, Any]:
+    return {"path": d.path, "change": str(d.change), "a": d.a, "b": d.b, "text": str(d)}
+
+
+def call_key_json(key: CallKey | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    text, problem = value_json(key.input)
+    data: dict[str, Any] = {
+        "kind": key.kind,
+        "interface": key.interface,
+        "function": key.function,
+        "name": key.name,
+        "value": text,
+    }
+    if problem is not None:
+        data["value_error"] = problem
+    return data
+
+
+def divergence_json(div: ReplayDivergence) -> dict[str, Any]:
+    expected = div.expected if isinstance(div.expected, Event) else None
+    actual = div.actual if isinstance(div.actual, CallKey) else None
+    return {
+        "seq": div.seq,
+        "type": type(div).__name__,
+        "report": div.report,
+        "expected": None if expected is None else event_json(expected),
+        "actual": call_key_json(actual),
+        "differences": [difference_json(d) for d in div.differences],
+        "failed_matchers": list(div.failed_matchers),
+    }
+
+
+def trace_change_json(change: TraceChange) -> dict[str, Any]:
+    return {
+        "change": str(change.change),
+        "name": change.name,
+        "a": None if change.a is None else event_json(change.a),
+        "b": None if change.b is None else event_json(change.b),
+        "fields": list(change.fields),
+        "input_differences": [difference_json(d) for d in change.input_diffs],
+        "output_differences": [difference_json(d) for d in change.output_diffs],
+        "text": str(change),
+    }
+
+
+def trace_diff_json(diff: TraceDiff) -> dict[str, Any]:
+    return {
+        "identical": diff.identical,
+        "summary": {
+            "events_a": diff.events_a,
+            "events_b": diff.events_b,
+            "equal": diff.equal,
+            "changed": diff.changed,
+            "inserted": diff.inserted,
+            "removed": diff.removed,
+            "text": diff.summary(),
+        },
+        "first": None if diff.first is None else trace_change_json(diff.first),
+        "changes": [trace_change_json(c) for c in diff.changes],
+        "calls": {
+            name: {
+                "a": s.a,
+                "b": s.b,
+                "changed": s.changed,
+                "inserted": s.inserted,
+                "removed": s.removed,
+            }
+            for name, s in diff.calls.items()
+        },
+    }
