@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "inspect",
     "exchange",
     "values",
+    "sql",
 )
 
 _GLOBAL_FLAGS = ("--verbose",)
