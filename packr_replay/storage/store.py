@@ -86,6 +86,12 @@ class TraceStore:
                 self.format_version = ensure_schema(
                     self._db, self.path, create=create, readonly=readonly
                 )
+                if not readonly and self._db.journal_mode != "wal":
+                    # A bundle keeps a rollback journal (one self-contained file). Written
+                    # to again it needs WAL, or a reader of this store (replaying a trace
+                    # while a writer records the replay into the same file) locks the
+                    # writer out.
+                    self._db.enable_wal()
         except BaseException:
             self._db.close()
             self._db = None

@@ -197,6 +197,20 @@ class TestBundle:
             assert b.trace(info.id).module_bytes() == MODULE_BYTES
             assert b.verify(info.id).ok
 
+    def test_written_to_while_read(self, store: TraceStore, recorded: int, tmp_path: Path) -> None:
+        """Opened for writing, a bundle takes a writer while its traces are being read
+        (``replay --save`` of a bug report): it switches back to WAL."""
+        dest = bundle(store, recorded, tmp_path / "bug.db")
+        with TraceStore(dest, busy_timeout=0.5) as b:
+            events = b.trace(b.traces()[0].id).events()
+            next(events)  # a read in progress
+            with b.begin_trace(None, label="while reading") as w:
+                w.append(1, EventKind.EXPORT, "", "run", b"x")
+            assert len(list(events)) == 59
+            assert b.db.journal_mode == "wal"
+        with closing(sqlite3.connect(dest)) as conn:
+            assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
+
     def test_redacted(self, store: TraceStore, recorded: int, tmp_path: Path) -> None:
         def redact(event: Event) -> tuple[bytes | None, bytes | None] | None:
             if event.kind is EventKind.IMPORT and event.interface == "wasi:io/streams":
