@@ -56,7 +56,8 @@ class TestInventory:
             assert sorted(i.label or "" for i in store.traces()) == sorted(EXAMPLE_GUESTS)
 
     def test_files_are_single_and_closed(self) -> None:
-        assert not list(TRACES.glob("*.db-wal")) and not list(TRACES.glob("*.partial"))
+        assert not list(TRACES.glob("*.db-wal"))
+        assert not list(TRACES.glob("*.partial"))
 
 
 class TestGoldenFile:
@@ -67,7 +68,8 @@ class TestGoldenFile:
         with TraceStore(golden, readonly=True) as store:
             assert store.format_version == _format_of(golden)
             infos = store.traces()
-        assert infos and all(i.status == "complete" for i in infos)
+        assert infos
+        assert all(i.status == "complete" for i in infos)
         assert golden.read_bytes() == before
 
     def test_every_trace_verifies(self, golden: Path) -> None:

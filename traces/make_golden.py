@@ -25,7 +25,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 from packr_replay import api
-from packr_replay.abi import F64, S32, S64, UNIT, List, Option, Record, String, Tuple, Value, ValueType, Variant
+from packr_replay.abi import (
+    F64,
+    S32,
+    S64,
+    UNIT,
+    List,
+    Option,
+    Record,
+    String,
+    Tuple,
+    Value,
+    ValueType,
+    Variant,
+)
 from packr_replay.runtime.demo import DemoHost, example_guest, sexpr
 from packr_replay.storage import TRACE_FORMAT_VERSION, TraceStore
 
@@ -46,6 +59,15 @@ def fixed_host() -> DemoHost:
     )
 
 
+def _sym(name: str) -> Variant:
+    return sexpr("sym", String(name))
+
+
+def _form(*items: Value) -> Variant:
+    """An S-expression list ``(a b c)``."""
+    return sexpr("lst", List(ValueType.variant("sexpr"), items))
+
+
 def _request(case: str, tag: int, *payload: str) -> Variant:
     return Variant("request", case, tag, [String(p) for p in payload])
 
@@ -54,14 +76,10 @@ def _request(case: str, tag: int, *payload: str) -> Variant:
 SCENARIOS: dict[str, Callable[[], Calls]] = {
     "clock_actor": lambda: [("run", String("Ada")), ("run", UNIT), ("run", S32(1))],
     "sexpr": lambda: [
-        ("eval", sexpr("lst", List(ValueType.variant("sexpr"), [
-            sexpr("sym", String("+")), sexpr("sym", String("answer")), sexpr("num", S64(1)),
-        ]))),
-        ("eval", sexpr("lst", List(ValueType.variant("sexpr"), [
-            sexpr("sym", String("*")), sexpr("sym", String("pi")), sexpr("float", F64(2.0)),
-        ]))),
-        ("eval", sexpr("sym", String("unbound"))),
-    ],  # fmt: skip
+        ("eval", _form(sexpr("sym", String("+")), _sym("answer"), sexpr("num", S64(1)))),
+        ("eval", _form(sexpr("sym", String("*")), _sym("pi"), sexpr("float", F64(2.0)))),
+        ("eval", _sym("unbound")),
+    ],
     "kv_actor": lambda: [
         ("init", Record("config", [("namespace", String("golden"))])),
         ("handle", _request("put", 1, "k", "v")),
@@ -70,7 +88,11 @@ SCENARIOS: dict[str, Callable[[], Calls]] = {
         ("handle", _request("delete", 2, "k")),
         ("handle", _request("count", 3)),
     ],
-    "host_actor": lambda: [("process", S64(20)), ("process", Tuple(S64(-4))), ("process", String("x"))],
+    "host_actor": lambda: [
+        ("process", S64(20)),
+        ("process", Tuple(S64(-4))),
+        ("process", String("x")),
+    ],
     "echo": lambda: [
         ("echo", Record("point", [("x", S32(1)), ("tags", List(ValueType.STRING, [String("a")]))])),
         ("transform", List(ValueType.S64, [S64(1), S64(-2)])),
