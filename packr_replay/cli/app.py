@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
@@ -34,6 +33,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 _GLOBAL_FLAGS = ("--verbose",)
 
+# Typer >= 0.24 vendors click (``typer._click``); reach its exception classes through
+# the public ``typer.BadParameter`` so this works with either.
+_UsageError: type[Exception] = typer.BadParameter.__bases__[0]
+_ClickException: type[Exception] = _UsageError.__bases__[0]
+
 
 def _hoist_global_flags(args: list[str]) -> list[str]:
     """Let ``--verbose`` go anywhere before ``--`` (click only takes it before the command)."""
@@ -41,6 +45,22 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     flags = [a for a in args[:end] if a in _GLOBAL_FLAGS]
     rest = [a for a in args[:end] if a not in _GLOBAL_FLAGS]
     return flags + rest + args[end:]
+
+
+def _usage_error(exc: Exception) -> int:
+    """Click's usage errors as one line (a bare command with no arguments: its help)."""
+    message: str = exc.format_message()  # type: ignore[attr-defined]
+    code: int = exc.exit_code  # type: ignore[attr-defined]
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        if message.strip():  # rich help is printed as the error is made; plain help is not
+            print(message, file=sys.stderr)
+        return code
+    hint = ""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        hint = f" (see '{ctx.command_path} --help')"
+    print(f"packr-replay: error: {message}{hint}", file=sys.stderr)
+    return code
 
 
 class _Group(typer.core.TyperGroup):
@@ -61,14 +81,9 @@ class _Group(typer.core.TyperGroup):
                 argv, prog_name or "packr-replay", complete_var, standalone_mode=False, **extra
             )
             code = rv if isinstance(rv, int) else 0
-        except click.exceptions.ClickException as exc:
-            hint = ""
-            ctx = getattr(exc, "ctx", None)
-            if ctx is not None:
-                hint = f" (see '{ctx.command_path} --help')"
-            print(f"packr-replay: error: {exc.format_message()}{hint}", file=sys.stderr)
-            code = exc.exit_code
-        except click.exceptions.Abort:
+        except _ClickException as exc:
+            code = _usage_error(exc)
+        except typer.Abort:
             print("packr-replay: aborted", file=sys.stderr)
             code = 1
         except Exception as exc:

@@ -17,7 +17,9 @@ from .errors import fail
 __all__ = [
     "HostOpt",
     "JsonOpt",
+    "TraceArg",
     "TraceRefOpt",
+    "complete_trace",
     "open_store",
     "open_trace",
     "parse_ref",
@@ -37,6 +39,30 @@ HostOpt = Annotated[
             "'package.module:NAME', where NAME registers functions on the HostLinkerBuilder "
             "or is (or returns) a HostFunctionProvider. Repeatable."
         ),
+    ),
+]
+
+
+def complete_trace(incomplete: str) -> list[str]:
+    """Shell completion for ``FILE#REF``: after the ``#``, the file's trace ids and labels."""
+    path, sep, _ = incomplete.rpartition("#")
+    if not sep or not Path(path).is_file():
+        return []  # the shell completes file names
+    try:
+        with TraceStore(path, readonly=True) as store:
+            infos = store.traces()
+    except Exception:
+        return []
+    refs = [str(i.id) for i in infos] + [i.label for i in infos if i.label]
+    return [f"{path}#{ref}" for ref in refs if f"{path}#{ref}".startswith(incomplete)]
+
+
+TraceArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="TRACE",
+        help="A trace file (its newest trace), or FILE#ID / FILE#LABEL.",
+        autocompletion=complete_trace,
     ),
 ]
 TraceRefOpt = Annotated[

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..replay import diff_traces
 from . import render
-from .common import JsonOpt, open_trace
+from .common import JsonOpt, complete_trace, open_trace
 from .errors import DIFFERENT
 
 __all__ = ["register"]
@@ -19,9 +19,19 @@ def register(app: typer.Typer) -> None:
     @app.command(no_args_is_help=True)
     def diff(
         a: Annotated[
-            str, typer.Argument(metavar="A", help="A trace: FILE, FILE#ID or FILE#LABEL.")
+            str,
+            typer.Argument(
+                metavar="A",
+                help="A trace: FILE (its newest trace), FILE#ID or FILE#LABEL.",
+                autocompletion=complete_trace,
+            ),
         ],
-        b: Annotated[str, typer.Argument(metavar="B", help="The trace to compare it with.")],
+        b: Annotated[
+            str,
+            typer.Argument(
+                metavar="B", help="The trace to compare it with.", autocompletion=complete_trace
+            ),
+        ],
         limit: Annotated[
             int, typer.Option("--limit", "-n", metavar="N", help="Show at most N changes.")
         ] = 20,

@@ -16,7 +16,7 @@ from ..replay import redactor
 from ..replay.redact import matches_any
 from ..storage import TraceStore
 from . import render
-from .common import JsonOpt, TraceRefOpt, open_trace
+from .common import JsonOpt, TraceArg, TraceRefOpt, open_trace
 from .errors import fail
 
 __all__ = ["register"]
@@ -45,9 +45,7 @@ def _write_stream(dest: str, write: Callable[[IO[bytes]], int]) -> int:
 def register(app: typer.Typer) -> None:
     @app.command("export", no_args_is_help=True)
     def export_(
-        trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
-        ],
+        trace: TraceArg,
         output: Annotated[
             str,
             typer.Option("--output", "-o", metavar="FILE", help="Where to write ('-': stdout)."),
@@ -121,9 +119,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(no_args_is_help=True)
     def bundle(
-        trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
-        ],
+        trace: TraceArg,
         output: Annotated[
             Path, typer.Option("--output", "-o", metavar="REPORT.db", help="The bundle to write.")
         ],

@@ -16,7 +16,15 @@ from ..errors import MetadataError
 from ..runtime import Runtime
 from ..storage import Trace, TraceInfo, TraceStore
 from . import render
-from .common import JsonOpt, TraceRefOpt, open_store, open_trace, split_spec
+from .common import (
+    JsonOpt,
+    TraceArg,
+    TraceRefOpt,
+    complete_trace,
+    open_store,
+    open_trace,
+    split_spec,
+)
 from .errors import DIFFERENT, fail
 
 __all__ = ["register"]
@@ -274,9 +282,7 @@ def _show_info(path: str, store: TraceStore, trace: Trace, as_json: bool) -> Non
 def register(app: typer.Typer) -> None:
     @app.command(no_args_is_help=True)
     def show(
-        trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
-        ],
+        trace: TraceArg,
         seq: Annotated[
             int | None, typer.Argument(metavar="[SEQ]", help="Show this event in full.")
         ] = None,
@@ -329,9 +335,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command(no_args_is_help=True)
     def info(
-        trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
-        ],
+        trace: TraceArg,
         trace_ref: TraceRefOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
@@ -343,7 +347,12 @@ def register(app: typer.Typer) -> None:
     @app.command(no_args_is_help=True)
     def verify(
         trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file (all its traces), or FILE#REF.")
+            str,
+            typer.Argument(
+                metavar="TRACE",
+                help="A trace file (all its traces), or FILE#REF.",
+                autocompletion=complete_trace,
+            ),
         ],
         trace_ref: TraceRefOpt = None,
         as_json: JsonOpt = False,

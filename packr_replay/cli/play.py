@@ -18,7 +18,7 @@ from ..replay import ReplayReport, describe_event
 from ..replay.matchers import CallKey
 from ..storage import Event, Trace
 from . import render
-from .common import HostOpt, JsonOpt, TraceRefOpt, open_trace, split_spec
+from .common import HostOpt, JsonOpt, TraceArg, TraceRefOpt, open_trace, split_spec
 from .errors import DIFFERENT
 from .hosts import resolve_hosts
 
@@ -47,11 +47,11 @@ def debug_divergence(divergence: ReplayDivergence, report: ReplayReport) -> None
     """
     expected_event = divergence.expected if isinstance(divergence.expected, Event) else None
     actual_call = divergence.actual if isinstance(divergence.actual, CallKey) else None
-    is_return = actual_call is not None and actual_call.kind == "return"
     expected = None
-    if expected_event is not None:
+    if expected_event is not None:  # a return is compared on its output, a call on its input
+        is_return = expected_event.kind == "return"
         expected = _decoded(expected_event.output if is_return else expected_event.input)
-    actual = None if actual_call is None else _decoded(actual_call.input)
+    actual = None if actual_call is None else _decoded(actual_call.input)  # (a return's output)
     differences = divergence.differences
     print(
         "\n--pdb: the replay diverged. In scope: expected, actual (the values that differ), "
@@ -88,9 +88,7 @@ def _where(trace: Trace, seq: int) -> tuple[list[Event], Event | None]:
 def register(app: typer.Typer) -> None:
     @app.command(no_args_is_help=True)
     def play(
-        trace: Annotated[
-            str, typer.Argument(metavar="TRACE", help="A trace file, or FILE#ID / FILE#LABEL.")
-        ],
+        trace: TraceArg,
         trace_ref: TraceRefOpt = None,
         module: Annotated[
             Path | None,
