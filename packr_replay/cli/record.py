@@ -110,6 +110,8 @@ def _call_json(index: int, export: str, value: Value, output: Any, error: Any) -
 
 def _is_recording(path: Path, label: str, mode: str) -> bool:
     """Whether a record mode will run the live host (and so needs every import)."""
+    if mode == "none":
+        return False
     if mode in ("all", "new_episodes") or not path.exists():
         return True
     with TraceStore(path, readonly=True) as store:
@@ -254,6 +256,7 @@ def _record(
                 "events": result.events,
                 "bytes": result.bytes,
                 "duration_s": result.duration_s,
+                "divergence": None,
             }
         )
     else:
@@ -311,9 +314,12 @@ def _session(
         divergence = exc
     duration = time.perf_counter() - t0
     info = None
+    size: int | None = None
     if written is not None:
         with TraceStore(output, readonly=True) as store:
-            info = store.trace(written).info
+            trace = store.trace(written)
+            info = trace.info
+            size = sum(len(e.input or b"") + len(e.output or b"") for e in trace.events())
     action = ("replayed+recorded" if replaying else "recorded") if written else "replayed"
     if as_json:
         render.emit_json(
@@ -325,6 +331,7 @@ def _session(
                 "calls": rows,
                 "failed": failed,
                 "events": None if info is None else info.event_count,
+                "bytes": size,
                 "duration_s": duration,
                 "divergence": None if divergence is None else render.divergence_json(divergence),
             }

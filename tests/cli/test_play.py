@@ -1,0 +1,160 @@
+"""``packr-replay play``: reproduced / diverged, --until, --pdb, --save, --module,
+--host, --debug-info, --json."""
+
+from __future__ import annotations
+
+import json
+import pdb
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packr_replay.abi import String
+from packr_replay.replay.matchers import CallKey
+from packr_replay.storage import Event, TraceStore
+from tests.cli.conftest import GUESTS, Invoke
+
+PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_replayed",
+             "events_total", "duration_s", "divergence", "stopped", "module_mismatch",
+             "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace"}  # fmt: skip
+ECHO = GUESTS / "echo.wasm"
+
+
+class TestVerdicts:
+    """Exit 0 reproduced, 1 diverged with the full report."""
+
+    def test_reproduced(self, cli: Invoke, recorded: Path) -> None:
+        run = cli("play", f"{recorded}#first")
+        assert run.code == 0, run.err
+        assert "reproduced: 2 export call(s), 14 event(s) replayed" in run.out
+        assert run.out.count("✓") == 2
+
+    def test_newest_trace_by_default_and_trace_option(self, cli: Invoke, recorded: Path) -> None:
+        assert "trace 2 'second'" in cli("play", recorded).out
+        assert "trace 1 'first'" in cli("play", recorded, "--trace", "1").out
+        assert cli("play", f"{recorded}#1", "--trace", "1").code == 2
+
+    def test_diverged_with_another_build(self, cli: Invoke, recorded: Path) -> None:
+        run = cli("play", f"{recorded}#first", "--module", ECHO)
+        assert run.code == 1
+        assert "note: module echo (sha256" in run.out
+        assert "replay diverged at event #1" in run.out
+        assert 'expected: #1 import demo:host/log.write("clock-actor: run Ada")' in run.out
+        assert "nearest recorded calls:" in run.out
+
+    def test_json(self, cli: Invoke, recorded: Path) -> None:
+        ok = json.loads(cli("play", recorded, "--json").out)
+        assert set(ok) == PLAY_KEYS
+        assert (ok["verdict"], ok["reproduced"], ok["divergence"]) == ("reproduced", True, None)
+        assert [e["function"] for e in ok["exports"]] == ["run", "run"]
+        assert set(ok["exports"][0]) == {"seq", "call", "function", "reproduced", "output", "error"}
+        run = cli("play", recorded, "--module", ECHO, "--json")
+        bad = json.loads(run.out)
+        assert (run.code, bad["verdict"]) == (1, "diverged")
+        assert set(bad["divergence"]) == {"seq", "type", "report", "expected", "actual",
+                                          "differences", "failed_matchers"}  # fmt: skip
+        assert bad["divergence"]["expected"]["name"] == "demo:host/log.write"
+        assert bad["module_mismatch"].startswith("module echo")
+
+
+class TestUntil:
+    """--until SEQ stops there and shows where the guest is."""
+
+    def test_stops_and_shows_the_call(self, cli: Invoke, recorded: Path) -> None:
+        run = cli("play", f"{recorded}#first", "--until", "3")
+        assert run.code == 0
+        assert "stopped after event #3 as asked (--until)" in run.out
+        assert "the guest is inside export call 1 at depth 1:" in run.out
+        assert "  > #3 import demo:host/random.next(10u64) -> 0u64" in run.out
+        assert 'next: #4 import demo:host/env.get("USER") -> some<string>("ada")' in run.out
+
+    def test_json(self, cli: Invoke, recorded: Path) -> None:
+        data = json.loads(cli("play", recorded, "--until", "8", "--json").out)
+        assert data["verdict"] == "stopped"
+        stopped = data["stopped"]
+        assert set(stopped) == {"seq", "where", "call_events", "next"}
+        assert [e["seq"] for e in stopped["call_events"]] == [7, 8]
+        assert stopped["next"]["seq"] == 9
+
+
+class TestPdb:
+    """--pdb opens the debugger at a divergence with the values in scope."""
+
+    def test_names_in_scope(
+        self, cli: Invoke, recorded: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        seen: dict[str, Any] = {}
+        monkeypatch.setattr(pdb, "set_trace", lambda: seen.update(sys._getframe(1).f_locals))
+        run = cli("play", f"{recorded}#first", "--module", ECHO, "--pdb")
+        assert run.code == 1
+        assert "--pdb: the replay diverged" in run.err
+        assert isinstance(seen["expected_event"], Event)
+        assert isinstance(seen["actual_call"], CallKey)
+        assert seen["expected"] == String("clock-actor: run Ada")  # the recorded call's input
+        assert seen["actual"] is None  # the guest returned instead of calling
+        assert seen["divergence"].seq == 1
+        assert seen["report"].reproduced is False
+
+    def test_output_divergence_puts_both_outputs_in_scope(
+        self, cli: Invoke, recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A redacted reply changes the export's result: expected/actual are the outputs."""
+        bundle = tmp_path / "r.db"
+        assert (
+            cli("bundle", f"{recorded}#first", "-o", bundle, "--redact", "demo:host/env.get").code
+            == 0
+        )
+        seen: dict[str, Any] = {}
+        monkeypatch.setattr(pdb, "set_trace", lambda: seen.update(sys._getframe(1).f_locals))
+        assert cli("play", bundle, "--pdb").code == 1
+        assert seen["expected"]["user"] != seen["actual"]["user"]
+        assert [str(d) for d in seen["differences"]] == ['.user.some: "ada" → "<redacted>"']
+
+    def test_no_divergence_no_debugger(
+        self, cli: Invoke, recorded: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(pdb, "set_trace", lambda: pytest.fail("debugger opened"))
+        assert cli("play", recorded, "--pdb").code == 0
+
+    @pytest.mark.parametrize("commands", ["p expected\np actual_call.name\nc\n", "q\n"])
+    def test_real_debugger_in_a_subprocess(
+        self, sh: Callable[..., subprocess.CompletedProcess[str]], recorded: Path, commands: str
+    ) -> None:
+        done = sh("play", f"{recorded}#first", "--module", ECHO, "--pdb", input=commands)
+        assert done.returncode == 1
+        assert "(Pdb)" in done.stdout
+        if commands.startswith("p "):
+            assert '<String "clock-actor: run Ada">' in done.stdout
+            assert "'run'" in done.stdout
+
+
+class TestOptions:
+    """--save, --host, --debug-info."""
+
+    def test_save(self, cli: Invoke, recorded: Path) -> None:
+        data = json.loads(cli("play", f"{recorded}#first", "--save", "--json").out)
+        assert data["saved_trace"] == 3
+        with TraceStore(recorded, readonly=True) as store:
+            saved = store.trace(3).info
+        assert (saved.replay_of, saved.status) == (1, "complete")
+        assert cli("diff", f"{recorded}#1", f"{recorded}#3").code == 0
+        assert (
+            "saved the replay run as trace 4 (replay of 1)"
+            in cli("play", f"{recorded}#1", "--save").out
+        )
+
+    def test_raw_imports_need_a_host(self, cli: Invoke, tmp_path: Path) -> None:
+        db = tmp_path / "raw.db"
+        assert cli("record", GUESTS / "bench.wasm", "--host", "demo", "-c", "raw_calls=3s64",
+                   "-o", db).code == 0  # fmt: skip
+        run = cli("play", db)
+        assert run.code == 2
+        assert "raw import bench:host/raw.noop is not recorded" in run.err
+        assert cli("play", db, "--host", "demo").code == 0
+
+    def test_debug_info(self, cli: Invoke, recorded: Path) -> None:
+        assert cli("play", recorded, "--debug-info").code == 0
