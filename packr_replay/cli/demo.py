@@ -46,8 +46,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Record a nondeterministic example guest, replay it offline, run it live again,
-        and diff the two runs, explaining each step."""
+        """Record a nondeterministic example guest, replay it offline, run it live again, and diff the two runs, explaining each step."""
         if output is not None and output.exists():
             fail(f"{output} already exists; give a new file for the demo's traces")
         with tempfile.TemporaryDirectory(prefix="packr-replay-demo-") as tmp:

@@ -39,8 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare two traces: exit 0 when identical, 1 when they differ.
 
-        Shows the first divergence with the value paths where the values part, the
-        changes, and a per-function summary. A FILE alone means its newest trace.
+        Shows the first divergence with the value paths where the values part, the changes, and a per-function summary. A FILE alone means its newest trace.
         """
         with open_trace(a) as (_, ta), open_trace(b) as (_, tb):
             result = diff_traces(ta, tb, max_changes=max(limit, 1))

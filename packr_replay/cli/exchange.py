@@ -55,8 +55,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one trace and its module as a versioned msgpack stream.
 
-        The stream keeps the trace's uuid and hash chain, so the imported copy verifies.
-        Pipe it: [bold]packr-replay export a.db -o - | packr-replay import - -o b.db[/bold]
+        The stream keeps the trace's uuid and hash chain, so the imported copy verifies. Pipe it: [bold]packr-replay export a.db -o - | packr-replay import - -o b.db[/bold]
         """
         if as_json and output == "-":
             fail("--json needs stdout for itself; give -o FILE")
@@ -94,8 +93,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Read a trace written by [bold]export[/bold] into a trace file.
 
-        Every event's hash is checked on the way in and nothing is stored unless the
-        whole stream is valid.
+        Every event's hash is checked on the way in and nothing is stored unless the whole stream is valid.
         """
         if source == "-":
             fileobj: IO[bytes] = sys.stdin.buffer
@@ -141,10 +139,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write one trace and its module into a new, compact, single file for a bug report.
 
-        Anyone can replay it with nothing else: [bold]packr-replay play REPORT.db[/bold].
-        Redacted calls are served with their placeholders on replay, which says so; values
-        the guest computed from them are not redacted, and a replay diverges where the
-        placeholders change what the guest does.
+        Anyone can replay it with nothing else: [bold]packr-replay play REPORT.db[/bold]. Redacted calls are served with their placeholders on replay, which says so; values the guest computed from them are not redacted, and a replay diverges where the placeholders change what the guest does.
         """
         patterns = list(redact or [])
         if output.exists() and not force:

@@ -309,9 +309,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the traces in a file, a trace's events, or one event in full.
 
-        Without SEQ: a file of several traces lists them (name one with FILE#ID); a
-        single trace (or a filter) lists its events, one line each with value previews,
-        a page at a time (--start, --limit). With SEQ: that event's values, indented.
+        Without SEQ: a file of several traces lists them (name one with FILE#ID); a single trace (or a filter) lists its events, one line each with value previews, a page at a time (--start, --limit). With SEQ: that event's values, indented.
         """
         path, ref = split_spec(trace, trace_ref)
         filters = {"kind": kind, "interface": interface, "function": function, "call": call}
@@ -339,8 +337,7 @@ def register(app: typer.Typer) -> None:
         trace_ref: TraceRefOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Describe a trace: its header, the module it ran (imports, exports, declared
-        types), and counts of its events per function and outcome."""
+        """Describe a trace: its header, the module it ran (imports, exports, declared types), and counts of its events per function and outcome."""
         with open_trace(trace, trace_ref) as (store, chosen):
             _show_info(str(store.path), store, chosen, as_json)
 
@@ -357,8 +354,7 @@ def register(app: typer.Typer) -> None:
         trace_ref: TraceRefOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Check the hash chains: exit 0 when intact, 1 when a trace was altered (naming
-        the first bad event)."""
+        """Check the hash chains: exit 0 when intact, 1 when a trace was altered (naming the first bad event)."""
         path, ref = split_spec(trace, trace_ref)
         with open_store(path) as store:
             refs: list[int | str] = [i.id for i in store.traces()] if ref is None else [ref]

@@ -137,9 +137,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay a trace offline (no host: every host call is served from the trace).
 
-        Exit 0 when the run reproduced (or stopped at --until), 1 when it diverged, with
-        the full divergence report: which call, what was expected, what came, and where
-        inside the values they differ.
+        Exit 0 when the run reproduced (or stopped at --until), 1 when it diverged, with the full divergence report: which call, what was expected, what came, and where inside the values they differ.
         """
         path, ref = split_spec(trace, trace_ref)
         with open_trace(str(path), None if ref is None else str(ref)) as (_, source):

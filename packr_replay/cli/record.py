@@ -184,9 +184,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run export calls against a guest with a live host and record every host call.
 
-        Prints each call's result and a summary. Exit 0 when every call returned, 1 when
-        one failed (its failure is recorded too), 2 on an error (a bad value, a missing
-        import: the guest is refused with the list of imports no host provides).
+        Prints each call's result and a summary. Exit 0 when every call returned, 1 when one failed (its failure is recorded too), 2 on an error (a bad value, a missing import: the guest is refused with the list of imports no host provides).
 
         Example: [bold]packr-replay record guest.wasm --host demo --call 'run="Ada"' -o bug.db[/bold]
         """
