@@ -2,10 +2,16 @@
 
 For each representative shape, encode and decode with packr_replay's codec and
 ``msgpack.packb``/``unpackb`` on the equivalent plain Python data, interleaved, several
-rounds; report the ratio (ours / msgpack) as median and spread. Run::
+rounds; report the ratio (ours / msgpack) as median and spread, for the codec in use
+(the C accelerator when it is built: ``packr_replay.abi.ACCELERATED``) and for the pure
+Python codec (``py_encode``/``py_decode``) beside it. Run::
 
     python bench/bench_codec.py            # full
     python bench/bench_codec.py --quick    # fewer rounds
+    python bench/bench_codec.py --gc       # keep the garbage collector on while timing
+
+``timeit`` turns the garbage collector off while it times, for both sides; ``--gc``
+shows the cost CPython's generational collector adds when many objects are built.
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ from typing import Any
 import msgpack
 
 from packr_replay.abi import (
+    ACCELERATED,
+    F64,
     S64,
     U32,
     Bool,
-    F64,
     List,
     Record,
     String,
@@ -34,6 +41,8 @@ from packr_replay.abi import (
     decode,
     encode,
 )
+from packr_replay.abi.decoder import py_decode
+from packr_replay.abi.encoder import py_encode
 
 SEXPR = ValueType.variant("sexpr")
 
@@ -88,45 +97,66 @@ def shapes() -> dict[str, tuple[Value, Any]]:
     }
 
 
-def best_time(fn: Callable[[], object], number: int) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=3)) / number
+def best_time(fn: Callable[[], object], number: int, gc_on: bool) -> float:
+    setup = "import gc; gc.enable()" if gc_on else "pass"
+    return min(timeit.repeat(fn, setup=setup, number=number, repeat=3)) / number
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gc", action="store_true", help="keep the garbage collector on")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     rounds = 3 if args.quick else 7
     results = {}
-    print(f"{'shape':24} {'op':6} {'ours/msgpack median':>20} {'spread':>16} {'ours µs':>10} {'msgpack µs':>11}")
+    impl = "C accelerator" if ACCELERATED else "pure Python (no C accelerator)"
+    print(f"codec in use: {impl}; garbage collector {'on' if args.gc else 'off'} while timing")
+    print(
+        f"{'shape':22} {'op':6} {'in use/msgpack':>16} {'python/msgpack':>15}"
+        f" {'in use µs':>10} {'python µs':>10} {'msgpack µs':>11}"
+    )
     for name, (value, plain) in shapes().items():
         data = encode(value)
         packed = msgpack.packb(plain)
         assert decode(data) == value
+        assert py_decode(data) == value
+        assert py_encode(value) == data
         size = len(data)
         number = max(1, min(20000, 2_000_000 // max(size, 50)))
-        for op, ours, theirs in (
-            ("encode", lambda v=value: encode(v), lambda p=plain: msgpack.packb(p)),
-            ("decode", lambda d=data: decode(d), lambda b=packed: msgpack.unpackb(b)),
+        for op, ours, python, theirs in (
+            ("encode", lambda v=value: encode(v), lambda v=value: py_encode(v),
+             lambda p=plain: msgpack.packb(p)),
+            ("decode", lambda d=data: decode(d), lambda d=data: py_decode(d),
+             lambda b=packed: msgpack.unpackb(b)),
         ):
-            ratios, ours_t, theirs_t = [], [], []
-            for _ in range(rounds):  # interleave so machine noise hits both sides
-                a = best_time(ours, number)
-                b = best_time(theirs, number)
+            ratios, py_ratios, ours_t, py_t, theirs_t = [], [], [], [], []
+            for _ in range(rounds):  # interleave so machine noise hits every side
+                a = best_time(ours, number, args.gc)
+                b = best_time(theirs, number, args.gc)
+                c = best_time(python, max(1, number // 20), args.gc)
                 ratios.append(a / b)
+                py_ratios.append(c / b)
                 ours_t.append(a)
+                py_t.append(c)
                 theirs_t.append(b)
             med = statistics.median(ratios)
+            py_med = statistics.median(py_ratios)
             print(
-                f"{name:24} {op:6} {med:>19.1f}x {min(ratios):>7.1f}-{max(ratios):<7.1f}"
-                f" {statistics.median(ours_t) * 1e6:>10.1f} {statistics.median(theirs_t) * 1e6:>11.2f}"
+                f"{name:22} {op:6} {med:>9.1f}x {min(ratios):>4.1f}-{max(ratios):<4.1f}"
+                f" {py_med:>9.1f}x"
+                f" {statistics.median(ours_t) * 1e6:>15.1f} {statistics.median(py_t) * 1e6:>10.1f}"
+                f" {statistics.median(theirs_t) * 1e6:>11.2f}"
             )
             results[f"{name}/{op}"] = {
+                "accelerated": ACCELERATED,
+                "gc": args.gc,
                 "ratio_median": med,
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
+                "python_ratio_median": py_med,
                 "ours_us": statistics.median(ours_t) * 1e6,
+                "python_us": statistics.median(py_t) * 1e6,
                 "msgpack_us": statistics.median(theirs_t) * 1e6,
                 "cgrf_bytes": size,
                 "msgpack_bytes": len(packed),

@@ -326,13 +326,16 @@ static int enc_leaf(Enc *e, PyObject *v, int k)
         const char *s;
         Py_ssize_t n;
         PyObject *tmp;
-        if (utf8_of(x, &s, &n, &tmp)) return -1;
-        uint8_t *p = put_header(e, K_STRING, (size_t)n + 4);
-        if (p != NULL) {
-            wr32(p, (uint32_t)n);
-            memcpy(p + 4, s, (size_t)n);
+        Py_INCREF(x);  /* defensive: kept alive while in use */
+        uint8_t *p = NULL;
+        if (utf8_of(x, &s, &n, &tmp) == 0) {
+            if ((p = put_header(e, K_STRING, (size_t)n + 4)) != NULL) {
+                wr32(p, (uint32_t)n);
+                memcpy(p + 4, s, (size_t)n);
+            }
+            Py_XDECREF(tmp);
         }
-        Py_XDECREF(tmp);
+        Py_DECREF(x);
         return p == NULL ? -1 : 0;
     }
     uint64_t bits;
@@ -472,19 +475,27 @@ static int enc_type(Buf *b, PyObject *t)
         return 0;
     }
     size_t start = b->len;
-    if (enc_type_walk(b, t)) return -1;
-    size_t n = b->len - start;
-    if (n <= TE_MAXLEN) {
-        PyObject *enc = PyBytes_FromStringAndSize((const char *)b->p + start, (Py_ssize_t)n);
-        if (enc == NULL) return -1;
-        PyObject *old_vt = te[slot].vt, *old_enc = te[slot].enc;
-        Py_INCREF(t);
-        te[slot].vt = t;
-        te[slot].enc = enc;
-        Py_XDECREF(old_vt);
-        Py_XDECREF(old_enc);
+    int rc = -1;
+    Py_INCREF(t);  /* kept alive while in use, then owned by the cache entry */
+    if (enc_type_walk(b, t) == 0) {
+        size_t n = b->len - start;
+        rc = 0;
+        if (n <= TE_MAXLEN) {
+            PyObject *enc = PyBytes_FromStringAndSize((const char *)b->p + start, (Py_ssize_t)n);
+            if (enc == NULL) {
+                Py_DECREF(t);
+                return -1;
+            }
+            PyObject *old_vt = te[slot].vt, *old_enc = te[slot].enc;
+            te[slot].vt = t;  /* takes our reference */
+            te[slot].enc = enc;
+            Py_XDECREF(old_vt);
+            Py_XDECREF(old_enc);
+            return 0;
+        }
     }
-    return 0;
+    Py_DECREF(t);
+    return rc;
 }
 
 /* u32 length + UTF-8 of a name (exact str). */
@@ -493,15 +504,19 @@ static int put_name(Buf *b, PyObject *s)
     const char *p;
     Py_ssize_t n;
     PyObject *tmp;
-    if (s == NULL || utf8_of(s, &p, &n, &tmp)) return -1;
+    if (s == NULL) return -1;
+    Py_INCREF(s);  /* defensive: kept alive while in use */
     int rc = -1;
-    if ((uint64_t)n <= 0xFFFFFFFFu && !need(b, 4 + (size_t)n)) {
-        wr32(b->p + b->len, (uint32_t)n);
-        memcpy(b->p + b->len + 4, p, (size_t)n);
-        b->len += 4 + (size_t)n;
-        rc = 0;
+    if (utf8_of(s, &p, &n, &tmp) == 0) {
+        if ((uint64_t)n <= 0xFFFFFFFFu && !need(b, 4 + (size_t)n)) {
+            wr32(b->p + b->len, (uint32_t)n);
+            memcpy(b->p + b->len + 4, p, (size_t)n);
+            b->len += 4 + (size_t)n;
+            rc = 0;
+        }
+        Py_XDECREF(tmp);
     }
-    Py_XDECREF(tmp);
+    Py_DECREF(s);
     return rc;
 }
 
@@ -706,6 +721,7 @@ static char in_progress_marker;
 #define IN_PROGRESS ((PyObject *)&in_progress_marker)
 
 #define SMALL 8  /* buffers with at most this many nodes need no heap tables */
+#define GC_PAUSE_BYTES 4096  /* decodes of buffers this large pause the collector */
 
 typedef struct {
     uint32_t node, cursor, end, left; /* payload cursor and children still to read */
@@ -728,6 +744,7 @@ typedef struct {
     size_t nvs, capvs;
     DecFrame *fr;
     size_t nfr, capfr;
+    int gc_paused;        /* the collector is paused for this decode (see try_decode_impl) */
     uint8_t s_kinds[SMALL];
     uint32_t s_starts[SMALL + 1];
     PyObject *s_memo[SMALL];
@@ -788,12 +805,25 @@ static PyObject *read_name(const uint8_t *d, uint32_t *pos, uint32_t end)
 /* Decoded compound types, keyed by their bytes (the same bytes always decode to equal
  * types, and ValueType is immutable, so one object can serve every occurrence). */
 #define TD_SIZE 512
-#define TD_MAXLEN 64
+#define TD_MAXLEN 128
 static struct { PyObject *vt; uint32_t len, hash; uint8_t b[TD_MAXLEN]; } td[TD_SIZE];
+
+/* ValueType(tag, name) or, with `args`, ValueType(tag, None, args); steals name/args.
+ * This is Python code, during which other threads may run: the collector runs again
+ * for its duration (a decode pauses it only while no other code can run). */
+static PyObject *call_value_type(int gc_paused, int tag, PyObject *name, PyObject *args)
+{
+    if (gc_paused) PyGC_Enable();
+    PyObject *t = args == NULL
+        ? PyObject_CallFunction((PyObject *)C.vt_cls, "iN", tag, name)
+        : PyObject_CallFunction((PyObject *)C.vt_cls, "iON", tag, Py_None, args);
+    if (gc_paused) PyGC_Disable();
+    return t;
+}
 
 /* Build a type from bytes already scanned as well-formed: decoder._read_type's loop,
  * calling the ValueType constructor with the same arguments. */
-static PyObject *build_type(const uint8_t *d, uint32_t pos, uint32_t end)
+static PyObject *build_type(const uint8_t *d, uint32_t pos, uint32_t end, int gc_paused)
 {
     typedef struct { uint8_t tag; uint32_t need; size_t base; } Pend;
     Pend *pd = NULL;
@@ -825,7 +855,7 @@ static PyObject *build_type(const uint8_t *d, uint32_t pos, uint32_t end)
         } else {  /* record / variant name */
             PyObject *name = read_name(d, &pos, end);
             if (name == NULL) goto fail;
-            done = PyObject_CallFunction((PyObject *)C.vt_cls, "iN", (int)tag, name);
+            done = call_value_type(gc_paused, tag, name, NULL);
             if (done == NULL) goto fail;
         }
         /* Fold the finished type into its parents for as long as they complete. */
@@ -845,7 +875,7 @@ static PyObject *build_type(const uint8_t *d, uint32_t pos, uint32_t end)
             for (uint32_t i = 0; i < top->need; i++) PyTuple_SET_ITEM(args, i, os[top->base + i]);
             nos = top->base;
             npd--;
-            done = PyObject_CallFunction((PyObject *)C.vt_cls, "iON", (int)top->tag, Py_None, args);
+            done = call_value_type(gc_paused, top->tag, NULL, args);
             if (done == NULL) goto fail;
         }
     }
@@ -859,7 +889,7 @@ out:
 }
 
 /* One TYPE(...) at *pos: a new reference, or NULL to defer (malformed or a limit). */
-static PyObject *read_type(const uint8_t *d, uint32_t *pos, uint32_t end)
+static PyObject *read_type(const uint8_t *d, uint32_t *pos, uint32_t end, int gc_paused)
 {
     uint32_t p = *pos;
     if (p >= end) return NULL;
@@ -909,7 +939,7 @@ static PyObject *read_type(const uint8_t *d, uint32_t *pos, uint32_t end)
             return td[slot].vt;
         }
     }
-    PyObject *vt = build_type(d, *pos, p);
+    PyObject *vt = build_type(d, *pos, p, gc_paused);
     if (vt == NULL) return NULL;
     if (len <= TD_MAXLEN) {
         PyObject *old = td[slot].vt;
@@ -1088,7 +1118,7 @@ static int dec_enter(Dec *D, uint32_t node, uint64_t total)
         break;
     case K_LIST:
         if (pos < end && d[pos] < NKINDS && WIDTH[d[pos]]) goto fail;  /* must be an Array */
-        if ((h0 = read_type(d, &pos, end)) == NULL || end - pos < 4) goto fail;
+        if ((h0 = read_type(d, &pos, end, D->gc_paused)) == NULL || end - pos < 4) goto fail;
         n = rd32(d + pos);
         pos += 4;
         break;
@@ -1112,11 +1142,11 @@ static int dec_enter(Dec *D, uint32_t node, uint64_t total)
         pos += 8;
         break;
     case K_OPTION:
-        if ((h0 = read_type(d, &pos, end)) == NULL || pos >= end) goto fail;
+        if ((h0 = read_type(d, &pos, end, D->gc_paused)) == NULL || pos >= end) goto fail;
         n = d[pos++] == 1;  /* any presence byte but 1 means None */
         break;
     case K_RESULT:
-        if ((h0 = read_type(d, &pos, end)) == NULL || (h1 = read_type(d, &pos, end)) == NULL ||
+        if ((h0 = read_type(d, &pos, end, D->gc_paused)) == NULL || (h1 = read_type(d, &pos, end, D->gc_paused)) == NULL ||
             end - pos < 5 || d[pos + 4] != 1)
             goto fail;
         is_err = rd32(d + pos) != 0;  /* any non-zero tag is Err */
@@ -1348,10 +1378,19 @@ static int read_int_limit(PyObject *limits, PyObject *name, int none_ok, uint64_
     return rc;
 }
 
+/* The last custom Limits read, by identity: callers pass one module-level Limits object
+ * on every call, and Limits is a frozen dataclass. The reference keeps the address. */
+static PyObject *last_limits;
+static Lim last_lim;
+
 static int read_limits(PyObject *limits, Lim *L)
 {
     if (limits == Py_None || limits == C.default_limits) {
         *L = C.default_lim;
+        return 0;
+    }
+    if (limits == last_limits) {
+        *L = last_lim;
         return 0;
     }
     if (C.limits_cls == NULL || Py_TYPE(limits) != C.limits_cls) return -1;
@@ -1363,6 +1402,9 @@ static int read_limits(PyObject *limits, Lim *L)
     int r = read_int_limit(limits, s_max_decoded, 1, &L->budget);
     if (r < 0) return -1;
     if (r == 1) L->budget = L->max_nodes;  /* Limits.decoded_node_budget */
+    Py_INCREF(limits);
+    Py_XSETREF(last_limits, limits);
+    last_lim = *L;
     return 0;
 }
 
@@ -1388,8 +1430,16 @@ static PyObject *try_decode_impl(PyObject *data, PyObject *limits, int prefix, s
     D.d = (const uint8_t *)PyBytes_AS_STRING(bytes);
     D.size = (size_t)PyBytes_GET_SIZE(bytes);
     PyObject *res = NULL;
-    if (phase_a(&D, &L, prefix, consumed) == 0 && phase_b(&D, &L) == 0)
-        res = phase_c(&D, &L);
+    if (phase_a(&D, &L, prefix, consumed) == 0) {
+        /* Everything built here stays reachable until the end, so collections while
+         * building are pure cost, and they grow with the value (each one re-traverses
+         * what survived the last): a large decode pauses the collector, which then
+         * sees the whole value once. No other code runs meanwhile (see
+         * call_value_type), and a collector the caller had disabled stays disabled. */
+        D.gc_paused = D.size >= GC_PAUSE_BYTES && PyGC_Disable();
+        if (phase_b(&D, &L) == 0) res = phase_c(&D, &L);
+        if (D.gc_paused) PyGC_Enable();
+    }
     /* decoder.decode's one-node fast path returns its shared unit: so do we. */
     if (res != NULL && !prefix && D.count == 1 && D.kinds[0] == K_TUPLE && data == bytes &&
         D.size <= 4096 && D.d[6] == 0 && D.d[7] == 0 && D.root == 0 && C.unit_value != NULL) {

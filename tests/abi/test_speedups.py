@@ -699,3 +699,85 @@ class TestReferences:
         finally:
             tracemalloc.stop()
         assert second - first < 64 * 1024
+
+
+class TestCollector:
+    """Large decodes pause the garbage collector and always leave it as they found it."""
+
+    def _big(self, name: str = "config") -> bytes:
+        return py_encode(List(ValueType.record(name), [Record(name, [("x", S64(i))]) for i in range(500)]))
+
+    def test_restored_after_success_and_deferral(self) -> None:
+        data = self._big()
+        assert gc.isenabled()
+        assert sp.try_decode(data) is not None
+        assert gc.isenabled()
+        assert sp.try_decode(data[:-1]) is None  # invalid: deferred after pausing
+        assert gc.isenabled()
+        with pytest.raises(abi.AbiError):
+            abi.decode(data[:-1])
+        assert gc.isenabled()
+
+    def test_caller_disabled_stays_disabled(self) -> None:
+        gc.disable()
+        try:
+            assert sp.try_decode(self._big()) is not None
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+    def test_runs_during_python_code(self) -> None:
+        # A type the decoder has not seen makes it call the ValueType constructor
+        # (Python code, other threads may run): the collector is on meanwhile.
+        seen: list[bool] = []
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code is ValueType.__init__.__code__:
+                seen.append(gc.isenabled())
+
+        data = self._big("never-seen-before-" + str(os.getpid()))
+        sys.setprofile(profile)
+        try:
+            value = sp.try_decode(data)
+        finally:
+            sys.setprofile(None)
+        assert value is not None
+        assert seen
+        assert all(seen)
+        assert gc.isenabled()
+
+
+class TestSharedObjects:
+    """The C decoder hands out the shared objects the Python decoder hands out."""
+
+    def test_interned_values_and_types(self) -> None:
+        v = sp.try_decode(py_encode(Tuple(U8(7), Bool(True), Bool(False), List(ValueType.U8, [U8(200)]),
+                                          Option(ValueType.STRING, None), List(ValueType.UNIT, []))))
+        u8, t, f, arr, opt, units = v.items
+        assert u8 is _U8_CACHE[7]
+        assert arr.items[0] is _U8_CACHE[200]
+        assert t is decoder_module._TRUE
+        assert f is decoder_module._FALSE
+        assert arr.elem_type is ValueType.U8
+        assert opt.inner_type is ValueType.STRING
+        assert units.elem_type is ValueType.UNIT
+        assert sp.try_decode(py_encode(Tuple())) is decoder_module._UNIT
+        assert sp.try_decode(py_encode(Tuple()), Limits()) is decoder_module._UNIT
+
+    def test_refuses_classes_without_slots(self) -> None:
+        code = (
+            "from packr_replay.abi import _accel, values\n"
+            "from packr_replay.abi.types import Kind\n"
+            "class Loose(values.Value):  # a __dict__ class: value is not a slot\n"
+            "    KIND = Kind.S64\n"
+            "    value = property(lambda self: self.__dict__['value'])\n"
+            "classes = dict(values._CLASS_BY_KIND)\n"
+            "classes[Kind.S64] = Loose\n"
+            "values._CLASS_BY_KIND.clear(); values._CLASS_BY_KIND.update(classes)\n"
+            "module, why = _accel.load()\n"
+            "print(module is None, why)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.startswith("True the C extension does not fit the value model")
+        assert "Loose.value is not a plain __slots__ attribute" in out
