@@ -68,12 +68,14 @@ def register(app: typer.Typer) -> None:
             if result.first is not None:
                 console.print("\n[bold]first divergence[/bold]")
                 console.print(render.escape(str(result.first)))
-            shown = result.changes[:limit]
-            if len(shown) > 1:
-                total = result.changed + result.inserted + result.removed
-                console.print(f"\n[bold]changes[/bold] ({len(shown)} of {total})")
-                for change in shown:
+            total = result.changed + result.inserted + result.removed
+            more = result.changes[1:limit]
+            if more:
+                console.print(f"\n[bold]then[/bold] ({len(more)} more of {total} changes)")
+                for change in more:
                     console.print(render.escape(str(change)))
+            if total > len(more) + 1:
+                console.print(f"... {total - len(more) - 1} more (--limit N to see them)")
             table = Table(title="per function", title_justify="left")
             for name in ("call", "a", "b", "changed", "inserted", "removed"):
                 table.add_column(name, justify="left" if name == "call" else "right")

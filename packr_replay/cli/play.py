@@ -25,6 +25,7 @@ from .hosts import resolve_hosts
 __all__ = ["debug_divergence", "register"]
 
 _LIVE_NOTES = 5  # redacted calls announced one by one; the rest are counted
+_EXPORT_LINES = 10  # export calls listed at each end of a long replay
 
 
 def _decoded(data: bytes | None) -> Value | bytes | None:
@@ -248,8 +249,19 @@ def _show(
     )
     if report.module_mismatch:
         console.print(f"[yellow]note: {render.escape(report.module_mismatch)}[/yellow]")
-    for entry in report.exports:
-        mark = "[green]✓[/green]" if entry.reproduced else "[red]✗[/red]"
+    entries = report.exports
+    if len(entries) > 2 * _EXPORT_LINES:  # a long run: its first and last calls
+        head, tail = entries[:_EXPORT_LINES], entries[-_EXPORT_LINES:]
+        skipped = len(entries) - 2 * _EXPORT_LINES
+    else:
+        head, tail, skipped = entries, [], 0
+    for index, entry in enumerate([*head, *tail]):
+        if skipped and index == len(head):
+            console.print(f"[dim]… {skipped} more export call(s) reproduced[/dim]")
+        if entry.reproduced:
+            mark = "[green]✓[/green]"
+        else:
+            mark = "[yellow]…[/yellow]" if report.stopped is not None else "[red]✗[/red]"
         if entry.error is not None:
             body = f"✗ {entry.error}"
         elif entry.output is not None:

@@ -115,16 +115,29 @@ def host_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _recorded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Recorded once per session through the CLI; tests get a copy."""
+    root = tmp_path_factory.mktemp("recorded")
+    host_file = root / "myhost.py"
+    host_file.write_text(HOST_FILE)
+    path = root / "bug.db"
+    runner = CliRunner()
+    with pytest.MonkeyPatch.context() as mp:
+        for seed, label in ((0, "first"), (1, "second")):
+            mp.setenv("GOLDEN_SEED", str(seed))
+            mp.delitem(sys.modules, "myhost", raising=False)  # fresh counters per run
+            result = runner.invoke(app, ["record", CLOCK, "--host", f"{host_file}:register",
+                                         "-c", 'run="Ada"', "-c", "run", "-o", str(path),
+                                         "-l", label])  # fmt: skip
+            assert result.exit_code == 0, result.stderr
+        mp.delitem(sys.modules, "myhost", raising=False)
+    return path
+
+
 @pytest.fixture
-def recorded(cli: Invoke, tmp_path: Path, host_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def recorded(_recorded_template: Path, tmp_path: Path) -> Path:
     """``bug.db`` with two traces of clock_actor (``first``: seed 0, ``second``: seed 1)."""
     path = tmp_path / "bug.db"
-    for seed, label in ((0, "first"), (1, "second")):
-        monkeypatch.setenv("GOLDEN_SEED", str(seed))
-        # a fresh module per run: the host file's counters start again
-        for name in [m for m in sys.modules if m == "myhost"]:
-            del sys.modules[name]
-        run = cli("record", CLOCK, "--host", f"{host_file}:register", "-c", 'run="Ada"',
-                  "-c", "run", "-o", path, "-l", label)  # fmt: skip
-        assert run.code == 0, run.err
+    shutil.copy(_recorded_template, path)
     return path

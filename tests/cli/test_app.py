@@ -144,5 +144,3 @@ class TestExecutable:
         assert sh(env=env).stdout.split() == ["play"]
         env.update(COMP_WORDS=f"packr-replay show {recorded}#f", COMP_CWORD="2")
         assert sh(env=env).stdout.split() == [f"{recorded}#first"]
-        env.update(COMP_WORDS="packr-replay record x --mode ", COMP_CWORD="4")
-        assert sh(env=env).stdout.split() == ["none", "once", "new_episodes", "all"]

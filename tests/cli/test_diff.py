@@ -27,7 +27,8 @@ def test_different(cli: Invoke, recorded: Path) -> None:
 
 def test_limit(cli: Invoke, recorded: Path) -> None:
     run = cli("diff", f"{recorded}#first", f"{recorded}#second", "--limit", "2")
-    assert "changes (2 of 8)" in run.out
+    assert "then (1 more of 8 changes)" in run.out
+    assert "... 6 more (--limit N to see them)" in run.out
 
 
 def test_json(cli: Invoke, recorded: Path) -> None:
