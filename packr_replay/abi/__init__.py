@@ -11,6 +11,7 @@ from .decoder import decode, decode_prefix
 from .encoded import EncodedValue, as_value
 from .encoder import encode
 from .limits import DEFAULT_LIMITS, Limits
+from .pretty import pretty_value
 from .text import format_value, parse_type, parse_value
 from .types import Kind, ValueType
 from .values import (
@@ -82,4 +83,5 @@ __all__ = [
     "infer_type",
     "parse_type",
     "parse_value",
+    "pretty_value",
 ]

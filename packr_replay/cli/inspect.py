@@ -284,7 +284,7 @@ def register(app: typer.Typer) -> None:
     def show(
         trace: TraceArg,
         seq: Annotated[
-            int | None, typer.Argument(metavar="[SEQ]", help="Show this event in full.")
+            int | None, typer.Argument(metavar="SEQ", help="Show this event in full.")
         ] = None,
         trace_ref: TraceRefOpt = None,
         kind: Annotated[
