@@ -31,6 +31,8 @@ __all__ = ["register"]
 
 Kind = Literal["export", "import", "return"]
 
+_PRETTY_WIDTH = 80  # the widest line of a value shown in full
+
 
 def _width() -> int:
     return render.out().width
@@ -139,7 +141,7 @@ def _show_event(path: str, trace: Trace, seq: int, as_json: bool) -> None:
     )
     for name, value in rows:
         console.print(f"  {name:<9} {render.escape(value)}")
-    width = _width()
+    width = min(_width(), _PRETTY_WIDTH)  # one field a line reads better than a wide line
     for line in (
         *_value_block("input", event.input, width),
         *_value_block("output", event.output, width),
