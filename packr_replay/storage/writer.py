@@ -225,53 +225,18 @@ class TraceWriter:
         depth: int = 0,
     ) -> int:
         """Record one event; returns its seq. Fields are those of :class:`Event`."""
-        if (
-            kind not in _KINDS
-            or outcome not in _OUTCOMES
-            or interface.__class__ is not str
-            or function.__class__ is not str
-            or (input is not None and input.__class__ is not bytes)
-            or (output is not None and output.__class__ is not bytes)
-            or call.__class__ is not int
-            or duration_ns.__class__ is not int
-            or depth.__class__ is not int
-            or (status is not None and status.__class__ is not int)
-            or (error is not None and error.__class__ is not str)
-            or (error_kind is not None and error_kind.__class__ is not str)
-        ):
-            (call, kind, interface, function, input, output, status, outcome,
-             error_kind, error, duration_ns, depth) = normalize_fields(
-                call, kind, interface, function, input, output, status, outcome,
-                error_kind, error, duration_ns, depth,
-            )  # fmt: skip
-        if not self._open:
-            raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
-        seq = self._seq
-        packed = self._pack(
-            [seq, call, kind, interface, function, input, output, status, outcome,
-             error_kind, error, duration_ns, depth]
+        return self.extend(
+            [(call, kind, interface, function, input, output, status, outcome,
+              error_kind, error, duration_ns, depth)]
         )  # fmt: skip
-        head = sha256(self._head + packed).digest()
-        buf = self._buf
-        buf += packed
-        buf += HASH_PREFIX
-        buf += head
-        self._head = head
-        self._seq = seq + 1
-        if (
-            seq + 1 - self._first >= self._max_events
-            or len(buf) >= self._max_bytes
-            or monotonic() >= self._deadline
-        ):
-            self._submit()
-        return seq
 
     def extend(self, rows: list[tuple[Any, ...]]) -> int:
         """Append many events at once; each row holds the 12 fields of :meth:`append`
         after ``seq``, in order. Returns the seq of the first one.
 
-        The recorder's batch path: one tight loop instead of a call and a field check
-        per event (rows whose fields are not the plain types go through ``append``).
+        The recorder's batch path: one tight loop, with one inline type check per row
+        (rows whose fields are not the plain types are normalised or refused by
+        ``normalize_fields``).
         """
         first = self._seq
         pack = self._pack
@@ -281,36 +246,39 @@ class TraceWriter:
         kinds, outcomes = _KINDS, _OUTCOMES
         if not self._open:
             raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
-        for row in rows:
-            (call, kind, interface, function, input, output, status, outcome,
-             error_kind, error, duration_ns, depth) = row  # fmt: skip
-            if (
-                kind not in kinds
-                or outcome not in outcomes
-                or interface.__class__ is not str
-                or function.__class__ is not str
-                or (input is not None and input.__class__ is not bytes)
-                or (output is not None and output.__class__ is not bytes)
-                or call.__class__ is not int
-                or duration_ns.__class__ is not int
-                or depth.__class__ is not int
-                or (status is not None and status.__class__ is not int)
-                or (error is not None and error.__class__ is not str)
-                or (error_kind is not None and error_kind.__class__ is not str)
-            ):
-                self._seq, self._head = seq, head
-                self.append(*row)
-                seq, head = self._seq, self._head
-                continue
-            packed = pack(
-                [seq, call, kind, interface, function, input, output, status, outcome,
-                 error_kind, error, duration_ns, depth]
-            )  # fmt: skip
-            head = sha256(head + packed).digest()
-            buf += packed
-            buf += HASH_PREFIX
-            buf += head
-            seq += 1
+        mark = len(buf)
+        try:
+            for row in rows:
+                (call, kind, interface, function, input, output, status, outcome,
+                 error_kind, error, duration_ns, depth) = row  # fmt: skip
+                if (
+                    kind not in kinds
+                    or outcome not in outcomes
+                    or interface.__class__ is not str
+                    or function.__class__ is not str
+                    or (input is not None and input.__class__ is not bytes)
+                    or (output is not None and output.__class__ is not bytes)
+                    or call.__class__ is not int
+                    or duration_ns.__class__ is not int
+                    or depth.__class__ is not int
+                    or (status is not None and status.__class__ is not int)
+                    or (error is not None and error.__class__ is not str)
+                    or (error_kind is not None and error_kind.__class__ is not str)
+                ):
+                    (call, kind, interface, function, input, output, status, outcome,
+                     error_kind, error, duration_ns, depth) = normalize_fields(*row)  # fmt: skip
+                packed = pack(
+                    [seq, call, kind, interface, function, input, output, status, outcome,
+                     error_kind, error, duration_ns, depth]
+                )  # fmt: skip
+                head = sha256(head + packed).digest()
+                buf += packed
+                buf += HASH_PREFIX
+                buf += head
+                seq += 1
+        except BaseException:
+            del buf[mark:]  # a refused row leaves the writer as it was
+            raise
         self._head = head
         self._seq = seq
         if (

@@ -273,3 +273,31 @@ class TestWriterMemory:
         # The segment being filled and at most max_queued bytes waiting for the disk.
         assert peak < 8 * segment, peak
         assert len(store.trace(writer.trace_id)) == 10_000
+
+
+class TestExtend:
+    """Batched appends: the recorder's path."""
+
+    def test_a_refused_row_leaves_the_writer_unchanged(self, store: TraceStore) -> None:
+        w = store.begin_trace(None)
+        good = (1, "import", "i", "f", b"in", b"out", 0, "ok", None, None, 5, 1)
+        assert w.extend([good, good]) == 0
+        with pytest.raises(TypeError):
+            w.extend([good, (1, "import", "i", "f", 42, b"out", 0, "ok", None, None, 5, 1)])
+        assert w.extend([good]) == 2
+        info = w.finish()
+        assert info.event_count == 3
+        assert store.verify(info.id).ok
+
+    def test_extend_equals_append(self, store: TraceStore) -> None:
+        rows = [(1, "import", "i", "f", bytes([k]), None, -1, "import_error", "Decode", "x", k, 0)
+                for k in range(5)]
+        a = store.begin_trace(None)
+        a.extend(rows)
+        b = store.begin_trace(None)
+        for r in rows:
+            b.append(*r)
+        ia, ib = a.finish(), b.finish()
+        fa = [e.chain_fields() for e in store.trace(ia.id).events()]
+        fb = [e.chain_fields() for e in store.trace(ib.id).events()]
+        assert fa == fb
