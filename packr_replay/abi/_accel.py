@@ -25,6 +25,10 @@ __all__ = ["ACCELERATED", "PURE_PYTHON", "UNAVAILABLE_REASON", "speedups"]
 
 PURE_PYTHON: bool = os.environ.get("PACKR_REPLAY_PURE_PYTHON", "") not in ("", "0")
 
+#: The rules of encoder.py/decoder.py that _speedups.c follows, numbered: bump it here and
+#: in _speedups.c (``CONTRACT``) together when they change, so a stale build is not used.
+CONTRACT = 1
+
 
 def load() -> tuple[ModuleType | None, str | None]:
     """Import and configure the extension: ``(module, None)`` or ``(None, why not)``."""
@@ -32,6 +36,8 @@ def load() -> tuple[ModuleType | None, str | None]:
         _speedups = importlib.import_module(f"{__package__}._speedups")
     except ImportError as exc:
         return None, f"the C extension is not built or cannot load ({exc})"
+    if getattr(_speedups, "CONTRACT", None) != CONTRACT:
+        return None, "the C extension is stale (built from another _speedups.c): reinstall"
     try:
         _speedups.configure(
             {

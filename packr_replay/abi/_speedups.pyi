@@ -5,6 +5,8 @@ from typing import Any
 from .limits import Limits
 from .values import Value
 
+CONTRACT: int
+
 def configure(config: dict[str, Any], /) -> None: ...
 def decode(data: bytes | bytearray | memoryview, limits: Limits | None = None) -> Value: ...
 def decode_prefix(

@@ -164,6 +164,13 @@ class TestSelection:
         assert out[0] == expected
         assert out[1] == out[2] == str(expected == "False")
 
+    def test_stale_build_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_accel, "CONTRACT", _accel.CONTRACT + 1)
+        module, why = _accel.load()
+        assert module is None
+        assert why is not None
+        assert "stale" in why
+
     def test_pickles_name_the_public_functions(self) -> None:
         v = Record("p", [("x", S32(1))])
         data = pickle.dumps(v)
@@ -553,7 +560,7 @@ class TestDeep:
 
     def test_deep_types(self) -> None:
         t = ValueType.S64
-        for _ in range(100_000):
+        for _ in range(30_000):
             t = ValueType.list(t)
         v = Option(t, None)
         data = check_encode(v)[1]
@@ -563,7 +570,7 @@ class TestDeep:
 
     def test_deep_variant_chain(self) -> None:
         v: Value = Variant("peano", "zero", 0)
-        for _ in range(200_000):
+        for _ in range(50_000):
             v = Variant("peano", "succ", 1, [v])
         data = sp.try_encode(v)
         assert data == py_encode(v)
