@@ -439,6 +439,11 @@ class Instance:
             except GuestMemoryError as exc:
                 return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc)
 
+        if icpt.import_server is not None or (
+            icpt.import_observer is not None and not self._hook(icpt, "before_import")
+        ):
+            return self._seamed_import(icpt, fn, ctx, data, value, out_pp, out_lp, simple, t0)
+
         input = EncodedValue(data, value)
         output: EncodedValue | None = None
         status: int | None = None
@@ -520,6 +525,89 @@ class Instance:
                 icpt.after_import(fn.module, fn.name, input, output), inline=icpt.inline
             )
         return status
+
+    def _seamed_import(
+        self,
+        icpt: CallInterceptor,
+        fn: TypedFunction,
+        ctx: Ctx,
+        data: bytes,
+        value: Value | None,
+        out_pp: int,
+        out_lp: int,
+        simple: Callable[..., Any] | None,
+        t0: int,
+    ) -> int:
+        """The recorder's and replayer's path: raw bytes through the synchronous seams,
+        no per-call EncodedValue/ImportCall objects or coroutines (same order and
+        semantics as the general path)."""
+        server = icpt.import_server
+        reply: Any = None if server is None else server(fn.module, fn.name, data)
+        status: int | None = None
+        replayed = reply is not None
+        if reply is None:
+            if value is None:
+                try:
+                    value = decode(data)
+                except AbiError as exc:
+                    return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+            result = self._run_handler(fn, ctx, value, simple, EncodedValue(data, value), t0)
+            if isinstance(result, int):  # -1: the failure is already reported
+                return result
+            try:
+                out = encode(result)
+            except AbiError as exc:
+                return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+        elif type(reply) is tuple:
+            out, status = reply
+        else:
+            if isinstance(reply, ImportReply):
+                if reply.error is not None:
+                    return self._report(fn, EncodedValue(data), reply.error[0], reply.error[1], t0, replayed=True)
+                if reply.output is None:
+                    raise TypeError("import_server returned an ImportReply with neither output nor error")
+                status = reply.status
+                reply = reply.output
+            if isinstance(reply, EncodedValue):
+                out = reply.data
+            elif isinstance(reply, Value):
+                try:
+                    out = encode(reply)
+                except AbiError as exc:
+                    return self._report(fn, EncodedValue(data), "Encode", str(exc), t0, exc, True)
+            else:
+                raise TypeError(
+                    f"import_server returned {type(reply).__name__}; expected None, an "
+                    "ImportReply or (bytes, status)"
+                )
+        try:
+            status = self._write_reply(out, out_pp, out_lp, status)
+        except GuestMemoryError as exc:
+            return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc, replayed)
+        observer = icpt.import_observer
+        if observer is not None:
+            observer(fn.module, fn.name, data, out, status, None, time.perf_counter_ns() - t0, replayed)
+        elif self._hook(icpt, "import_completed") or self._hook(icpt, "after_import"):
+            self._complete_import(icpt, fn, EncodedValue(data, value), EncodedValue(out), status, t0, replayed)
+        return status
+
+    def _complete_import(
+        self,
+        icpt: CallInterceptor,
+        fn: TypedFunction,
+        input: EncodedValue,
+        output: EncodedValue,
+        status: int,
+        t0: int,
+        replayed: bool,
+    ) -> None:
+        if self._hook(icpt, "import_completed"):
+            call = ImportCall(
+                fn.module, fn.name, input, output, status, None, time.perf_counter_ns() - t0, replayed
+            )
+            self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+        elif self._hook(icpt, "after_import"):  # what the default import_completed does
+            self.driver.run(icpt.after_import(fn.module, fn.name, input, output), inline=icpt.inline)
 
     def _run_handler(
         self,
