@@ -401,8 +401,8 @@ static inline int vt_tag(PyObject *t)
     PyObject *tag = SLOT(t, C.vt_tag);
     if (tag == NULL || !PyLong_Check(tag)) return -1;
     long v = PyLong_AsLong(tag);
-    if (v == -1 && PyErr_Occurred()) return -1;
-    if (!is_prim((unsigned long)v) && !is_compound_tag((unsigned long)v)) return -1;
+    if (v <= 0 || v >= NKINDS || (!is_prim((unsigned)v) && !is_compound_tag((unsigned)v)))
+        return -1;  /* includes -1 with an error set */
     return (int)v;
 }
 
