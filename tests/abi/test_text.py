@@ -43,7 +43,7 @@ from packr_replay.abi import (
     decode,
     encode,
 )
-from packr_replay.abi import text as text_module
+from packr_replay.abi import floats as float_module
 from packr_replay.abi.text import format_value, parse_type, parse_value
 from packr_replay.errors import AbiError, ParseError
 from tests.vectors import cases, value_from_json
@@ -427,14 +427,14 @@ def reference_float_text(bits: int, wide: bool) -> str:
     if biased == 0 and frac == 0:
         return ("-0.0" if sign else "0.0") + suffix
     if biased == 0:
-        digits, k = text_module._dragon(frac << 1, 1, 1, -bias, True)
+        digits, k = float_module._dragon(frac << 1, 1, 1, -bias, True)
     else:
         mant, exp = frac | 1 << frac_bits, biased - bias
         if frac == 0:
-            digits, k = text_module._dragon(mant << 2, 1, 2, exp - 2, True)
+            digits, k = float_module._dragon(mant << 2, 1, 2, exp - 2, True)
         else:
-            digits, k = text_module._dragon(mant << 1, 1, 1, exp - 1, mant % 2 == 0)
-    text = text_module._positional(digits, k)
+            digits, k = float_module._dragon(mant << 1, 1, 1, exp - 1, mant % 2 == 0)
+    text = float_module._positional(digits, k)
     if "." not in text:
         text += ".0"
     return ("-" if sign else "") + text + suffix
