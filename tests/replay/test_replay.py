@@ -387,3 +387,41 @@ class TestReplayerUnit:
             ".payload[0][0].payload[0]: 1s64 → 2s64",
             ".payload[0][1]: sexpr::sym(\"x\") → sexpr::num(3s64) (case)",
         ]
+
+
+class TestExactBytes:
+    """Non-canonical CGRF crosses record → replay byte for byte (nothing re-encodes it)."""
+
+    def test_non_canonical_input_is_recorded_and_matched_exactly(self, runtime: Runtime, db: Path) -> None:
+        import struct
+
+        from packr_replay.abi import decode, encode
+
+        # A tuple whose two children are one shared String node (a DAG), and an Option
+        # whose presence byte is 2: both legal, both re-encode differently.
+        shared = (
+            b"CGRF\x02\x00\x00\x00" + struct.pack("<II", 2, 1)
+            + struct.pack("<BBHI", 0x06, 0, 0, 6) + struct.pack("<I", 2) + b"hi"
+            + struct.pack("<BBHI", 0x0B, 0, 0, 12) + struct.pack("<III", 2, 0, 0)
+        )
+        lenient = b"CGRF\x02\x00\x00\x00" + struct.pack("<II", 1, 0) + struct.pack("<BBHI", 0x0A, 0, 0, 2) + b"\x06\x02"
+        for blob in (shared, lenient):
+            assert encode(decode(blob)) != blob
+        escaped = ["".join(f"\\{b:02x}" for b in blob) for blob in (shared, lenient)]
+        wat = f"""(module
+  (import "t:host/f" "a" (func $a (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 1024) "{escaped[0]}")
+  (data (i32.const 2048) "{escaped[1]}")
+  (func (export "run") (param $p i32) (param $l i32) (param $opp i32) (param $olp i32) (result i32)
+    (drop (call $a (i32.const 1024) (i32.const {len(shared)}) (i32.const 200) (i32.const 300)))
+    (drop (call $a (i32.const 2048) (i32.const {len(lenient)}) (i32.const 200) (i32.const 300)))
+    (i32.store (local.get $opp) (local.get $p))
+    (i32.store (local.get $olp) (local.get $l))
+    (i32.const 0)))"""
+        module = runtime.load_module(wat)
+        api.record_run(module, [("run", UNIT)], host=counting_host(), store=db)
+        with TraceStore(db) as store:
+            inputs = [e.input for e in store.trace(1).events(kind=EventKind.IMPORT)]
+        assert inputs == [shared, lenient]
+        assert api.replay(db).reproduced  # strict matching compares these exact bytes
