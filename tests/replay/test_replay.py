@@ -425,3 +425,16 @@ class TestExactBytes:
             inputs = [e.input for e in store.trace(1).events(kind=EventKind.IMPORT)]
         assert inputs == [shared, lenient]
         assert api.replay(db).reproduced  # strict matching compares these exact bytes
+
+    def test_a_host_can_reply_with_exact_bytes(self, runtime: Runtime, db: Path) -> None:
+        import struct
+
+        from packr_replay.abi import EncodedValue
+
+        lenient = b"CGRF\x02\x00\x00\x00" + struct.pack("<II", 1, 0) + struct.pack("<BBHI", 0x0A, 0, 0, 2) + b"\x06\x02"
+        module = runtime.load_module(caller_wat([("a", S64(1))]))
+        api.record_run(module, [("run", UNIT)], host=counting_host({"a": lambda v: EncodedValue(lenient)}), store=db)
+        with TraceStore(db) as store:
+            [imp] = list(store.trace(1).events(kind=EventKind.IMPORT))
+        assert imp.output == lenient
+        assert api.replay(db).reproduced
