@@ -70,7 +70,9 @@ def sexpr_tree(nodes: int) -> tuple[Value, Any]:
     return level[0]
 
 
-def shapes() -> dict[str, tuple[Value, Any]]:
+def shapes(tree_nodes: int = 100_000) -> dict[str, tuple[Value, Any]]:
+    """The shapes compared, each as (Value, plain Python twin); ``tree_nodes`` sizes the
+    sexpr tree (smaller only for smoke runs)."""
     fields = []
     plain: dict[str, Any] = {}
     for k in range(16):
@@ -92,7 +94,7 @@ def shapes() -> dict[str, tuple[Value, Any]]:
         "10k u8 array": (List.from_bytes(data[:10_000]), list(data[:10_000])),
         "10k u32 array": (List(ValueType.U32, [U32(i * 2654435761 % 2**32) for i in range(10_000)]),
                           [i * 2654435761 % 2**32 for i in range(10_000)]),
-        "100k-node sexpr tree": sexpr_tree(100_000),
+        f"{tree_nodes // 1000}k-node sexpr tree": sexpr_tree(tree_nodes),
         "bool": (Bool(True), True),
     }
 
@@ -102,21 +104,20 @@ def best_time(fn: Callable[[], object], number: int, gc_on: bool) -> float:
     return min(timeit.repeat(fn, setup=setup, number=number, repeat=3)) / number
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--gc", action="store_true", help="keep the garbage collector on")
-    parser.add_argument("--json", metavar="FILE")
-    args = parser.parse_args()
-    rounds = 3 if args.quick else 7
-    results = {}
+def run(
+    rounds: int = 7, *, gc_on: bool = False, echo: bool = True, tree_nodes: int = 100_000
+) -> dict[str, Any]:
+    """Time every shape, encode and decode, ``rounds`` interleaved times; a dict of ratios
+    keyed ``"<shape>/<op>"`` (printing a table as it goes when ``echo``)."""
+    say = print if echo else (lambda *a, **k: None)
+    results: dict[str, Any] = {}
     impl = "C accelerator" if ACCELERATED else "pure Python (no C accelerator)"
-    print(f"codec in use: {impl}; garbage collector {'on' if args.gc else 'off'} while timing")
-    print(
+    say(f"codec in use: {impl}; garbage collector {'on' if gc_on else 'off'} while timing")
+    say(
         f"{'shape':22} {'op':6} {'in use/msgpack':>16} {'python/msgpack':>15}"
         f" {'in use µs':>10} {'python µs':>10} {'msgpack µs':>11}"
     )
-    for name, (value, plain) in shapes().items():
+    for name, (value, plain) in shapes(tree_nodes).items():
         data = encode(value)
         packed = msgpack.packb(plain)
         assert decode(data) == value
@@ -132,9 +133,9 @@ def main() -> int:
         ):
             ratios, py_ratios, ours_t, py_t, theirs_t = [], [], [], [], []
             for _ in range(rounds):  # interleave so machine noise hits every side
-                a = best_time(ours, number, args.gc)
-                b = best_time(theirs, number, args.gc)
-                c = best_time(python, max(1, number // 20), args.gc)
+                a = best_time(ours, number, gc_on)
+                b = best_time(theirs, number, gc_on)
+                c = best_time(python, max(1, number // 20), gc_on)
                 ratios.append(a / b)
                 py_ratios.append(c / b)
                 ours_t.append(a)
@@ -142,7 +143,7 @@ def main() -> int:
                 theirs_t.append(b)
             med = statistics.median(ratios)
             py_med = statistics.median(py_ratios)
-            print(
+            say(
                 f"{name:22} {op:6} {med:>9.1f}x {min(ratios):>4.1f}-{max(ratios):<4.1f}"
                 f" {py_med:>9.1f}x"
                 f" {statistics.median(ours_t) * 1e6:>15.1f} {statistics.median(py_t) * 1e6:>10.1f}"
@@ -150,17 +151,30 @@ def main() -> int:
             )
             results[f"{name}/{op}"] = {
                 "accelerated": ACCELERATED,
-                "gc": args.gc,
+                "gc": gc_on,
+                "rounds": rounds,
                 "ratio_median": med,
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
                 "python_ratio_median": py_med,
+                "python_ratio_min": min(py_ratios),
+                "python_ratio_max": max(py_ratios),
                 "ours_us": statistics.median(ours_t) * 1e6,
                 "python_us": statistics.median(py_t) * 1e6,
                 "msgpack_us": statistics.median(theirs_t) * 1e6,
                 "cgrf_bytes": size,
                 "msgpack_bytes": len(packed),
             }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--gc", action="store_true", help="keep the garbage collector on")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args(argv)
+    results = run(3 if args.quick else 7, gc_on=args.gc)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

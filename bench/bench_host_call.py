@@ -271,6 +271,17 @@ def summarize(samples: dict[str, list[float]]) -> dict[str, Any]:
     return ratios
 
 
+def run(n: int = 2000, rounds: int = 7) -> dict[str, Any]:
+    """Every workload ``rounds`` times (rotated order); the ratios of :data:`RATIOS`."""
+    samples = measure(n, rounds)
+    return {
+        "n": n,
+        "rounds": rounds,
+        "ratios": summarize(samples),
+        "us_per_call": {k: statistics.median(v) * 1e6 for k, v in samples.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N=500, 3 rounds")
@@ -283,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n = args.n or (500 if args.quick else 2000)
     rounds = args.rounds or (3 if args.quick else 7)
-    ratios = summarize(measure(n, rounds))
+    result = run(n, rounds)
+    ratios = result["ratios"]
     if args.json:
         print(json.dumps({"n": n, "rounds": rounds, "ratios": ratios}, indent=2))
         return 0

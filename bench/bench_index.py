@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from packr_replay.abi import S64
 from packr_replay.replay import Recorder
@@ -66,14 +67,8 @@ def run_index(db: Path, *, text: bool) -> float:
         index_module.value_text = original
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("-n", type=int, default=None)
-    parser.add_argument("--rounds", type=int, default=None)
-    args = parser.parse_args()
-    n = args.n or (10_000 if args.quick else 50_000)
-    rounds = args.rounds or (3 if args.quick else 5)
+def run(n: int = 50_000, rounds: int = 5) -> dict[str, Any]:
+    """``rounds`` back-to-back rounds of live, record, rows and index; per-round ratios."""
     runtime = Runtime(fuel=FUEL)
     live, rec, idx, rows = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,18 +78,47 @@ def main() -> None:
             rec.append(run_record(runtime, n, db))
             rows.append(run_index(db, text=False))
             idx.append(run_index(db, text=True))
+    per_round = {
+        "record_vs_live": [b / a for a, b in zip(live, rec, strict=True)],
+        "record_rows_vs_live": [(b + c) / a for a, b, c in zip(live, rec, rows, strict=True)],
+        "record_index_vs_live": [(b + c) / a for a, b, c in zip(live, rec, idx, strict=True)],
+        "index_vs_record": [c / b for b, c in zip(rec, idx, strict=True)],
+    }
     med = statistics.median
-    events = 2 * n + 2
-    print(f"n={n} calls ({events} events), {rounds} rounds, medians:")
-    print(f"  live    {med(live) * 1e3:9.1f} ms")
-    print(f"  record  {med(rec) * 1e3:9.1f} ms   record/live          {med(rec) / med(live):6.2f}x")
+    return {
+        "calls": n,
+        "events": n + 2,
+        "rounds": rounds,
+        "seconds": {"live": live, "record": rec, "rows": rows, "index": idx},
+        **{k: {"median": med(v), "min": min(v), "max": max(v)} for k, v in per_round.items()},
+        "index_us_per_event": med(idx) / (n + 2) * 1e6,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("-n", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args(argv)
+    n = args.n or (10_000 if args.quick else 50_000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    r = run(n, rounds)
+    med = statistics.median
+    s = r["seconds"]
+    live, rec, rows, idx = med(s["live"]), med(s["record"]), med(s["rows"]), med(s["index"])
+    print(f"n={n} calls ({r['events']} events), {rounds} rounds, medians:")
+    print(f"  live    {live * 1e3:9.1f} ms")
+    print(f"  record  {rec * 1e3:9.1f} ms   record/live          {r['record_vs_live']['median']:6.2f}x")
     print(
-        f"  rows    {med(rows) * 1e3:9.1f} ms   (record+rows)/live   {(med(rec) + med(rows)) / med(live):6.2f}x"
+        f"  rows    {rows * 1e3:9.1f} ms   (record+rows)/live   {r['record_rows_vs_live']['median']:6.2f}x"
     )
     print(
-        f"  index   {med(idx) * 1e3:9.1f} ms   (record+index)/live  {(med(rec) + med(idx)) / med(live):6.2f}x"
+        f"  index   {idx * 1e3:9.1f} ms   (record+index)/live  {r['record_index_vs_live']['median']:6.2f}x"
     )
-    print(f"  index/record {med(idx) / med(rec):.2f}x; per event {med(idx) / events * 1e6:.2f} us")
+    print(
+        f"  index/record {r['index_vs_record']['median']:.2f}x; per event {r['index_us_per_event']:.2f} us"
+    )
 
 
 if __name__ == "__main__":

@@ -52,11 +52,11 @@ def run_live(runtime: Runtime, n: int) -> float:
     return time.perf_counter() - t
 
 
-def run_record(runtime: Runtime, n: int, db: Path) -> float:
+def run_record(runtime: Runtime, n: int, db: Path, label: str = "bench") -> float:
     module = runtime.load_module(example_guest("bench"))
     with TraceStore(db, create=True) as store:
         sha = store.add_module(module.wasm, "bench")
-        writer = store.begin_trace(sha, label="bench", meta={"fuel": FUEL})
+        writer = store.begin_trace(sha, label=label, meta={"fuel": FUEL})
         inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
         t = time.perf_counter()
         inst.call_with_value("calls", S64(n))
@@ -64,13 +64,20 @@ def run_record(runtime: Runtime, n: int, db: Path) -> float:
         return time.perf_counter() - t
 
 
-def run_replay(db: Path) -> tuple[float, bool]:
+def run_replay(db: Path, label: str = "bench") -> tuple[float, bool]:
     t = time.perf_counter()
-    report = api.replay(db, "bench")
+    report = api.replay(db, label)
     return time.perf_counter() - t, report.reproduced
 
 
+def run_diff(db: Path, a: str, b: str) -> tuple[float, bool]:
+    t = time.perf_counter()
+    d = api.diff(f"{db}#{a}", f"{db}#{b}")
+    return time.perf_counter() - t, d.identical
+
+
 def ratios(n: int, rounds: int) -> dict[str, Any]:
+    """record/live and replay/live, each round's three runs back to back."""
     runtime = Runtime(fuel=FUEL)
     live, rec, rep = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,6 +99,7 @@ def ratios(n: int, rounds: int) -> dict[str, Any]:
         "live_us_per_call": statistics.median(live) / n * 1e6,
         "record_us_per_call": statistics.median(rec) / n * 1e6,
         "replay_us_per_call": statistics.median(rep) / n * 1e6,
+        "seconds": {"live": live, "record": rec, "replay": rep},
     }
 
 
@@ -104,52 +112,96 @@ def _stats(xs: list[float]) -> dict[str, float]:
 
 def _make_traces(path: Path, n: int) -> None:
     runtime = Runtime(fuel=FUEL)
-    module = runtime.load_module(example_guest("bench"))
     for label in ("a", "b"):
-        with TraceStore(path, create=True) as store:
-            sha = store.add_module(module.wasm, "bench")
-            writer = store.begin_trace(sha, label=label, meta={"fuel": FUEL})
-            inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
-            inst.call_with_value("calls", S64(n))
-            writer.finish()
+        run_record(runtime, n, path, label)
 
 
 def _diff_child(path: str) -> None:
-    t = time.perf_counter()
-    d = api.diff(f"{path}#a", f"{path}#b")
-    elapsed = time.perf_counter() - t
+    elapsed, identical = run_diff(Path(path), "a", "b")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss, "identical": d.identical,
-                      "events": d.events_a}))
+    with TraceStore(path, readonly=True) as store:
+        events = len(store.trace("a"))
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss, "identical": identical,
+                      "events": events}))
 
 
-def diff_cost(n: int) -> dict[str, Any]:
+def diff_cost(events: int, repeats: int = 1) -> dict[str, Any]:
+    """Two traces of ``events`` events each (``calls(events - 2)``: an export, the
+    imports, a return), then ``diff_traces`` timed ``repeats`` times, each in a fresh
+    child process whose peak RSS (``ru_maxrss``) is the memory figure."""
+    n = max(1, events - 2)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "diff.db"
         t = time.perf_counter()
         _make_traces(path, n)
         build = time.perf_counter() - t
-        out = subprocess.run(
-            [sys.executable, __file__, "--diff-child", str(path)],
-            check=True, capture_output=True, text=True,
-        ).stdout
-        base = subprocess.run(
-            [sys.executable, "-c", "import resource, packr_replay.api; "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
-            check=True, capture_output=True, text=True,
-        ).stdout
-    result: dict[str, Any] = json.loads(out)
-    result["baseline_rss_mb"] = float(base)
-    result["events_per_trace"] = result.pop("events")
-    result["build_seconds"] = build
-    return result
+        runs = []
+        for _ in range(repeats):
+            out = subprocess.run(
+                [sys.executable, __file__, "--diff-child", str(path)],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            runs.append(json.loads(out))
+        size = path.stat().st_size
+    base = subprocess.run(
+        [sys.executable, "-c", "import resource, packr_replay.api; "
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert all(r["identical"] for r in runs), "two recordings of the same run differ"
+    seconds = [r["seconds"] for r in runs]
+    rss = [r["peak_rss_mb"] for r in runs]
+    return {
+        "events_per_trace": runs[0]["events"],
+        "repeats": repeats,
+        "seconds": _stats(seconds),
+        "peak_rss_mb": _stats(rss),
+        "baseline_rss_mb": float(base),
+        "build_seconds": build,
+        "file_bytes": size,
+        "us_per_event": statistics.median(seconds) / runs[0]["events"] * 1e6,
+    }
 
 
 # ----------------------------------------------------------------- scaling
 
 
-def scaling(sizes: list[int]) -> list[dict[str, Any]]:
-    return [ratios(n, 1) for n in sizes]
+def scaling(sizes: list[int], rounds: int = 1) -> dict[str, Any]:
+    """Per-call cost of live, record, replay and diff at each size in ``sizes`` (calls).
+
+    Every round runs every size (so a size's samples are spread over the run, like the
+    others'): live, two recordings (both are record samples), a replay of the first and
+    a diff of the two. Per-call cost is the run's time over its calls (diff: over the
+    events of one trace).
+    """
+    runtime = Runtime(fuel=FUEL)
+    samples: dict[int, dict[str, list[float]]] = {
+        n: {"live": [], "record": [], "replay": [], "diff": []} for n in sizes
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for n in sizes:
+                db = Path(tmp) / f"s{n}-r{r}.db"
+                s = samples[n]
+                s["live"].append(run_live(runtime, n) / n * 1e6)
+                s["record"].append(run_record(runtime, n, db, "a") / n * 1e6)
+                s["record"].append(run_record(runtime, n, db, "b") / n * 1e6)
+                t, ok = run_replay(db, "a")
+                assert ok, "replay did not reproduce"
+                s["replay"].append(t / n * 1e6)
+                t, identical = run_diff(db, "a", "b")
+                assert identical
+                s["diff"].append(t / (n + 2) * 1e6)
+                for f in Path(tmp).glob(f"{db.name}*"):
+                    f.unlink()
+    rows = []
+    for n in sizes:
+        row: dict[str, Any] = {"calls": n}
+        for key, xs in samples[n].items():
+            row[f"{key}_us_per_call"] = statistics.median(xs)
+            row[f"{key}_samples"] = xs
+        rows.append(row)
+    return {"sizes": sizes, "rounds": rounds, "rows": rows}
 
 
 def main() -> int:
@@ -176,16 +228,18 @@ def main() -> int:
     if args.scaling:
         sizes = [1_000, 10_000, 100_000] + ([1_000_000] if args.full else [])
         results["scaling"] = scaling(sizes)
-        print("per-call cost by run length (µs per call: live / record / replay)")
-        for row in results["scaling"]:
+        print("per-call cost by run length (µs per call: live / record / replay / diff)")
+        for row in results["scaling"]["rows"]:
             print(f"  {row['calls']:>9}: {row['live_us_per_call']:.1f} / "
-                  f"{row['record_us_per_call']:.1f} / {row['replay_us_per_call']:.1f}")
+                  f"{row['record_us_per_call']:.1f} / {row['replay_us_per_call']:.1f} / "
+                  f"{row['diff_us_per_call']:.1f}")
     if args.diff:
         size = 1_000_000 if args.full else 100_000
         d = diff_cost(size)
         results["diff"] = d
-        print(f"diff_traces on two traces of {d['events_per_trace']} events: {d['seconds']:.2f} s, "
-              f"peak RSS {d['peak_rss_mb']:.0f} MB (baseline process {d['baseline_rss_mb']:.0f} MB)")
+        print(f"diff_traces on two traces of {d['events_per_trace']} events: "
+              f"{d['seconds']['median']:.2f} s, peak RSS {d['peak_rss_mb']['max']:.0f} MB "
+              f"(baseline process {d['baseline_rss_mb']:.0f} MB)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -86,25 +87,25 @@ def run_baseline(path: Path, n: int, inp: bytes, out: bytes) -> None:
     conn.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--payload", type=int, default=32, help="bytes of input and of output")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--dir", default=None, help="where the files go (default: a temp dir)")
-    args = parser.parse_args()
-    n, inp, out = args.events, os.urandom(args.payload), os.urandom(args.payload)
-    variants: dict[str, Callable[[Path, int, bytes, bytes], None]] = {
-        "baseline": run_baseline,
-        "writer": lambda p, n, i, o: run_writer(p, n, i, o, True),
-        "writer inline": lambda p, n, i, o: run_writer(p, n, i, o, False),
-        "chain only": run_chain_only,
-    }
-    rates: dict[str, list[float]] = {name: [] for name in variants}
+VARIANTS: dict[str, Callable[[Path, int, bytes, bytes], None]] = {
+    "baseline": run_baseline,
+    "writer": lambda p, n, i, o: run_writer(p, n, i, o, True),
+    "writer inline": lambda p, n, i, o: run_writer(p, n, i, o, False),
+    "chain only": run_chain_only,
+}
+
+
+def run(
+    events: int = 200_000, payload: int = 32, repeat: int = 5, directory: str | None = None
+) -> dict[str, Any]:
+    """Run every variant ``repeat`` times, interleaved; rates (events/s) per round, file
+    bytes per event, and each round's rate as a ratio to that round's baseline."""
+    n, inp, out = events, os.urandom(payload), os.urandom(payload)
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
     sizes: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for r in range(args.repeat):
-            for name, fn in variants.items():
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        for r in range(repeat):
+            for name, fn in VARIANTS.items():
                 path = Path(tmp) / f"{name.replace(' ', '_')}-{r}.db"
                 t0 = time.perf_counter()
                 fn(path, n, inp, out)
@@ -113,8 +114,33 @@ def main() -> None:
                     sizes[name] = path.stat().st_size / n
                 for f in Path(tmp).glob(f"{path.name}*"):
                     f.unlink()
-    base = max(rates["baseline"])
-    payload = 2 * args.payload
+    variants: dict[str, Any] = {}
+    for name, values in rates.items():
+        vs_base = [v / b for v, b in zip(values, rates["baseline"], strict=True)]
+        size = sizes.get(name)
+        variants[name] = {
+            "rates": values,
+            "best": max(values),
+            "median": statistics.median(values),
+            "min": min(values),
+            "vs_baseline": {"median": statistics.median(vs_base), "min": min(vs_base),
+                            "max": max(vs_base)},
+            "bytes_per_event": size,
+            "overhead_bytes_per_event": None if size is None else size - 2 * payload,
+        }
+    return {"events": n, "payload": payload, "repeat": repeat, "variants": variants}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--payload", type=int, default=32, help="bytes of input and of output")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dir", default=None, help="where the files go (default: a temp dir)")
+    args = parser.parse_args(argv)
+    result = run(args.events, args.payload, args.repeat, args.dir)
+    n = result["events"]
+    base = result["variants"]["baseline"]["best"]
     print(
         f"{n} events of {args.payload}+{args.payload} payload bytes, best/median of {args.repeat}"
     )
@@ -125,11 +151,12 @@ def main() -> None:
     print(
         f"{'variant':<15}{'events/s best':>15}{'median':>12}{'x baseline':>12}{'bytes/event':>13}{'overhead':>10}"
     )
-    for name, values in rates.items():
-        best, median = max(values), statistics.median(values)
-        size = sizes.get(name)
-        size_text = f"{size:13.1f}{size - payload:10.1f}" if size else f"{'-':>13}{'-':>10}"
-        print(f"{name:<15}{best:15,.0f}{median:12,.0f}{best / base:12.2f}{size_text}")
+    for name, v in result["variants"].items():
+        size = v["bytes_per_event"]
+        size_text = (
+            f"{size:13.1f}{v['overhead_bytes_per_event']:10.1f}" if size else f"{'-':>13}{'-':>10}"
+        )
+        print(f"{name:<15}{v['best']:15,.0f}{v['median']:12,.0f}{v['best'] / base:12.2f}{size_text}")
 
 
 if __name__ == "__main__":
