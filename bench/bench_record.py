@@ -116,9 +116,22 @@ def _make_traces(path: Path, n: int) -> None:
         run_record(runtime, n, path, label)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set: VmHWM where Linux has it (``ru_maxrss`` is
+    not usable in a child: Linux carries the parent's peak across fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _diff_child(path: str) -> None:
     elapsed, identical = run_diff(Path(path), "a", "b")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mb()
     with TraceStore(path, readonly=True) as store:
         events = len(store.trace("a"))
     print(json.dumps({"seconds": elapsed, "peak_rss_mb": rss, "identical": identical,
@@ -144,9 +157,8 @@ def diff_cost(events: int, repeats: int = 1) -> dict[str, Any]:
             runs.append(json.loads(out))
         size = path.stat().st_size
     base = subprocess.run(
-        [sys.executable, "-c", "import resource, packr_replay.api; "
-         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
-        check=True, capture_output=True, text=True,
+        [sys.executable, __file__, "--baseline-child"], check=True, capture_output=True,
+        text=True,
     ).stdout
     assert all(r["identical"] for r in runs), "two recordings of the same run differ"
     seconds = [r["seconds"] for r in runs]
@@ -212,9 +224,13 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="1M-call sizes for --diff/--scaling")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--diff-child", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.diff_child:
         _diff_child(args.diff_child)
+        return 0
+    if args.baseline_child:  # the same imports as a diff child, no diff
+        print(peak_rss_mb())
         return 0
     n, rounds = (20_000, 3) if args.quick else (100_000, 5)
     results: dict[str, Any] = {"overhead": ratios(n, rounds)}

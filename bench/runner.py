@@ -199,7 +199,7 @@ def fmt(value: float | None, unit: str) -> str:
     if unit == "events/s":
         return f"{value:,.0f}/s"
     if unit == "s":
-        return f"{value:.2f} s"
+        return f"{value:.2f} s" if value >= 1 else f"{value:.3f} s"
     if unit == "MB":
         return f"{value:.0f} MB"
     if unit == "B/event":
@@ -295,7 +295,8 @@ def figures_diff(r: dict[str, Any], p: Profile) -> list[Figure]:
                f"diff_traces on two {_size(events)}-event traces (identical runs of calls(n)) "
                f"in a child process ({r['repeats']} runs)",
                "s", sec["median"], sec["min"], sec["max"],
-               Goal("<=", time_goal, f"≤ {time_goal:.2f} s" if scaled else "≤ 5 s"), note=note),
+               Goal("<=", time_goal, f"≤ {fmt(time_goal, 's')}" if scaled else "≤ 5 s"),
+               note=note),
         Figure("5b", "diff_traces peak RSS",
                "the diff child's peak resident set (ru_maxrss, interpreter and imports included)",
                "MB", rss["median"], rss["min"], rss["max"], Goal("<=", 200, "≤ 200 MB"),

@@ -26,6 +26,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from packr_replay import api
@@ -77,6 +78,14 @@ def record(db: str, guest: str, n: int | None, label: str, go: str | None = None
 
 
 def _peak_mb() -> float:
+    """Peak RSS of this process image: VmHWM (``ru_maxrss`` would include the parent's
+    peak, which Linux carries across fork and exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,13 @@ class Tally:
         self.outcomes: Counter[str] = Counter()
         self.facts: dict[str, Any] = {}
         self.started = time.perf_counter()
+        self.seconds: float | None = None
 
-    def add(self, outcome: str, n: int = 1) -> None:
-        self.cases += n
+    def add(self, outcome: str, n: int = 1, *, case: bool = True) -> None:
+        """Count ``n`` cases with this outcome (``case=False``: an outcome of a part of
+        a case already counted, e.g. each trace of a file)."""
+        if case:
+            self.cases += n
         self.outcomes[outcome] += n
 
     def fact(self, key: str, value: Any) -> None:
@@ -60,7 +65,8 @@ class Tally:
         return {
             "cases": self.cases,
             "outcomes": dict(self.outcomes),
-            "seconds": round(time.perf_counter() - self.started, 2),
+            "seconds": round(self.seconds if self.seconds is not None
+                             else time.perf_counter() - self.started, 2),
             **self.facts,
         }
 
@@ -69,11 +75,12 @@ _TALLIES: dict[str, Tally] = {}
 
 
 @pytest.fixture
-def tally(request: pytest.FixtureRequest) -> Tally:
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
     """A tally named after the test (its node id without the file path)."""
     name = request.node.nodeid.split("::", 1)[-1]
     t = _TALLIES[name] = Tally(name)
-    return t
+    yield t
+    t.seconds = time.perf_counter() - t.started
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -64,7 +64,7 @@ def check_all(path: Path, jobs: list[tuple[str, int, str]], tally: Tally) -> Non
     for guest, _, label in jobs:
         report = api.replay(path, label)
         assert report.reproduced, report.summary()
-        tally.add(f"{guest} trace replayed")
+        tally.add(f"{guest} trace replayed", case=False)
 
 
 def jobs_for(round_: int, bench_calls: int, clock_runs: int) -> list[tuple[str, int, str]]:
