@@ -14,8 +14,8 @@ replayer at the same point, so guest state evolves exactly as recorded.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
@@ -41,6 +41,8 @@ __all__ = ["ReplayStopped", "Replayer", "describe_event"]
 
 _LOOKAHEAD = 64  # recorded events kept ahead of the cursor for "nearest calls"
 _HISTORY = 16
+_CHUNK = 256  # records fetched at a time
+_COMPACT = 4096  # consumed records kept before the buffer is trimmed to the history
 
 
 class ReplayStopped(ReplayError):
@@ -89,45 +91,71 @@ def _event(record: Record) -> Event:
 
 
 class _Cursor:
-    """Streams a trace's raw records with a bounded look-ahead and history."""
+    """Streams a trace's raw records with a bounded look-ahead and history.
+
+    Records sit in a list with a read position, fetched a chunk at a time, so the
+    replay hot path reads ``buf[pos]`` and advances ``pos`` (no method calls). A fetch
+    that fails part-way keeps what it got and raises the error when the position
+    reaches it, exactly where one-at-a-time reading would have raised.
+    """
 
     def __init__(self, records: Iterator[Record]) -> None:
         self._records = records
-        self._ahead: deque[Record] = deque()
-        self.history: deque[Record] = deque(maxlen=_HISTORY)
+        self.buf: list[Record] = []
+        self.pos = 0  # the next record is buf[pos]
+        self._dropped = 0  # records consumed and dropped from the front of buf
+        self._error: BaseException | None = None
         self._done = False
 
+    @property
+    def consumed(self) -> int:
+        """Records taken so far."""
+        return self._dropped + self.pos
+
     def _fill(self, n: int) -> None:
-        while len(self._ahead) < n and not self._done:
+        """Make ``n`` records available from ``pos`` (fewer at the end of the trace)."""
+        while len(self.buf) - self.pos < n and not self._done:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            if self.pos > _COMPACT:  # keep the history, drop what is older
+                cut = self.pos - _HISTORY
+                del self.buf[:cut]
+                self.pos -= cut
+                self._dropped += cut
+            size = len(self.buf)
             try:
-                self._ahead.append(next(self._records))
-            except StopIteration:
+                self.buf.extend(islice(self._records, max(n, _CHUNK)))
+            except Exception as exc:  # what came before it stays in buf
+                self._error = exc
+                continue
+            if len(self.buf) == size:
                 self._done = True
 
     def peek(self) -> tuple[Any, ...] | None:
         """The next record's fields, or None at the end."""
-        if not self._ahead:
+        if self.pos >= len(self.buf):
             self._fill(1)
-            if not self._ahead:
+            if self.pos >= len(self.buf):
                 return None
-        return self._ahead[0][0]
+        return self.buf[self.pos][0]
 
     def peek_event(self) -> Event | None:
         if self.peek() is None:
             return None
-        return _event(self._ahead[0])
+        return _event(self.buf[self.pos])
 
     def take(self) -> tuple[Any, ...]:
-        record = self._ahead.popleft()
-        self.history.append(record)
+        record = self.buf[self.pos]
+        self.pos += 1
         return record[0]
 
     def window(self) -> list[Event]:
         self._fill(_LOOKAHEAD)
-        return [_event(r) for r in self._ahead]
+        return [_event(r) for r in self.buf[self.pos : self.pos + _LOOKAHEAD]]
 
     def past(self) -> list[Event]:
-        return [_event(r) for r in self.history]
+        return [_event(r) for r in self.buf[max(0, self.pos - _HISTORY) : self.pos]]
 
 
 class Replayer(CallInterceptor):
@@ -164,7 +192,6 @@ class Replayer(CallInterceptor):
         self.on_event = on_event
         self.instance: Instance | None = None
         self.cursor = _Cursor(iter(source.records()))
-        self.replayed = 0
         self.redacted_served: list[int] = []
         self.live = False  # switched to the real host (new_episodes)
         self._stack: list[tuple[Any, ...]] = []
@@ -173,6 +200,11 @@ class Replayer(CallInterceptor):
     def bind(self, instance: Instance) -> None:
         """The instance being replayed (needed to re-invoke nested export calls)."""
         self.instance = instance
+
+    @property
+    def replayed(self) -> int:
+        """Recorded events consumed so far."""
+        return self.cursor.consumed
 
     # ------------------------------------------------------------ navigation
 
@@ -193,7 +225,6 @@ class Replayer(CallInterceptor):
 
     def _consume(self) -> tuple[Any, ...]:
         rec = self.cursor.take()
-        self.replayed += 1
         if self.on_event is not None:
             self.on_event(_event((rec, b"")))
         if self.until is not None and rec[_SEQ] >= self.until:
@@ -234,7 +265,39 @@ class Replayer(CallInterceptor):
     def _serve_import(
         self, interface: str, function: str, data: bytes
     ) -> ImportReply | tuple[bytes, int | None] | None:
-        """The import hot path: match the next recorded import and return its reply."""
+        """The import hot path: match the next recorded import and return its reply.
+
+        The common case (strict matching, nothing redacted, no ``until``/``on_event``,
+        the next record an import with the same name and input bytes) is one look at
+        the cursor's buffer; everything else takes :meth:`_serve_checked`.
+        """
+        cur = self.cursor
+        pos = cur.pos
+        if (
+            pos < len(cur.buf)
+            and not self.live
+            and self._strict
+            and self.until is None
+            and self.on_event is None
+            and not self.redacted
+        ):
+            rec = cur.buf[pos][0]
+            if (
+                rec[_KIND] == _IMPORT
+                and rec[_IN] == data
+                and rec[_FN] == function
+                and rec[_IFACE] == interface
+            ):
+                cur.pos = pos + 1
+                if rec[_OUTCOME] == _OK:
+                    return (rec[_OUT] or b"", rec[_STATUS])
+                return ImportReply.failure(rec[_EKIND] or "Decode", rec[_ERR] or "")
+        return self._serve_checked(interface, function, data)
+
+    def _serve_checked(
+        self, interface: str, function: str, data: bytes
+    ) -> ImportReply | tuple[bytes, int | None] | None:
+        """:meth:`_serve_import` in full: nested exports, matchers, redaction, reports."""
         if self.live:
             return None
         rec = self._next_import_record()

@@ -29,6 +29,11 @@ _FINALIZER = ctypes.CFUNCTYPE(None, c_void_p)(lambda _env: None)
 _pending = threading.local()
 _TRAP_MSG = b"python exception in a host function"
 _KINDS = frozenset({"i32", "i64", "f32", "f64"})
+# wasmtime's unchecked callback type with the caller as a plain address and the raw
+# arguments as int32s (see _make_callback).
+_I32_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, c_void_p, c_void_p, POINTER(ctypes.c_int32), ctypes.c_size_t
+)
 
 
 class Trapped(Exception):
@@ -53,22 +58,36 @@ def _trap(exc: BaseException) -> int:
     return cast(trap, c_void_p).value or 0
 
 
-def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Sequence[str]) -> Any:
+def _make_callback(
+    func: Callable[..., Any], params: Sequence[str], results: Sequence[str]
+) -> tuple[Any, Any]:
+    """The callback to give wasmtime, and the object that must outlive it."""
     kinds = tuple(params)
     out = tuple(results)
     for kind in (*kinds, *out):
         if kind not in _KINDS:
             raise ValueError(f"unsupported wasm value type {kind!r}")
-    # The C callback, specialised to this signature: attribute reads and writes on the
-    # raw argument array around one Python call (kinds are validated above).
-    call = f"func({', '.join(f'args[{i}].{k}' for i, k in enumerate(kinds))})"
+    # The C callback, specialised to this signature: reads and writes on the raw
+    # argument array around one Python call (kinds are validated above).
+    if all(k == "i32" for k in (*kinds, *out)):
+        # All i32 (every packr typed import): read the array as int32s, each 16-byte
+        # wasmtime_val_raw_t holding its i32 in its first 4 bytes (little-endian, the
+        # only byte order wasmtime runs on), so each access is a plain index instead
+        # of a union object plus an attribute read.
+        call = f"func({', '.join(f'args[{4 * i}]' for i in range(len(kinds)))})"
+        results = [f"args[{4 * i}]" for i in range(len(out))]
+        cb_type = _I32_CALLBACK
+    else:
+        call = f"func({', '.join(f'args[{i}].{k}' for i, k in enumerate(kinds))})"
+        results = [f"args[{i}].{k}" for i, k in enumerate(out)]
+        cb_type = None
     if not out:
         body = [call]
     elif len(out) == 1:
-        body = [f"args[0].{out[0]} = {call}"]
+        body = [f"{results[0]} = {call}"]
     else:
         body = [f"{', '.join(f'r{i}' for i in range(len(out)))}, = {call}"]
-        body += [f"args[{i}].{k} = r{i}" for i, k in enumerate(out)]
+        body += [f"{r} = r{i}" for i, r in enumerate(results)]
     lines = "\n".join(f"        {line}" for line in body)
     source = (
         "def callback(_env, _caller, args, _nargs):\n"
@@ -81,8 +100,12 @@ def _make_callback(func: Callable[..., Any], params: Sequence[str], results: Seq
     namespace: dict[str, Any] = {"func": func, "_trap": _trap}
     exec(source, namespace)
     callback = namespace["callback"]
-
-    return ffi.wasmtime_func_unchecked_callback_t(callback)
+    if cb_type is None:
+        thunk = ffi.wasmtime_func_unchecked_callback_t(callback)
+        return thunk, thunk
+    # Same C signature, other pointer types: hand wasmtime the same thunk under its type.
+    thunk = cb_type(callback)
+    return cast(thunk, ffi.wasmtime_func_unchecked_callback_t), thunk
 
 
 def define_func(
@@ -106,8 +129,8 @@ def define_func(
         "f64": wasmtime.ValType.f64,
     }
     ftype = wasmtime.FuncType([vt[p]() for p in params], [vt[r]() for r in results])
-    callback = _make_callback(func, params, results)
-    keepalive.append((callback, ftype))
+    callback, thunk = _make_callback(func, params, results)
+    keepalive.append((callback, thunk, ftype))
     mod = module.encode("utf-8")
     nam = name.encode("utf-8")
     error = ffi.wasmtime_linker_define_func_unchecked(

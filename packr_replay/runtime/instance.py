@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import threading
 import time
 import typing
@@ -80,7 +81,7 @@ from .interceptor import (
     ImportReply,
     overrides,
 )
-from .memory import GuestMemory
+from .memory import GuestMemory, pack_u32_into
 
 if TYPE_CHECKING:
     from ..abi.metadata import PackageMetadata
@@ -374,27 +375,29 @@ class Instance:
         simple = (
             fn.params is None and fn.returns is None and fn.result_types is None and not fn.is_async
         )
-        handler = fn.handler if simple else None
         ctx = Ctx(self, self.state)
         ctx.interface, ctx.function = fn.module, fn.name
-
-        def host_function(in_ptr: int, in_len: int, out_pp: int, out_lp: int) -> int:
-            return self._handle_import(fn, ctx, in_ptr, in_len, out_pp, out_lp, handler)
-
-        return host_function
+        call = _simple_call(fn.handler) if simple else self._handler_call(fn)
+        # A partial, not a closure: one Python frame less on every call.
+        return functools.partial(self._handle_import, fn, ctx, call)
 
     def _handle_import(
         self,
         fn: TypedFunction,
         ctx: Ctx,
+        call: Callable[[Ctx, Value], Value],
         in_ptr: int,
         in_len: int,
         out_pp: int,
         out_lp: int,
-        simple: Callable[..., Any] | None = None,
     ) -> int:
-        """One typed import call, in packr's order (spec §3.3). ``simple`` is the
-        handler when it takes and returns Values as they are (the fast path)."""
+        """One typed import call, in packr's order (spec §3.3). ``call`` runs the handler
+        on the decoded input and returns its reply as a Value.
+
+        The two hot shapes run inline here: no interceptor (live), and an interceptor
+        using the synchronous seams (recorder, replayer; see :meth:`_seamed_import`).
+        Anything else takes :meth:`_general_import`, which drives the coroutine hooks.
+        """
         icpt = self.interceptor
         t0 = time.perf_counter_ns() if icpt is not None else 0
         memory = self._memory
@@ -411,39 +414,158 @@ class Instance:
                 f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)",
                 t0,
             )
-        try:
-            data = memory.read(in_ptr, in_len, "import input")
-        except GuestMemoryError as exc:
-            return self._report(fn, None, "Decode", f"Memory error: {exc}", t0)
-        value: Value | None = None
-        if icpt is None or icpt.decode_inputs:
+        ptr = in_ptr & 0xFFFF_FFFF
+        if ptr + in_len <= memory._len:  # in bounds of the current view: no method calls
+            data = memory._view[ptr : ptr + in_len].tobytes()
+        else:
+            try:
+                data = memory.read(in_ptr, in_len, "import input")
+            except GuestMemoryError as exc:
+                return self._report(fn, None, "Decode", f"Memory error: {exc}", t0)
+
+        value: Value | None
+        status: int | None = None
+        replayed = False
+        if icpt is None:
+            # The hot path: no interceptor, nothing to record.
             try:
                 value = decode(data)
             except AbiError as exc:
-                return self._report(
-                    fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc
-                )
-
-        if icpt is None:
-            # The hot path: no interceptor, nothing to record.
-            assert value is not None
-            result = self._run_handler(fn, ctx, value, simple, None, t0)
-            if isinstance(result, int):  # -1: the failure is already reported
-                return result
+                return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+            try:
+                result = call(ctx, value)
+            except Exception as exc:  # a handler bug must not crash the host
+                return self._handler_failed(fn, None, exc, t0)
             try:
                 out = encode(result)
             except AbiError as exc:
                 return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
-            try:
-                return self._write_reply(out, out_pp, out_lp, None)
-            except GuestMemoryError as exc:
-                return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc)
+        else:
+            value = None
+            if icpt.decode_inputs:
+                try:
+                    value = decode(data)
+                except AbiError as exc:
+                    return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+            server = icpt.import_server
+            if server is None and (
+                icpt.import_observer is None
+                or (self._hooks if type(icpt) is self._hooks_for else self._hooks_of(icpt))["before_import"]
+            ):
+                return self._general_import(icpt, fn, ctx, data, value, out_pp, out_lp, call, t0)
+            # The seamed path (recorder, replayer): raw bytes through the synchronous
+            # seams, no per-call EncodedValue/ImportCall objects or coroutines, in the
+            # same order and with the same semantics as the general path.
+            reply: Any = None if server is None else server(fn.module, fn.name, data)
+            if reply is None:
+                if value is None:
+                    try:
+                        value = decode(data)
+                    except AbiError as exc:
+                        return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+                try:
+                    result = call(ctx, value)
+                except Exception as exc:  # a handler bug must not crash the host
+                    return self._handler_failed(fn, EncodedValue(data, value), exc, t0)
+                try:
+                    out = encode(result)
+                except AbiError as exc:
+                    return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+            elif type(reply) is tuple:
+                out, status = reply
+                replayed = True
+            else:
+                return self._served_reply(icpt, fn, data, value, reply, out_pp, out_lp, t0)
 
-        if icpt.import_server is not None or (
-            icpt.import_observer is not None and not self._hook(icpt, "before_import")
+        # The reply. The common case (a scratch reply, everything in bounds of the current
+        # view) is written here; anything else goes through _write_reply.
+        if status is None:
+            status = 1 if self.reply is ReplyMode.GUEST_ALLOC else 0
+        n = len(out)
+        cap = self.scratch_capacity
+        pp, lp, size = out_pp & 0xFFFF_FFFF, out_lp & 0xFFFF_FFFF, memory._len
+        if (
+            status != 1
+            and (cap is None or n <= cap)
+            and SCRATCH_OFFSET + n <= size
+            and pp + 4 <= size
+            and lp + 4 <= size
         ):
-            return self._seamed_import(icpt, fn, ctx, data, value, out_pp, out_lp, simple, t0)
+            view = memory._view
+            view[SCRATCH_OFFSET : SCRATCH_OFFSET + n] = out
+            pack_u32_into(view, pp, SCRATCH_OFFSET)
+            pack_u32_into(view, lp, n)
+        else:
+            try:
+                status = self._write_reply(out, out_pp, out_lp, status)
+            except GuestMemoryError as exc:
+                return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc, replayed)
+        if icpt is None:
+            return status
+        observer = icpt.import_observer
+        if observer is not None:
+            observer(fn.module, fn.name, data, out, status, None, time.perf_counter_ns() - t0, replayed)
+        elif (self._hooks if type(icpt) is self._hooks_for else self._hooks_of(icpt))["completes"]:
+            self._complete_import(icpt, fn, EncodedValue(data, value), EncodedValue(out), status, t0, replayed)
+        return status
 
+    def _served_reply(
+        self,
+        icpt: CallInterceptor,
+        fn: TypedFunction,
+        data: bytes,
+        value: Value | None,
+        reply: Any,
+        out_pp: int,
+        out_lp: int,
+        t0: int,
+    ) -> int:
+        """The seamed path for an ``import_server`` reply that is not ``(bytes, status)``."""
+        status: int | None = None
+        if isinstance(reply, ImportReply):
+            if reply.error is not None:
+                return self._report(fn, EncodedValue(data), reply.error[0], reply.error[1], t0, replayed=True)
+            if reply.output is None:
+                raise TypeError("import_server returned an ImportReply with neither output nor error")
+            status = reply.status
+            reply = reply.output
+        if isinstance(reply, EncodedValue):
+            out = reply.data
+        elif isinstance(reply, Value):
+            try:
+                out = encode(reply)
+            except AbiError as exc:
+                return self._report(fn, EncodedValue(data), "Encode", str(exc), t0, exc, True)
+        else:
+            raise TypeError(
+                f"import_server returned {type(reply).__name__}; expected None, an "
+                "ImportReply or (bytes, status)"
+            )
+        try:
+            status = self._write_reply(out, out_pp, out_lp, status)
+        except GuestMemoryError as exc:
+            return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc, True)
+        observer = icpt.import_observer
+        if observer is not None:
+            observer(fn.module, fn.name, data, out, status, None, time.perf_counter_ns() - t0, True)
+        elif self._completes(icpt):
+            self._complete_import(icpt, fn, EncodedValue(data, value), EncodedValue(out), status, t0, True)
+        return status
+
+    def _general_import(
+        self,
+        icpt: CallInterceptor,
+        fn: TypedFunction,
+        ctx: Ctx,
+        data: bytes,
+        value: Value | None,
+        out_pp: int,
+        out_lp: int,
+        call: Callable[[Ctx, Value], Value],
+        t0: int,
+    ) -> int:
+        """An interceptor with coroutine hooks: EncodedValue/ImportCall objects, driven
+        through ``before_import`` and ``import_completed``/``after_import``."""
         input = EncodedValue(data, value)
         output: EncodedValue | None = None
         status: int | None = None
@@ -490,7 +612,7 @@ class Instance:
                     value = input.value
                 except AbiError as exc:
                     return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
-            result = self._run_handler(fn, ctx, value, simple, input, t0)
+            result = self._run_handler(fn, ctx, value, call, input, t0)
             if isinstance(result, int):  # -1: the failure is already reported
                 return result
             try:
@@ -509,7 +631,7 @@ class Instance:
                 time.perf_counter_ns() - t0, replayed,
             )
         elif self._hook(icpt, "import_completed"):
-            call = ImportCall(
+            done = ImportCall(
                 fn.module,
                 fn.name,
                 input,
@@ -519,76 +641,11 @@ class Instance:
                 time.perf_counter_ns() - t0,
                 replayed,
             )
-            self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+            self.driver.run(icpt.import_completed(done), inline=icpt.inline)
         elif self._hook(icpt, "after_import"):  # what the default import_completed does
             self.driver.run(
                 icpt.after_import(fn.module, fn.name, input, output), inline=icpt.inline
             )
-        return status
-
-    def _seamed_import(
-        self,
-        icpt: CallInterceptor,
-        fn: TypedFunction,
-        ctx: Ctx,
-        data: bytes,
-        value: Value | None,
-        out_pp: int,
-        out_lp: int,
-        simple: Callable[..., Any] | None,
-        t0: int,
-    ) -> int:
-        """The recorder's and replayer's path: raw bytes through the synchronous seams,
-        no per-call EncodedValue/ImportCall objects or coroutines (same order and
-        semantics as the general path)."""
-        server = icpt.import_server
-        reply: Any = None if server is None else server(fn.module, fn.name, data)
-        status: int | None = None
-        replayed = reply is not None
-        if reply is None:
-            if value is None:
-                try:
-                    value = decode(data)
-                except AbiError as exc:
-                    return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
-            result = self._run_handler(fn, ctx, value, simple, EncodedValue(data, value), t0)
-            if isinstance(result, int):  # -1: the failure is already reported
-                return result
-            try:
-                out = encode(result)
-            except AbiError as exc:
-                return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
-        elif type(reply) is tuple:
-            out, status = reply
-        else:
-            if isinstance(reply, ImportReply):
-                if reply.error is not None:
-                    return self._report(fn, EncodedValue(data), reply.error[0], reply.error[1], t0, replayed=True)
-                if reply.output is None:
-                    raise TypeError("import_server returned an ImportReply with neither output nor error")
-                status = reply.status
-                reply = reply.output
-            if isinstance(reply, EncodedValue):
-                out = reply.data
-            elif isinstance(reply, Value):
-                try:
-                    out = encode(reply)
-                except AbiError as exc:
-                    return self._report(fn, EncodedValue(data), "Encode", str(exc), t0, exc, True)
-            else:
-                raise TypeError(
-                    f"import_server returned {type(reply).__name__}; expected None, an "
-                    "ImportReply or (bytes, status)"
-                )
-        try:
-            status = self._write_reply(out, out_pp, out_lp, status)
-        except GuestMemoryError as exc:
-            return self._report(fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc, replayed)
-        observer = icpt.import_observer
-        if observer is not None:
-            observer(fn.module, fn.name, data, out, status, None, time.perf_counter_ns() - t0, replayed)
-        elif self._hook(icpt, "import_completed") or self._hook(icpt, "after_import"):
-            self._complete_import(icpt, fn, EncodedValue(data, value), EncodedValue(out), status, t0, replayed)
         return status
 
     def _complete_import(
@@ -614,27 +671,46 @@ class Instance:
         fn: TypedFunction,
         ctx: Ctx,
         value: Value,
-        simple: Callable[..., Any] | None,
+        call: Callable[[Ctx, Value], Value],
         input: EncodedValue | None,
         t0: int,
     ) -> Value | int:
         """The handler's reply as a Value, or -1 (already reported) when it failed."""
         try:
-            if simple is not None:
-                result = simple(ctx, value)
-                if isinstance(result, Value):
-                    return result
-                return self._check_reply(result)
-            return self._invoke_handler(fn, ctx, value)
-        except _ConversionFailed as exc:
-            return self._report(fn, input, "TypeConversion", str(exc), t0, exc.__cause__)
+            return call(ctx, value)
         except Exception as exc:  # a handler bug must not crash the host
-            return self._report(fn, input, "Handler", f"{type(exc).__name__}: {exc}", t0, exc)
+            return self._handler_failed(fn, input, exc, t0)
+
+    def _handler_failed(
+        self, fn: TypedFunction, input: EncodedValue | None, exc: Exception, t0: int
+    ) -> int:
+        """Report a handler's failure (called inside its ``except`` block); returns -1."""
+        if isinstance(exc, _ConversionFailed):
+            return self._report(fn, input, "TypeConversion", str(exc), t0, exc.__cause__)
+        return self._report(fn, input, "Handler", f"{type(exc).__name__}: {exc}", t0, exc)
 
     def _write_reply(self, data: bytes, out_pp: int, out_lp: int, status: int | None) -> int:
-        memory = self.memory
         if status is None:
             status = 1 if self.reply is ReplyMode.GUEST_ALLOC else 0
+        memory = self._memory
+        if status != 1 and memory is not None:
+            # The common case (a scratch reply, everything in bounds of the current
+            # view): the same three writes as below, without a method call each.
+            n = len(data)
+            cap = self.scratch_capacity
+            pp, lp, size = out_pp & 0xFFFF_FFFF, out_lp & 0xFFFF_FFFF, memory._len
+            if (
+                (cap is None or n <= cap)
+                and SCRATCH_OFFSET + n <= size
+                and pp + 4 <= size
+                and lp + 4 <= size
+            ):
+                view = memory._view
+                view[SCRATCH_OFFSET : SCRATCH_OFFSET + n] = data
+                pack_u32_into(view, pp, SCRATCH_OFFSET)
+                pack_u32_into(view, lp, n)
+                return status
+        memory = self.memory
         if status == 1:
             ptr = self.guest_alloc(len(data)) if data else 0
             if ptr == 0:
@@ -653,6 +729,20 @@ class Instance:
         memory.write_u32(out_pp, ptr, "out_ptr slot")
         memory.write_u32(out_lp, len(data), "out_len slot")
         return status
+
+    def _handler_call(self, fn: TypedFunction) -> Callable[[Ctx, Value], Value]:
+        """``fn``'s handler as ``call(ctx, value) -> Value``, its conversions decided once.
+
+        A plain function of one parameter (not async, not a Result) gets a direct
+        closure; everything else goes through :meth:`_invoke_handler`.
+        """
+        try:
+            plan = self._plans[id(fn)] = _Plan(fn)
+        except Exception:  # reported by _invoke_handler on each call, as it always was
+            return functools.partial(self._invoke_handler, fn)
+        return _direct_call(fn, plan, self._check_reply) or functools.partial(
+            self._invoke_handler, fn
+        )
 
     def _invoke_handler(self, fn: TypedFunction, ctx: Ctx, value: Value) -> Value:
         plan = self._plans.get(id(fn))
@@ -848,11 +938,23 @@ class Instance:
 
     def _hook(self, icpt: CallInterceptor, name: str) -> bool:
         """Whether ``icpt`` overrides hook ``name`` (cached per interceptor class)."""
+        if type(icpt) is not self._hooks_for:
+            self._hooks_of(icpt)
+        return self._hooks[name]
+
+    def _hooks_of(self, icpt: CallInterceptor) -> dict[str, bool]:
+        """The hook table of ``icpt``'s class (computed when the class changes)."""
         cls = type(icpt)
         if cls is not self._hooks_for:
             self._hooks_for = cls
             self._hooks = {h: overrides(icpt, h) for h in _HOOKS}
-        return self._hooks[name]
+            # (derived: whether a completed import is shown to the interceptor at all)
+            self._hooks["completes"] = self._hooks["import_completed"] or self._hooks["after_import"]
+        return self._hooks
+
+    def _completes(self, icpt: CallInterceptor) -> bool:
+        """Whether ``icpt`` wants completed imports (``import_completed``/``after_import``)."""
+        return self._hook(icpt, "completes")
 
     def _export_done(self, icpt: CallInterceptor, call: ExportCall, t0: int) -> None:
         call.duration_ns = time.perf_counter_ns() - t0
@@ -1012,6 +1114,7 @@ def _param_converter(vtype: ValueType | None, hint: Any) -> Callable[[Value], An
                 return v.value  # type: ignore[attr-defined]
             raise _ConversionFailed(f"expected {vtype}, got {v.infer_type()}")
 
+        primitive.value_class = cls  # type: ignore[attr-defined]  # (inlined by _direct_call)
         return primitive
     if hint is not None:
         return lambda v: _from_value_checked(v, hint)
@@ -1037,8 +1140,67 @@ def _return_converter(vtype: ValueType) -> Callable[[Any], Value]:
                     pass  # let convert produce its error message
             return _from_python_checked(obj, vtype)
 
+        primitive.value_class = cls  # type: ignore[attr-defined]  # (inlined by _direct_call)
+        primitive.plain_type = plain  # type: ignore[attr-defined]
         return primitive
     return lambda obj: _from_python_checked(obj, vtype)
+
+
+def _simple_call(handler: Callable[..., Any]) -> Callable[[Ctx, Value], Value]:
+    """A handler taking and returning Values: its reply checked to be one."""
+    check = Instance._check_reply
+
+    def call(ctx: Ctx, value: Value) -> Value:
+        result = handler(ctx, value)
+        if isinstance(result, Value):
+            return result
+        return check(result)
+
+    return call
+
+
+def _direct_call(
+    fn: TypedFunction, plan: _Plan, check: Callable[[Any], Value]
+) -> Callable[[Ctx, Value], Value] | None:
+    """What ``_invoke_handler`` does for ``fn``, as one closure, for the common shape:
+    a plain (not async) handler of one parameter whose reply is not a Result. A
+    primitive parameter and reply are converted inline (the converters' fast paths)."""
+    if fn.is_async or fn.result_types is not None or plan.spread or plan.params is None:
+        return None
+    if len(plan.params) != 1 or plan.params[0] is None:
+        return None
+    handler, convert, ret = fn.handler, plan.params[0], plan.returns
+    if ret is None:
+
+        def call_checked(ctx: Ctx, value: Value) -> Value:
+            return check(handler(ctx, convert(value)))
+
+        return call_checked
+    in_cls: type | None = getattr(convert, "value_class", None)
+    out_cls: type | None = getattr(ret, "value_class", None)
+    plain: type | None = getattr(ret, "plain_type", None)
+    if in_cls is None or out_cls is None or plain is None:
+
+        def call(ctx: Ctx, value: Value) -> Value:
+            result = handler(ctx, convert(value))
+            if isinstance(result, Value):
+                return result
+            return ret(result)
+
+        return call
+
+    def call_primitive(ctx: Ctx, value: Value) -> Value:
+        result = handler(ctx, value.value if type(value) is in_cls else convert(value))  # type: ignore[attr-defined]
+        if isinstance(result, Value):
+            return result
+        if type(result) is plain:
+            try:
+                return out_cls(result)  # type: ignore[no-any-return]
+            except (TypeError, ValueError, OverflowError):
+                pass
+        return ret(result)
+
+    return call_primitive
 
 
 _PRIMITIVE_CLASSES: dict[int, type[Value]] = {

@@ -17,10 +17,10 @@ import wasmtime
 
 from ..errors import GuestMemoryError
 
-__all__ = ["GuestMemory"]
+__all__ = ["GuestMemory", "pack_u32_into"]
 
 _U32 = struct.Struct("<I")
-_pack_u32_into = _U32.pack_into
+_pack_u32_into = pack_u32_into = _U32.pack_into
 _unpack_u32_from = _U32.unpack_from
 
 
@@ -29,7 +29,9 @@ class GuestMemory:
 
     Accesses go through a memoryview over the memory's current length, rebuilt only
     when an access falls past it (after the guest grew its memory): a read or write is
-    a slice of that view, with no FFI call on the hot path.
+    a slice of that view, with no FFI call on the hot path. ``Instance``'s typed-import
+    path reads ``_view`` and ``_len`` directly for accesses within the current view
+    (no method call) and uses the methods for everything else.
     """
 
     __slots__ = ("_base", "_len", "_view", "memory", "store")

@@ -1,23 +1,35 @@
 """Packing and chaining events into segment data, shared by every writer.
 
-The writer's hot path inlines the same three steps (pack the chain fields, hash them
-after the previous hash, append ``record + hash`` to a buffer); this module is the
-readable version used by import, bundles and :class:`MemoryTrace`, and the tests check
-both against :func:`model.chain_hash`.
+Three steps per event: pack the chain fields, hash them after the previous hash, append
+``record + hash`` to a buffer. :func:`pack_chain` does them for a batch of writer rows
+(the C accelerator when built, else :func:`py_pack_chain`); :class:`SegmentBuilder` is
+the readable version used by import, bundles and :class:`MemoryTrace`, and the tests
+check both against :func:`model.chain_hash`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from hashlib import sha256
 from typing import Any
 
 import msgpack
 
 from ..errors import IntegrityError
+from . import _accel
 from .codec import HASH_PREFIX
 from .model import Event, EventKind, Outcome
 
-__all__ = ["KIND_NAMES", "OUTCOME_NAMES", "SegmentBuilder", "new_packer", "normalize_fields"]
+__all__ = [
+    "KIND_NAMES",
+    "OUTCOME_NAMES",
+    "SegmentBuilder",
+    "new_packer",
+    "normalize_fields",
+    "pack_chain",
+    "pack_row",
+    "py_pack_chain",
+]
 
 KIND_NAMES = frozenset(str(k) for k in EventKind)
 OUTCOME_NAMES = frozenset(str(o) for o in Outcome)
@@ -132,3 +144,61 @@ def _as_bytes(name: str, value: object) -> bytes | None:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     raise TypeError(f"{name} must be bytes or None, not {type(value).__name__}")
+
+
+# ------------------------------------------------------------------ writer rows
+
+
+def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A writer row's 12 fields as plain types: as they are, or ``normalize_fields``'."""
+    (call, kind, interface, function, input, output, status, outcome,
+     error_kind, error, duration_ns, depth) = row  # fmt: skip
+    if (
+        kind not in KIND_NAMES
+        or outcome not in OUTCOME_NAMES
+        or interface.__class__ is not str
+        or function.__class__ is not str
+        or (input is not None and input.__class__ is not bytes)
+        or (output is not None and output.__class__ is not bytes)
+        or call.__class__ is not int
+        or duration_ns.__class__ is not int
+        or depth.__class__ is not int
+        or (status is not None and status.__class__ is not int)
+        or (error is not None and error.__class__ is not str)
+        or (error_kind is not None and error_kind.__class__ is not str)
+    ):
+        return normalize_fields(*row)
+    return (call, kind, interface, function, input, output, status, outcome,
+            error_kind, error, duration_ns, depth)  # fmt: skip
+
+
+def pack_row(seq: int, row: tuple[Any, ...]) -> bytes:
+    """One writer row packed as the record of event ``seq`` (what the C packer defers to)."""
+    packed: bytes = new_packer().pack([seq, *_plain(row)])
+    return packed
+
+
+def py_pack_chain(
+    rows: Iterable[tuple[Any, ...]], first_seq: int, head: bytes
+) -> tuple[bytes, bytes, int]:
+    """Pack and chain writer rows (``TraceWriter.extend``'s) as events from ``first_seq``.
+
+    Returns ``(data, new_head, count)``: the segment records, the last hash and how
+    many rows there were. A refused row raises, and nothing of the batch is returned.
+    """
+    pack = new_packer().pack
+    buf = bytearray()
+    seq = first_seq
+    for row in rows:
+        packed = pack([seq, *_plain(row)])
+        head = sha256(head + packed).digest()
+        buf += packed
+        buf += HASH_PREFIX
+        buf += head
+        seq += 1
+    return bytes(buf), head, seq - first_seq
+
+
+pack_chain: Callable[[Iterable[tuple[Any, ...]], int, bytes], tuple[bytes, bytes, int]] = (
+    _accel.select(__name__, {"py_pack_row": pack_row}, pack_chain=py_pack_chain)["pack_chain"]
+)

@@ -14,12 +14,13 @@ without bound, and never build anything but plain data (there is no pickle anywh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NoReturn
 
 import msgpack
 
 from ..errors import TraceFormatError
+from . import _accel
 from .model import Event, EventKind, Outcome
 
 __all__ = [
@@ -32,9 +33,11 @@ __all__ = [
     "RawRecord",
     "check_meta",
     "decode_records",
+    "decode_segment",
     "event_from_record",
     "new_unpacker",
     "pack_meta",
+    "py_decode_segment",
     "unpack_meta",
 ]
 
@@ -241,6 +244,15 @@ def decode_records(unpacker: msgpack.Unpacker, first_seq: int, count: int) -> It
         seq += 1
 
 
+def py_decode_segment(data: bytes, first_seq: int, count: int) -> Iterator[RawRecord]:
+    """Validated records of one segment's data; trailing or missing bytes are format errors."""
+    unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
+    unpacker.feed(data)
+    yield from decode_records(unpacker, first_seq, count)
+    if unpacker.tell() != len(data):
+        raise TraceFormatError(f"event {first_seq + count - 1}: segment has trailing bytes")
+
+
 def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:
     """Build the model's Event from a validated record."""
     return Event(
@@ -259,3 +271,17 @@ def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:
         fields[12],
         digest,
     )
+
+
+# The C accelerator decodes a regular segment into a list at once; for anything else it
+# returns py_decode_segment's iterator, which yields up to the fault and raises there.
+decode_segment: Callable[[bytes, int, int], Iterable[RawRecord]] = _accel.select(
+    __name__,
+    {
+        "kinds": tuple(KINDS),
+        "outcomes": tuple(OUTCOMES),
+        "enums": (EventKind, Outcome),
+        "max_str_len": MAX_STR_BYTES,
+    },
+    decode_segment=py_decode_segment,
+)["decode_segment"]

@@ -14,7 +14,8 @@ from typing import Any
 import sqlite_utils
 
 from ..errors import IntegrityError, TraceFormatError
-from .codec import RawRecord, decode_records, event_from_record, new_unpacker
+from . import codec
+from .codec import RawRecord, event_from_record
 from .model import Event, EventKind, ExportCall, TraceInfo
 from .query import collect_exports, matcher
 from .rows import fetch_info, read_module
@@ -31,11 +32,7 @@ _PAGE = 32
 def decode_segment(segment: Segment) -> Iterator[RawRecord]:
     """Validated records of one segment; trailing or missing bytes are format errors."""
     first_seq, count, _head, data = segment
-    unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
-    unpacker.feed(data)
-    yield from decode_records(unpacker, first_seq, count)
-    if unpacker.tell() != len(data):
-        raise TraceFormatError(f"event {first_seq + count - 1}: segment has trailing bytes")
+    yield from codec.decode_segment(data, first_seq, count)
 
 
 class Trace:
@@ -140,11 +137,12 @@ class Trace:
 
     def records(self, start: int = 0) -> Iterator[RawRecord]:
         """Validated ``(fields, hash)`` records from ``start`` on."""
-        for segment in self.segments(start):
-            if segment[0] >= start:
-                yield from decode_segment(segment)  # the common case: no filtering
+        decode = codec.decode_segment
+        for first_seq, count, _head, data in self.segments(start):
+            if first_seq >= start:
+                yield from decode(data, first_seq, count)  # the common case: no filtering
             else:
-                for record in decode_segment(segment):
+                for record in decode(data, first_seq, count):
                     if record[0][0] >= start:
                         yield record
 

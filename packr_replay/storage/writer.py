@@ -1,8 +1,9 @@
 """Recording one trace: chained, batched, crash-safe appends.
 
-``append`` packs the event's chain fields once, hashes them after the previous hash
-and appends ``record + hash`` to an in-memory segment; nothing else happens per event
-except a clock read. The segment is written as one row in one ``BEGIN IMMEDIATE``
+``append``/``extend`` pack the events' chain fields once, hash them after the previous
+hash and append ``record + hash`` to an in-memory segment (:func:`chain.pack_chain`,
+in C when the accelerator is built); nothing else happens per batch except a clock
+read. The segment is written as one row in one ``BEGIN IMMEDIATE``
 transaction when any of these comes first:
 
 * ``FlushPolicy.max_events`` events or ``max_bytes`` bytes are pending (bounds memory);
@@ -28,7 +29,6 @@ import atexit
 import os
 import uuid as uuid_module
 from dataclasses import dataclass
-from hashlib import sha256
 from pathlib import Path
 from time import monotonic
 from types import TracebackType
@@ -38,8 +38,8 @@ import sqlite_utils
 
 from .._version import __version__
 from ..errors import StoreError
-from .chain import KIND_NAMES, OUTCOME_NAMES, new_packer, normalize_fields
-from .codec import HASH_PREFIX, check_meta, pack_meta
+from .chain import pack_chain
+from .codec import check_meta, pack_meta
 from .committer import Committer, InlineCommitter
 from .liveness import WriterIdentity, live_writers, register_live, unregister_live
 from .model import EventKind, Outcome, TraceInfo, TraceStatus, chain_genesis
@@ -49,8 +49,6 @@ from .sqlite import Tracer, connect, translate_errors
 
 __all__ = ["FlushPolicy", "TraceWriter"]
 
-_KINDS = KIND_NAMES
-_OUTCOMES = OUTCOME_NAMES
 _FINAL = frozenset(
     {TraceStatus.COMPLETE, TraceStatus.INCOMPLETE, TraceStatus.DIVERGED, TraceStatus.FAILED}
 )
@@ -97,7 +95,6 @@ class TraceWriter:
         "_max_delay",
         "_max_events",
         "_open",
-        "_pack",
         "_path",
         "_pid",
         "_policy",
@@ -146,7 +143,6 @@ class TraceWriter:
             self._db, path, policy.max_queued
         )
         # Hot-path state, kept in plain attributes.
-        self._pack = new_packer().pack
         self._head = chain_genesis(self.uuid)
         self._seq = 0
         self._first = 0  # seq of the first unflushed event
@@ -234,53 +230,18 @@ class TraceWriter:
         """Append many events at once; each row holds the 12 fields of :meth:`append`
         after ``seq``, in order. Returns the seq of the first one.
 
-        The recorder's batch path: one tight loop, with one inline type check per row
-        (rows whose fields are not the plain types are normalised or refused by
-        ``normalize_fields``).
+        The recorder's batch path: one :func:`chain.pack_chain` call packs, type-checks
+        and chains the whole batch (rows whose fields are not the plain types are
+        normalised or refused by ``normalize_fields``; a refused row leaves the writer
+        as it was).
         """
-        first = self._seq
-        pack = self._pack
-        buf = self._buf
-        head = self._head
-        seq = self._seq
-        kinds, outcomes = _KINDS, _OUTCOMES
         if not self._open:
             raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
-        mark = len(buf)
-        try:
-            for row in rows:
-                (call, kind, interface, function, input, output, status, outcome,
-                 error_kind, error, duration_ns, depth) = row  # fmt: skip
-                if (
-                    kind not in kinds
-                    or outcome not in outcomes
-                    or interface.__class__ is not str
-                    or function.__class__ is not str
-                    or (input is not None and input.__class__ is not bytes)
-                    or (output is not None and output.__class__ is not bytes)
-                    or call.__class__ is not int
-                    or duration_ns.__class__ is not int
-                    or depth.__class__ is not int
-                    or (status is not None and status.__class__ is not int)
-                    or (error is not None and error.__class__ is not str)
-                    or (error_kind is not None and error_kind.__class__ is not str)
-                ):
-                    (call, kind, interface, function, input, output, status, outcome,
-                     error_kind, error, duration_ns, depth) = normalize_fields(*row)  # fmt: skip
-                packed = pack(
-                    [seq, call, kind, interface, function, input, output, status, outcome,
-                     error_kind, error, duration_ns, depth]
-                )  # fmt: skip
-                head = sha256(head + packed).digest()
-                buf += packed
-                buf += HASH_PREFIX
-                buf += head
-                seq += 1
-        except BaseException:
-            del buf[mark:]  # a refused row leaves the writer as it was
-            raise
-        self._head = head
-        self._seq = seq
+        first = self._seq
+        data, self._head, count = pack_chain(rows, first, self._head)
+        buf = self._buf
+        buf += data
+        self._seq = seq = first + count
         if (
             seq - self._first >= self._max_events
             or len(buf) >= self._max_bytes

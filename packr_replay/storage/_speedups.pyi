@@ -1,0 +1,14 @@
+"""Types of the optional C accelerator (``_speedups.c``); see ``_accel`` for its use."""
+
+from collections.abc import Iterable
+from typing import Any
+
+CONTRACT: int
+
+def configure(config: dict[str, Any], /) -> None: ...
+def pack_chain(
+    rows: Iterable[tuple[Any, ...]], first_seq: int, head: bytes, /
+) -> tuple[bytes, bytes, int]: ...
+def decode_segment(
+    data: bytes, first_seq: int, count: int, /
+) -> Iterable[tuple[tuple[Any, ...], bytes]]: ...

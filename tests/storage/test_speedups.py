@@ -1,0 +1,236 @@
+"""The segment codec's C accelerator (``packr_replay.storage._speedups``) against Python.
+
+The contract: ``pack_chain`` gives exactly ``py_pack_chain``'s bytes, head and count, or
+the same exception; ``decode_segment`` yields exactly ``py_decode_segment``'s records,
+and on a damaged segment the same records up to the fault and then the same error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from hashlib import sha256
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from packr_replay.storage import _accel, chain, codec
+from packr_replay.storage.chain import py_pack_chain
+from packr_replay.storage.codec import py_decode_segment
+from packr_replay.storage.model import EventKind, Outcome
+
+needs_c = pytest.mark.skipif(
+    not _accel.ACCELERATED, reason=f"C accelerator unavailable: {_accel.UNAVAILABLE_REASON}"
+)
+
+HEAD = sha256(b"genesis").digest()
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """What calling ``fn`` gives: its result, or the exception's type and message."""
+    try:
+        return ("ok", fn())
+    except Exception as exc:  # the contract covers every exception the same way
+        return ("raised", (type(exc), str(exc)))
+
+
+def drain(records: Iterable[Any]) -> tuple[list[Any], tuple[type, str] | None]:
+    """Every record yielded, then the error that ended the iteration (if any)."""
+    got: list[Any] = []
+    try:
+        for record in records:
+            got.append(record)
+    except Exception as exc:
+        return got, (type(exc), str(exc))
+    return got, None
+
+
+def row(
+    call: Any = 1,
+    kind: Any = "import",
+    interface: Any = "host",
+    function: Any = "now",
+    input: Any = b"\x01",
+    output: Any = b"\x02\x03",
+    status: Any = 0,
+    outcome_: Any = "ok",
+    error_kind: Any = None,
+    error: Any = None,
+    duration_ns: Any = 1500,
+    depth: Any = 0,
+) -> tuple[Any, ...]:
+    return (call, kind, interface, function, input, output, status, outcome_,
+            error_kind, error, duration_ns, depth)  # fmt: skip
+
+
+# Plain rows the C packer takes, and odd ones it must hand to Python (or refuse alike).
+ints = st.one_of(
+    st.integers(-(2**63), 2**64 - 1),
+    st.sampled_from([0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, -1, -32, -33]),
+)
+odd_ints = st.one_of(st.booleans(), st.integers(2**64, 2**70), st.integers(-(2**70), -(2**63) - 1))
+texts = st.one_of(st.text(max_size=40), st.sampled_from(["", "a" * 31, "a" * 32, "é" * 200]))
+blobs = st.one_of(st.none(), st.binary(max_size=300), st.just(b"x" * 70_000))
+odd_blobs = st.one_of(st.builds(bytearray, st.binary(max_size=8)),
+                      st.builds(memoryview, st.binary(max_size=8)), st.just("text"))
+kinds = st.one_of(st.sampled_from(["import", "export", "return"]),
+                  st.sampled_from(list(EventKind)), st.just("bogus"))
+outcomes = st.one_of(st.sampled_from([str(o) for o in Outcome]),
+                     st.sampled_from(list(Outcome)), st.just("nope"))
+
+
+def maybe_odd(plain: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(plain, plain, plain, odd)
+
+
+rows_strategy = st.builds(
+    row,
+    call=maybe_odd(ints, odd_ints),
+    kind=kinds,
+    interface=maybe_odd(texts, st.just(b"bytes")),
+    function=texts,
+    input=maybe_odd(blobs, odd_blobs),
+    output=blobs,
+    status=st.one_of(st.none(), ints),
+    outcome_=outcomes,
+    error_kind=st.one_of(st.none(), texts),
+    error=st.one_of(st.none(), texts, st.just(3)),
+    duration_ns=maybe_odd(ints, st.just(1.5)),
+    depth=st.integers(0, 5),
+)
+
+
+@needs_c
+def test_the_accelerated_functions_are_bound() -> None:
+    assert chain.pack_chain is not py_pack_chain
+    assert codec.decode_segment is not py_decode_segment
+    assert chain.pack_chain.__module__ == chain.__name__
+
+
+@needs_c
+def test_pack_chain_hashes_each_record_after_the_previous_hash() -> None:
+    rows = [row(call=i, input=bytes([i]) * i) for i in range(40)]
+    data, head, count = chain.pack_chain(rows, 7, HEAD)
+    assert (data, head, count) == py_pack_chain(rows, 7, HEAD)
+    expected = HEAD
+    for fields, digest in py_decode_segment(data, 7, 40):
+        expected = sha256(expected + chain.pack_row(fields[0], fields[1:])).digest()
+        assert digest == expected
+    assert head == expected
+
+
+@needs_c
+@pytest.mark.parametrize("rows", [[], (), [row()], tuple([row()] * 3)])
+def test_pack_chain_on_empty_and_tuple_batches(rows: Any) -> None:
+    assert chain.pack_chain(rows, 0, HEAD) == py_pack_chain(rows, 0, HEAD)
+
+
+@needs_c
+@given(st.lists(rows_strategy, max_size=12), st.integers(0, 2**63 - 1))
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_pack_chain_matches_python(rows: list[tuple[Any, ...]], first_seq: int) -> None:
+    assert outcome(lambda: chain.pack_chain(rows, first_seq, HEAD)) == outcome(
+        lambda: py_pack_chain(rows, first_seq, HEAD)
+    )
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "make_args",
+    [
+        lambda: (iter([row()]), 0, HEAD),  # not a list or tuple
+        lambda: ([row()], -1, HEAD),
+        lambda: ([row()], 2**70, HEAD),
+        lambda: ([row()], 0, HEAD[:31]),
+        lambda: ([row()], 0, bytearray(HEAD)),
+        lambda: ([row(), "not a row"], 0, HEAD),
+        lambda: ([row()[:11]], 0, HEAD),
+    ],
+)
+def test_pack_chain_unusual_calls_match_python(make_args: Callable[[], tuple[Any, ...]]) -> None:
+    assert outcome(lambda: chain.pack_chain(*make_args())) == outcome(
+        lambda: py_pack_chain(*make_args())
+    )
+
+
+@needs_c
+def test_a_row_refused_mid_batch_raises_the_python_error() -> None:
+    rows = [row(), row(kind="bogus"), row()]
+    c = outcome(lambda: chain.pack_chain(rows, 0, HEAD))
+    assert c[0] == "raised"
+    assert c == outcome(lambda: py_pack_chain(rows, 0, HEAD))
+
+
+def segment(n: int = 30) -> bytes:
+    rows = [
+        row(call=i, kind=["export", "import", "return"][i % 3], input=bytes(i), output=None if i % 4 else b"o",
+            status=None if i % 5 == 0 else i, outcome_="ok" if i % 7 else "trap",
+            error_kind=None if i % 7 else "Trap", error=None if i % 7 else "boom", depth=i % 2)
+        for i in range(n)
+    ]  # fmt: skip
+    return py_pack_chain(rows, 100, HEAD)[0]
+
+
+@needs_c
+def test_decode_segment_matches_python_on_a_good_segment() -> None:
+    data = segment()
+    c = list(codec.decode_segment(data, 100, 30))
+    assert c == list(py_decode_segment(data, 100, 30))
+    assert len(c) == 30
+
+
+@needs_c
+@pytest.mark.parametrize(("first_seq", "count"), [(100, 29), (100, 31), (99, 30), (101, 30), (100, 0)])
+def test_decode_segment_with_wrong_numbering_matches_python(first_seq: int, count: int) -> None:
+    data = segment()
+    assert drain(codec.decode_segment(data, first_seq, count)) == drain(
+        py_decode_segment(data, first_seq, count)
+    )
+
+
+@needs_c
+@given(st.data())
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+def test_decode_segment_matches_python_on_damaged_segments(data: st.DataObject) -> None:
+    good = segment(12)
+    damage = data.draw(st.sampled_from(["flip", "cut", "append", "splice"]))
+    raw = bytearray(good)
+    if damage == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            at = data.draw(st.integers(0, len(raw) - 1))
+            raw[at] = data.draw(st.integers(0, 255))
+    elif damage == "cut":
+        del raw[data.draw(st.integers(0, len(raw) - 1)) :]
+    elif damage == "append":
+        raw += data.draw(st.binary(min_size=1, max_size=40))
+    else:
+        at = data.draw(st.integers(0, len(raw)))
+        raw[at:at] = data.draw(st.binary(min_size=1, max_size=10))
+    blob = bytes(raw)
+    assert drain(codec.decode_segment(blob, 100, 12)) == drain(py_decode_segment(blob, 100, 12))
+
+
+@needs_c
+@given(st.lists(rows_strategy, max_size=8))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_whatever_packs_decodes_alike(rows: list[tuple[Any, ...]]) -> None:
+    try:
+        data, _head, count = py_pack_chain(rows, 5, HEAD)
+    except Exception:
+        return
+    assert drain(codec.decode_segment(data, 5, count)) == drain(py_decode_segment(data, 5, count))
+
+
+def test_pure_python_is_forced_by_the_environment() -> None:
+    code = (
+        "from packr_replay.storage import _accel, chain, codec\n"
+        "assert not _accel.ACCELERATED, _accel.UNAVAILABLE_REASON\n"
+        "assert chain.pack_chain is chain.py_pack_chain\n"
+        "assert codec.decode_segment is codec.py_decode_segment\n"
+    )
+    env = {**os.environ, "PACKR_REPLAY_PURE_PYTHON": "1"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
