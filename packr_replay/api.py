@@ -34,6 +34,7 @@ from .replay import (
 )
 from .replay.matchers import DEFAULT_MATCH_ON, Matcher
 from .replay.session import new_runtime
+from .replay.settings import RunSettings, settings_meta
 from .runtime import CallInterceptor, HostLinkerBuilder, Instance, Module, ReplyMode, Runtime
 from .runtime.host import HostSpec
 from .storage import Trace, TraceStatus, TraceStore, TraceWriter
@@ -153,16 +154,13 @@ def record_run(
 
 def _run_meta(rt: Runtime, reply: ReplyMode | str, extra: dict[str, Any] | None) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "fuel": rt.fuel,
-        "timeout": rt.timeout,
-        "reply": str(ReplyMode(reply)),
-        "scratch_capacity": 32768,
         "python": platform.python_version(),
         "wasmtime": getattr(wasmtime, "__version__", "50"),
         "platform": platform.platform(terse=True),
     }
     meta.update(extra or {})
-    return {k: v for k, v in meta.items() if v is not None}
+    meta = {k: v for k, v in meta.items() if v is not None}
+    return {**meta, **settings_meta(rt, reply)}  # limits stay, even None (unlimited)
 
 
 def _encoded(value: Value | EncodedValue | bytes) -> EncodedValue:
@@ -251,7 +249,7 @@ def replay(
             trace = traces[-1].id
         source = ts.trace(trace)
         info = source.info
-        rt = new_runtime(info.meta, debug_info=debug_info)
+        rt = new_runtime(info.meta, trace=f"trace {info.id}", debug_info=debug_info)
         if module is not None:
             mod = _module(module, rt)
         else:
@@ -356,7 +354,7 @@ class Session:
                     source, match_on=match_on, live_after_end=self.mode is RecordMode.NEW_EPISODES
                 )
                 interceptors.append(self.replayer)
-                reply = meta.get("reply", reply)
+                reply = RunSettings.from_meta(meta, f"trace {source.info.id}").reply
             if self.recording:
                 sha = self.store.add_module(
                     self.module.wasm, self.module.name, self.module.metadata_bytes()

@@ -29,7 +29,6 @@ from ..runtime import (
     ImportCall,
     ImportReply,
     Module,
-    ReplyMode,
     Runtime,
 )
 from ..runtime.host import HostSpec
@@ -37,6 +36,7 @@ from ..storage.model import Event, TraceInfo, TraceStatus
 from .matchers import DEFAULT_MATCH_ON, Matcher
 from .recorder import Recorder
 from .replayer import Replayer, ReplayStopped, describe_event
+from .settings import RunSettings
 
 if TYPE_CHECKING:
     from ..storage.protocols import EventSink, EventSource
@@ -240,13 +240,9 @@ def replay_source(
             f"module (sha256 {expected_sha[:12]}); replaying anyway"
         )
         warnings.warn(mismatch, stacklevel=2)
-    redacted = meta.get("redacted") or []
+    settings = RunSettings.from_meta(meta, f"trace {info.id}", RunSettings.of_runtime(module.runtime))
     replayer = Replayer(
-        source,
-        match_on=match_on,
-        until=until,
-        redacted=[str(r) for r in redacted] if isinstance(redacted, list) else [],
-        on_event=on_event,
+        source, match_on=match_on, until=until, redacted=settings.redacted, on_event=on_event
     )
     interceptor: CallInterceptor = replayer
     if record_into is not None:
@@ -262,10 +258,11 @@ def replay_source(
         instance = module.instantiate(
             fill_missing_imports(module, host),
             interceptor=interceptor,
-            reply=ReplyMode(meta.get("reply", ReplyMode.SCRATCH)),
-            fuel=meta.get("fuel", module.runtime.fuel),
-            timeout=meta.get("timeout", module.runtime.timeout),
-            scratch_capacity=meta.get("scratch_capacity", 32768),
+            reply=settings.reply,
+            fuel=settings.fuel,
+            timeout=settings.timeout,
+            memory_limit=settings.memory_limit,
+            scratch_capacity=settings.scratch_capacity,
         )
     except ReplayDivergence as div:
         report.divergence = div
@@ -318,12 +315,8 @@ def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport
     return report
 
 
-def new_runtime(meta: dict[str, Any] | None = None, *, debug_info: bool = False) -> Runtime:
-    """A runtime with the budget a trace was recorded with."""
-    meta = meta or {}
-    kwargs: dict[str, Any] = {"debug_info": debug_info}
-    if "fuel" in meta:
-        kwargs["fuel"] = meta["fuel"]
-    if "timeout" in meta:
-        kwargs["timeout"] = meta["timeout"]
-    return Runtime(**kwargs)
+def new_runtime(
+    meta: dict[str, Any] | None = None, *, trace: str = "trace", debug_info: bool = False
+) -> Runtime:
+    """A runtime with the budget and memory cap a trace was recorded with."""
+    return RunSettings.from_meta(meta, trace).runtime(debug_info=debug_info)

@@ -37,7 +37,8 @@ def translate_errors(path: object) -> Iterator[None]:
 
     Busy, locked, I/O or permission problems are :class:`StoreError`; anything that
     says the file itself is bad (corrupt, not a database, a blob over the limit) is
-    :class:`TraceFormatError`.
+    :class:`TraceFormatError`, as is text SQLite hands back that is not UTF-8 (a
+    damaged schema's text reaches Python inside SQLite's own error message).
     """
     try:
         yield
@@ -50,6 +51,11 @@ def translate_errors(path: object) -> Iterator[None]:
         raise StoreError(f"{path}: {exc}") from exc
     except sqlite3.DatabaseError as exc:  # DataError, IntegrityError, corruption
         raise TraceFormatError(f"{path}: the file is damaged or not a trace store: {exc}") from exc
+    except UnicodeDecodeError as exc:  # SQLite's text (a message, a schema) is not UTF-8
+        raise TraceFormatError(
+            f"{path}: the file is damaged: SQLite returned text that is not UTF-8 "
+            f"(byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})"
+        ) from exc
 
 
 def check_header(path: Path) -> None:

@@ -309,12 +309,9 @@ class TestBombs:
         assert peak < 32e6
 
 
-class TestKnownEscapes:
-    """Non-PackrReplayError escapes found by the fuzzing above (reported; strict xfail
-    so that a fix shows up)."""
+class TestFormerEscapes:
+    """Non-PackrReplayError escapes the fuzzing above found, now typed errors."""
 
-    @pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                       reason="connect() lets UnicodeDecodeError out of SQLite's error text")  # fmt: skip
     def test_non_utf8_schema_text(self, tmp_path: Path) -> None:
         path = tmp_path / "schema.db"
         TraceStore(path, create=True).close()
@@ -324,21 +321,24 @@ class TestKnownEscapes:
         with pytest.raises(TraceFormatError):
             TraceStore(path)
 
-    @pytest.mark.xfail(strict=True, reason="replay trusts the types of the trace's meta")
     @pytest.mark.parametrize(
         "meta",
-        [{"reply": "bogus"}, {"fuel": "lots"}, {"timeout": "soon"}],
-        ids=["reply", "fuel", "timeout"],
-    )
+        [{"reply": "bogus"}, {"reply": 1}, {"fuel": "lots"}, {"fuel": -1}, {"fuel": True},
+         {"timeout": "soon"}, {"timeout": float("nan")}, {"timeout": 0},
+         {"memory_limit": 1.5}, {"scratch_capacity": [1]}, {"redacted": "host.now"},
+         {"redacted": [1]}],
+        ids=["reply", "reply_int", "fuel", "fuel_negative", "fuel_bool", "timeout",
+             "timeout_nan", "timeout_zero", "memory_limit", "scratch", "redacted",
+             "redacted_item"],
+    )  # fmt: skip
     def test_meta_of_the_wrong_type(
         self, tmp_path: Path, good_file: bytes, meta: dict[str, Any]
     ) -> None:
         path = fresh_copy(good_file, tmp_path / "meta.db")
         tamper(path, ("UPDATE traces SET meta = ?", (msgpack.packb(meta),)))
-        try:
+        key = next(iter(meta))
+        with pytest.raises(TraceFormatError, match=f"metadata '{key}' is"):
             api.replay(path, "bench")
-        except PackrReplayError:
-            pass  # a clear refusal is what we want
 
 
 PACKAGE = Path(packr_replay.__file__).parent
