@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
 from ..abi.text import format_value
-from ..errors import ReplayDivergence, ReplayError, TraceExhausted
+from ..errors import HostFunctionError, ReplayDivergence, ReplayError, TraceExhausted
 from ..runtime import CallInterceptor, ExportCall, ImportReply
 from ..storage.model import Event, EventKind, Outcome
 from .diff import Change, Difference, diff_values
@@ -329,6 +329,56 @@ class Replayer(CallInterceptor):
         if rec[_OUTCOME] != _OK:
             return ImportReply.failure(rec[_EKIND] or "Decode", rec[_ERR] or "")
         return (rec[_OUT] or b"", rec[_STATUS])
+
+    def import_unserved(
+        self, interface: str, function: str, data: bytes | None, error: HostFunctionError
+    ) -> None:
+        """The runtime failed an import before asking :meth:`_serve_import` (its input
+        could not be read from guest memory or was too large: ``data`` is None, as the
+        recorder stored it; or it did not decode under ``decode_inputs``).
+
+        The recording went the same way, so the next recorded event must be that import
+        failing the same way (kind and message); it is consumed. Anything else is a
+        divergence. Only the runtime's failure path calls this.
+        """
+        if self.live:
+            return
+        actual = CallKey(_IMPORT, interface, function, data)
+        rec = self._next_import_record()
+        if rec is None or rec[_KIND] != _IMPORT:
+            if self.live_after_end and rec is None:
+                self.live = True
+                return
+            raise self._exhausted(self.cursor.peek_event(), actual)
+        redacted = bool(self.redacted) and _name(rec) in self.redacted
+        matchers = self.matchers
+        if redacted:
+            matchers = [(n, m) for n, m in matchers if n not in ("input", "input_value")]
+        failed = failed_matchers(matchers, _rkey(rec), actual)
+        if failed:
+            raise self._divergence(
+                self.cursor.peek_event(), actual, "import call differs from the recorded one", failed
+            )
+        call = f"import {actual.name}"
+        if rec[_OUTCOME] == _OK:
+            raise self._divergence(
+                self.cursor.peek_event(),
+                actual,
+                f"{call} failed before the host could serve it ({error.kind}: {error.message}), "
+                "but succeeded when recorded",
+                ["outcome"],
+            )
+        if (rec[_EKIND], rec[_ERR] or "") != (error.kind, error.message):
+            raise self._divergence(
+                self.cursor.peek_event(),
+                actual,
+                f"{call} failed with a different error: recorded {rec[_EKIND]}: {rec[_ERR]!r}; "
+                f"replay {error.kind}: {error.message!r}",
+                ["error"],
+            )
+        self._consume()
+        if redacted:
+            self.redacted_served.append(rec[_SEQ])
 
     def _next_import_record(self) -> tuple[Any, ...] | None:
         """The next record, after re-running any exports nested at this point."""

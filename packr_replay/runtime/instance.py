@@ -351,12 +351,26 @@ class Instance:
         t0: int,
         cause: BaseException | None = None,
         replayed: bool = False,
+        unserved: bool = False,
     ) -> int:
+        """Fail the import (-1 to the guest) and tell whoever wants to know.
+
+        ``unserved``: the call failed before the interceptor could serve it (its input
+        could not be read, was too large, or did not decode under ``decode_inputs``), so
+        ``import_server``/``before_import`` never saw it. An interceptor with an
+        ``import_unserved(interface, function, input, error)`` method (the replayer:
+        it must consume the recorded failure) is told first, and may raise to stop
+        the guest. Only this failure path looks the method up.
+        """
         error = HostFunctionError(fn.module, fn.name, kind, message, cause)
+        icpt = self.interceptor
+        if unserved and icpt is not None:
+            hook = getattr(icpt, "import_unserved", None)
+            if hook is not None:
+                hook(fn.module, fn.name, None if input is None else input.data, error)
         self._last_import_error = error
         if self.error_handler is not None:
             self.error_handler(error)
-        icpt = self.interceptor
         observer = icpt.import_observer if icpt is not None else None
         if observer is not None:
             observer(
@@ -403,7 +417,8 @@ class Instance:
         memory = self._memory
         if memory is None:
             return self._report(
-                fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0
+                fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0,
+                unserved=True,
             )
         in_len &= 0xFFFF_FFFF
         if in_len > _MAX_INPUT:
@@ -413,6 +428,7 @@ class Instance:
                 "Decode",
                 f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)",
                 t0,
+                unserved=True,
             )
         ptr = in_ptr & 0xFFFF_FFFF
         if ptr + in_len <= memory._len:  # in bounds of the current view: no method calls
@@ -421,7 +437,7 @@ class Instance:
             try:
                 data = memory.read(in_ptr, in_len, "import input")
             except GuestMemoryError as exc:
-                return self._report(fn, None, "Decode", f"Memory error: {exc}", t0)
+                return self._report(fn, None, "Decode", f"Memory error: {exc}", t0, unserved=True)
 
         value: Value | None
         status: int | None = None
@@ -446,7 +462,9 @@ class Instance:
                 try:
                     value = decode(data)
                 except AbiError as exc:
-                    return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+                    return self._report(
+                        fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc, unserved=True
+                    )
             server = icpt.import_server
             if server is None and (
                 icpt.import_observer is None

@@ -60,13 +60,6 @@ HOSTILE: dict[str, tuple[type[GuestRuntimeError] | None, str | None]] = {
     "grow": (GuestError, None),
 }
 
-#: Replay cannot reproduce these yet (see RELIABILITY.md, "what failed").
-REPLAY_BUGS = {
-    "import_oob": "an import whose input cannot be read from guest memory is recorded, but "
-    "replay never consumes that event (the runtime reports the failure before asking the "
-    "replayer), so replay diverges",
-}
-
 
 @pytest.fixture(scope="module")
 def hostile() -> Module:
@@ -154,14 +147,7 @@ class TestHostileExports:
         assert fresh.call_with_value("import_echo", S64(1)) == S64(1)
         tally.add(f"recorded {type(first.error).__name__}")
 
-    @pytest.mark.parametrize(
-        "export",
-        [
-            pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=REPLAY_BUGS[e]))
-            if e in REPLAY_BUGS else e
-            for e in sorted(HOSTILE)
-        ],
-    )  # fmt: skip
+    @pytest.mark.parametrize("export", sorted(HOSTILE))
     def test_replay(self, hostile: Module, hostile_file: Recorded, export: str, tally: Tally) -> None:
         path, results = hostile_file
         report = replay_case(path, export, hostile)
@@ -264,9 +250,6 @@ BAD_ARGUMENTS: dict[str, tuple[int, int, int, int, str | None]] = {
     "slots_2gib": (0x1100, len(GOOD), 2**31, 2**31, "MemoryWrite"),
     "healthy": (0x1100, len(GOOD), 8000, 8004, None),
 }
-#: The cases whose input cannot be read at all: replay cannot serve them yet.
-UNREADABLE = {name for name, (p, n, *_) in BAD_ARGUMENTS.items()
-              if (p & 0xFFFFFFFF) + (n & 0xFFFFFFFF) > SIZE}  # fmt: skip
 
 
 def wat_bytes(blob: bytes) -> str:
@@ -348,14 +331,7 @@ class TestBadImportArguments:
             inst.call_with_value(case, UNIT)
             assert seen == ([S64(3)] if kind in (None, "MemoryWrite") else []), case
 
-    @pytest.mark.parametrize(
-        "case",
-        [
-            pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=REPLAY_BUGS["import_oob"]))
-            if c in UNREADABLE else c
-            for c in BAD_ARGUMENTS
-        ],
-    )  # fmt: skip
+    @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
     def test_replay(
         self, bad_args_module: Module, bad_args_file: Recorded, case: str, tally: Tally
     ) -> None:

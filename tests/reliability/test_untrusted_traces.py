@@ -12,7 +12,6 @@ shapes, msgpack bombs not covered there, and a package-wide scan for code execut
 
 from __future__ import annotations
 
-import ctypes
 import io
 import random
 import sqlite3
@@ -32,7 +31,7 @@ from packr_replay import api
 from packr_replay.abi import S64, UNIT, String
 from packr_replay.errors import PackrReplayError, StoreError, TraceFormatError
 from packr_replay.replay import replay_source
-from packr_replay.runtime import Module, ReplyMode, Runtime
+from packr_replay.runtime import Module, Runtime
 from packr_replay.runtime.demo import DemoHost, example_guest
 from packr_replay.storage import TraceStore
 
@@ -92,24 +91,6 @@ def read_everything(path: Path) -> list[tuple[int, str | None]]:
     return found
 
 
-def known_meta_bug(path: Path, trace_id: int, exc: BaseException) -> bool:
-    """Replay's known escape: a trace meta value of the wrong type or an unknown reply
-    mode raises ValueError / TypeError / ctypes.ArgumentError (reported; see
-    RELIABILITY.md)."""
-    if not isinstance(exc, (ValueError, TypeError, ctypes.ArgumentError)):
-        return False
-    if isinstance(exc, PackrReplayError):
-        return False
-    with TraceStore(path, readonly=True) as store:
-        meta = store.trace(trace_id).info.meta or {}
-    reply = meta.get("reply", "scratch")
-    bad_reply = reply not in {m.value for m in ReplyMode}
-    bad_fuel = not isinstance(meta.get("fuel", 0), int)
-    bad_timeout = meta.get("timeout") is not None and not isinstance(meta["timeout"], (int, float))
-    bad_scratch = not isinstance(meta.get("scratch_capacity", 0), (int, type(None)))
-    return bad_reply or bad_fuel or bad_timeout or bad_scratch
-
-
 def replay_all(path: Path, found: list[tuple[int, str | None]], modules: dict[str, Module],
                good_shas: dict[str, Module], full: bool) -> list[str]:  # fmt: skip
     """Replay every trace: with the compiled good module when the stored one is intact
@@ -131,10 +112,7 @@ def replay_all(path: Path, found: list[tuple[int, str | None]], modules: dict[st
         except PackrReplayError as exc:
             outcomes.append(f"replay refused: {type(exc).__name__}")
         except Exception as exc:
-            if known_meta_bug(path, trace_id, exc):
-                outcomes.append(f"KNOWN BUG replay escaped {type(exc).__name__} (bad meta)")
-            else:
-                raise AssertionError(f"replay of trace {trace_id} let {exc!r} escape") from exc
+            raise AssertionError(f"replay of trace {trace_id} let {exc!r} escape") from exc
     return outcomes
 
 
@@ -170,10 +148,6 @@ def fuzz_files(tmp_path: Path, good: bytes, modules: dict[str, Module], cases: i
                 found = read_everything(path)
             except StoreError as exc:
                 tally.add(f"read refused: {type(exc).__name__}", case=False)
-                continue
-            except UnicodeDecodeError:
-                tally.add("KNOWN BUG open escaped UnicodeDecodeError (non-UTF-8 schema text)",
-                          case=False)  # fmt: skip
                 continue
             except Exception as exc:
                 raise AssertionError(f"case {i}: reading let {exc!r} escape") from exc
