@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..abi import EncodedValue, Value
 from ..errors import (
     GuestRuntimeError,
+    HostFunctionError,
     ReplayDivergence,
     ReplayError,
     TraceExhausted,
@@ -99,6 +100,12 @@ class Chain(CallInterceptor):
     async def export_completed(self, call: ExportCall) -> None:
         for i in self.interceptors:
             await i.export_completed(call)
+
+    def import_unserved(
+        self, interface: str, function: str, input: bytes | None, error: HostFunctionError
+    ) -> None:
+        for i in self.interceptors:
+            i.import_unserved(interface, function, input, error)
 
 
 # -------------------------------------------------------------- replay hosting

@@ -357,17 +357,14 @@ class Instance:
 
         ``unserved``: the call failed before the interceptor could serve it (its input
         could not be read, was too large, or did not decode under ``decode_inputs``), so
-        ``import_server``/``before_import`` never saw it. An interceptor with an
-        ``import_unserved(interface, function, input, error)`` method (the replayer:
-        it must consume the recorded failure) is told first, and may raise to stop
-        the guest. Only this failure path looks the method up.
+        ``import_server``/``before_import`` never saw it. The interceptor's
+        ``import_unserved`` (the replayer: it must consume the recorded failure) is told
+        first, and may raise to stop the guest.
         """
         error = HostFunctionError(fn.module, fn.name, kind, message, cause)
         icpt = self.interceptor
         if unserved and icpt is not None:
-            hook = getattr(icpt, "import_unserved", None)
-            if hook is not None:
-                hook(fn.module, fn.name, None if input is None else input.data, error)
+            icpt.import_unserved(fn.module, fn.name, None if input is None else input.data, error)
         self._last_import_error = error
         if self.error_handler is not None:
             self.error_handler(error)

@@ -154,6 +154,15 @@ class CallInterceptor:
         if call.error is None and call.output is not None:
             await self.after_export(call.function, call.input, call.output)
 
+    def import_unserved(
+        self, interface: str, function: str, input: bytes | None, error: HostFunctionError
+    ) -> None:
+        """An import failed before ``before_import``/``import_server`` could see it (its
+        input was unreadable or too large: ``input`` is None; or it did not decode under
+        ``decode_inputs``). A replayer consumes the recorded failure here; raising stops
+        the guest. ``import_completed`` still follows, as for every failure."""
+        return None
+
 
 _BASE_HOOKS: dict[str, Any] = {
     name: getattr(CallInterceptor, name)

@@ -202,10 +202,6 @@ class TestMemoryExhaustion:
         assert inst.memory.size == 8 << 20
         assert inst.call_with_value("import_echo", String("still here")) == String("still here")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the trace does not record the memory limit, so api.replay grows past it",
-    )
     def test_api_replay_keeps_the_memory_limit(self, tmp_path: Path) -> None:
         path = tmp_path / "grow.db"
         module = Runtime(fuel=FUEL, memory_limit=8 << 20).load_module(example_guest("hostile"))

@@ -117,6 +117,18 @@ class TestReproduced:
         ]
         assert seen == []  # served from the trace, no handler ran
 
+    def test_saved_replay_chains_the_recorder(self, runtime: Runtime, db: Path) -> None:
+        """``save=True`` wraps the replayer and a recorder in a Chain: both hear of the
+        unserved failure, and the saved replay holds it as the original does."""
+        record(runtime, db, [GOOD_CALL, OOB, GOOD_CALL])
+        report = api.replay(db, 1, save=True)
+        assert report.reproduced, report.summary()
+        with TraceStore(db) as store:
+            original, saved = (list(store.trace(t).events(kind=EventKind.IMPORT)) for t in (1, 2))
+        assert [(e.input, e.outcome, e.error) for e in saved] == [
+            (e.input, e.outcome, e.error) for e in original
+        ]
+
     def test_in_memory_replayer(self, runtime: Runtime) -> None:
         module = runtime.load_module(guest([OOB, GOOD_CALL]))
         trace = MemoryTrace()
