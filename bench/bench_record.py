@@ -36,7 +36,7 @@ from typing import Any
 
 from packr_replay import api
 from packr_replay.abi import S64
-from packr_replay.replay import Recorder
+from packr_replay.replay import Recorder, replay_source
 from packr_replay.runtime import Runtime
 from packr_replay.runtime.demo import DemoHost, example_guest
 from packr_replay.storage import TraceStore
@@ -65,9 +65,22 @@ def run_record(runtime: Runtime, n: int, db: Path, label: str = "bench") -> floa
 
 
 def run_replay(db: Path, label: str = "bench") -> tuple[float, bool]:
+    """``api.replay`` end to end: open the file, compile the stored module, replay."""
     t = time.perf_counter()
     report = api.replay(db, label)
     return time.perf_counter() - t, report.reproduced
+
+
+def run_replay_calls(runtime: Runtime, db: Path, label: str = "bench") -> tuple[float, bool]:
+    """The replay itself, timed like ``run_live``: the module is compiled first, then
+    ``replay_source`` instantiates it and replays every call from the open file."""
+    with TraceStore(db, readonly=True) as store:
+        source = store.trace(label)
+        assert source.info.module_sha256 is not None
+        module = runtime.load_module(store.module_bytes(source.info.module_sha256))
+        t = time.perf_counter()
+        report = replay_source(source, module)
+        return time.perf_counter() - t, report.reproduced
 
 
 def run_diff(db: Path, a: str, b: str) -> tuple[float, bool]:
@@ -77,29 +90,33 @@ def run_diff(db: Path, a: str, b: str) -> tuple[float, bool]:
 
 
 def ratios(n: int, rounds: int) -> dict[str, Any]:
-    """record/live and replay/live, each round's three runs back to back."""
+    """record/live and replay/live, each round's runs back to back: live, record, the
+    replay itself (module compiled first, as for live) and ``api.replay`` end to end."""
     runtime = Runtime(fuel=FUEL)
-    live, rec, rep = [], [], []
+    live, rec, rep, e2e = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             db = Path(tmp) / f"r{r}.db"
             live.append(run_live(runtime, n))
             rec.append(run_record(runtime, n, db))
-            t, ok = run_replay(db)
+            t, ok = run_replay_calls(runtime, db)
             assert ok, "replay did not reproduce"
             rep.append(t)
+            t, ok = run_replay(db)
+            assert ok, "api.replay did not reproduce"
+            e2e.append(t)
             db.unlink()
-    rec_ratio = [b / a for a, b in zip(live, rec, strict=True)]
-    rep_ratio = [c / a for a, c in zip(live, rep, strict=True)]
     return {
         "calls": n,
         "rounds": rounds,
-        "record_vs_live": _stats(rec_ratio),
-        "replay_vs_live": _stats(rep_ratio),
+        "record_vs_live": _stats([b / a for a, b in zip(live, rec, strict=True)]),
+        "replay_vs_live": _stats([b / a for a, b in zip(live, rep, strict=True)]),
+        "api_replay_vs_live": _stats([b / a for a, b in zip(live, e2e, strict=True)]),
         "live_us_per_call": statistics.median(live) / n * 1e6,
         "record_us_per_call": statistics.median(rec) / n * 1e6,
         "replay_us_per_call": statistics.median(rep) / n * 1e6,
-        "seconds": {"live": live, "record": rec, "replay": rep},
+        "api_replay_us_per_call": statistics.median(e2e) / n * 1e6,
+        "seconds": {"live": live, "record": rec, "replay": rep, "api.replay": e2e},
     }
 
 
@@ -198,7 +215,7 @@ def scaling(sizes: list[int], rounds: int = 1) -> dict[str, Any]:
                 s["live"].append(run_live(runtime, n) / n * 1e6)
                 s["record"].append(run_record(runtime, n, db, "a") / n * 1e6)
                 s["record"].append(run_record(runtime, n, db, "b") / n * 1e6)
-                t, ok = run_replay(db, "a")
+                t, ok = run_replay_calls(runtime, db, "a")
                 assert ok, "replay did not reproduce"
                 s["replay"].append(t / n * 1e6)
                 t, identical = run_diff(db, "a", "b")
@@ -236,7 +253,8 @@ def main() -> int:
     results: dict[str, Any] = {"overhead": ratios(n, rounds)}
     o = results["overhead"]
     print(f"calls per run: {n}, rounds: {rounds}")
-    for key, label in (("record_vs_live", "record / live"), ("replay_vs_live", "replay / live")):
+    for key, label in (("record_vs_live", "record / live"), ("replay_vs_live", "replay / live"),
+                       ("api_replay_vs_live", "api.replay / live")):  # fmt: skip
         s = o[key]
         print(f"  {label:15} {s['median']:.3f}x  (spread {s['min']:.3f}-{s['max']:.3f})")
     print(f"  µs per call: live {o['live_us_per_call']:.1f}, record {o['record_us_per_call']:.1f}, "
