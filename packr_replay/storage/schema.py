@@ -27,7 +27,9 @@ into the queries we, or a person browsing the file, run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,7 @@ def ensure_schema(
     migrations: Migrations = MIGRATIONS,
     version: int = TRACE_FORMAT_VERSION,
     oldest_readable: int = OLDEST_READABLE_FORMAT,
+    busy_timeout: float = 30.0,
 ) -> int:
     """Check (and create or migrate) the schema; returns the file's format version.
 
@@ -205,12 +208,23 @@ def ensure_schema(
     under ``BEGIN IMMEDIATE`` after re-reading the version, so two processes creating
     the same new file do not race. ``migrations``/``version``/``oldest_readable`` are
     parameters so tests can exercise an upgrade.
+
+    Creation marks the file as ours (``application_id``) first thing in its
+    transaction: sqlite-utils commits as it records each migration, so another process
+    may see a file part-way through creation, and must see it as one of ours with no
+    format version yet (which it then finishes or waits for) rather than as foreign.
     """
-    file_version = _check_identity(db, path, version)
+    file_version = _check_identity(db, path, version, migrations)
     if file_version == version:
         _check_shape(db, path, migrations, file_version)
         return file_version
     if file_version == 0 and not create:
+        if _user_tables(db):
+            raise TraceFormatError(
+                f"{path} is a trace store whose creation has not finished (another process "
+                "is creating it, or its creator stopped part-way; opening it to write "
+                "finishes it)"
+            )
         raise TraceFormatError(f"{path} is an empty database, not a trace store")
     if file_version > 0:
         _check_shape(db, path, migrations, file_version)  # before we run anything on it
@@ -225,12 +239,12 @@ def ensure_schema(
         # Both persist in the file and must be set before any table exists / outside
         # a transaction. 16 KiB pages suit segments of up to a MiB (fewer overflow
         # pages and checkpoint writes than SQLite's default 4 KiB).
-        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        db.enable_wal()
+        _when_not_busy(lambda: _start_file(db), busy_timeout)
     db.execute("BEGIN IMMEDIATE")
     try:
-        file_version = _check_identity(db, path, version)
+        file_version = _check_identity(db, path, version, migrations)
         if file_version < version:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             migrations.apply(db)
             applied = len(migrations.applied(db))
             if applied != version:
@@ -245,8 +259,46 @@ def ensure_schema(
     return version
 
 
-def _check_identity(db: sqlite_utils.Database, path: Path, version: int) -> int:
-    """The file's format version, after making sure it is one of ours and not newer."""
+def _start_file(db: sqlite_utils.Database) -> None:
+    db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+    db.enable_wal()
+
+
+def _when_not_busy(action: Callable[[], None], timeout: float) -> None:
+    """Run ``action``, retrying while SQLite says the file is locked.
+
+    Switching a new file to WAL needs the file to itself and SQLite does not wait for
+    that (no busy handler), so two processes creating one file would fail at random.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _being_created(db: sqlite_utils.Database, migrations: Migrations, version: int) -> bool:
+    """Ours, no version yet, only tables the migrations make and no trace in them: a
+    creation still running in another process (or whose creator stopped part-way)."""
+    tables = set(_user_tables(db))
+    if not tables <= set(_expected_schema(migrations, version).tables) | {migrations.migrations_table}:
+        return False
+    return "traces" not in tables or db.execute("SELECT 1 FROM traces LIMIT 1").fetchone() is None
+
+
+def _check_identity(
+    db: sqlite_utils.Database, path: Path, version: int, migrations: Migrations = MIGRATIONS
+) -> int:
+    """The file's format version, after making sure it is one of ours and not newer.
+
+    0: nothing is there yet, or another process is creating the file (ours, no
+    version yet; creation re-checks under the write lock)."""
     app_id = _pragma_int(db, "application_id")
     file_version = _pragma_int(db, "user_version")
     if app_id != APPLICATION_ID:
@@ -260,6 +312,8 @@ def _check_identity(db: sqlite_utils.Database, path: Path, version: int) -> int:
     if file_version > version:
         raise TraceFormatError(newer_format_message(path, file_version))
     if file_version < 1:
+        if _being_created(db, migrations, version):
+            return 0  # creation (this process's, under the write lock) finishes it
         raise TraceFormatError(f"{path} is a damaged trace store (no format version)")
     return file_version
 

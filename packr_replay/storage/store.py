@@ -84,7 +84,8 @@ class TraceStore:
         try:
             with translate_errors(self.path):
                 self.format_version = ensure_schema(
-                    self._db, self.path, create=create, readonly=readonly
+                    self._db, self.path, create=create, readonly=readonly,
+                    busy_timeout=busy_timeout,
                 )
                 if not readonly and self._db.journal_mode != "wal":
                     # A bundle keeps a rollback journal (one self-contained file). Written
