@@ -24,7 +24,7 @@ PURE_PYTHON: bool = os.environ.get("PACKR_REPLAY_PURE_PYTHON", "") not in ("", "
 
 #: The rules of chain.py/codec.py that _speedups.c follows, numbered: bump it here and in
 #: _speedups.c (``CONTRACT``) together when they change, so a stale build is not used.
-CONTRACT = 1
+CONTRACT = 2
 
 
 def load() -> tuple[ModuleType | None, str | None]:

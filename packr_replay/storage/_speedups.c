@@ -489,10 +489,14 @@ static int rd_field(Rd *r, int i, PyObject **out)
 }
 
 /* One record: (fields, digest), or NULL with *rc set. */
-static PyObject *rd_record(Rd *r, int64_t seq, int *rc)
+/* One record at r->p. With prev (the hash it chains after), its stored hash must be
+ * SHA-256(prev + the record's bytes as stored); a mismatch is irregular, for Python to
+ * judge (it re-packs the fields canonically, as verify does) and report. */
+static PyObject *rd_record(Rd *r, int64_t seq, int *rc, const uint8_t *prev)
 {
     Obj ob;
     const uint8_t *p = r->p;
+    const uint8_t *start = p;
     if (p >= r->end) { *rc = RD_IRREGULAR; return NULL; }
     Py_ssize_t n;
     if ((p[0] & 0xf0) == 0x90) { n = p[0] & 0x0f; r->p += 1; }
@@ -515,9 +519,19 @@ static PyObject *rd_record(Rd *r, int64_t seq, int *rc)
         PyTuple_SET_ITEM(fields, i, item);
     }
     /* The stored hash: a 32-byte bin. */
+    const uint8_t *fields_end = r->p;
     *rc = rd_header(r, &ob);
     if (*rc != RD_OK) goto fail;
     if (ob.type != T_BIN || ob.n != 32) { *rc = RD_IRREGULAR; goto fail; }
+    if (prev != NULL) {
+        uint8_t h[32];
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, prev, 32);
+        SHA256_Update(&ctx, start, (size_t)(fields_end - start));
+        SHA256_Final(h, &ctx);
+        if (memcmp(h, r->p, 32) != 0) { *rc = RD_IRREGULAR; goto fail; }
+    }
     PyObject *digest = PyBytes_FromStringAndSize((const char *)r->p, 32);
     if (digest == NULL) goto error;
     r->p += 32;
@@ -542,20 +556,27 @@ fail:
 }
 
 PyDoc_STRVAR(decode_segment_doc,
-"decode_segment($module, data, first_seq, count, /)\n--\n\n"
+"decode_segment($module, data, first_seq, count, prev=None, trace_id=None, /)\n--\n\n"
 "The validated (fields, digest) records of a segment, as a list, exactly as\n"
-"codec.py_decode_segment yields them. For a segment with anything irregular it\n"
-"returns py_decode_segment's iterator instead, which yields the records before the\n"
-"fault and raises Python's TraceFormatError at it.");
+"codec.py_decode_segment yields them; with prev (32 bytes) each record's hash is\n"
+"checked against the chain from prev. For a segment with anything irregular (or a\n"
+"hash that does not match the stored bytes) it returns py_decode_segment's iterator\n"
+"instead, which yields the records before the fault and raises Python's\n"
+"TraceFormatError or IntegrityError at it.");
 
 static PyObject *sp_decode_segment(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     if (ensure_ready(C.decode_ready) < 0) return NULL;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "decode_segment expected 3 arguments, got %zd", nargs);
+    if (nargs < 3 || nargs > 5) {
+        PyErr_Format(PyExc_TypeError, "decode_segment expected 3 to 5 arguments, got %zd", nargs);
         return NULL;
     }
     PyObject *data = args[0];
+    const uint8_t *prev = NULL;
+    if (nargs >= 4 && args[3] != Py_None) {
+        if (!PyBytes_CheckExact(args[3]) || PyBytes_GET_SIZE(args[3]) != 32) goto python;
+        prev = (const uint8_t *)PyBytes_AS_STRING(args[3]);
+    }
     int o1 = 1, o2 = 1;
     long long first = EXACT_INT(args[1]) ? PyLong_AsLongLongAndOverflow(args[1], &o1) : 0;
     if (first == -1 && PyErr_Occurred()) return NULL;
@@ -573,9 +594,10 @@ static PyObject *sp_decode_segment(PyObject *mod, PyObject *const *args, Py_ssiz
     r.end = r.p + PyBytes_GET_SIZE(data);
     int rc = RD_OK;
     for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
-        PyObject *record = rd_record(&r, (int64_t)first + i, &rc);
+        PyObject *record = rd_record(&r, (int64_t)first + i, &rc, prev);
         if (record == NULL) break;
         PyList_SET_ITEM(list, i, record);
+        if (prev != NULL) prev = r.p - 32;  /* this record's stored hash, inside data */
     }
     if (rc == RD_OK && r.p != r.end) rc = RD_IRREGULAR;  /* trailing bytes */
     for (int i = 0; i < 13; i++) Py_CLEAR(r.last_o[i]);
@@ -583,7 +605,7 @@ static PyObject *sp_decode_segment(PyObject *mod, PyObject *const *args, Py_ssiz
     Py_DECREF(list);
     if (rc == RD_ERROR) return NULL;
 python:
-    return PyObject_Vectorcall(C.py_decode_segment, args, 3, NULL);
+    return PyObject_Vectorcall(C.py_decode_segment, args, (size_t)nargs, NULL);
 }
 
 /* ------------------------------------------------------------------------ configure */
@@ -698,7 +720,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
     PyObject *m = PyModule_Create(&moduledef);
     /* Bumped whenever chain.py/codec.py change a rule this file must follow: _accel
      * refuses a build whose number it does not expect (a stale editable build). */
-    if (m != NULL && PyModule_AddIntConstant(m, "CONTRACT", 1) < 0)
+    if (m != NULL && PyModule_AddIntConstant(m, "CONTRACT", 2) < 0)
         Py_CLEAR(m);
     return m;
 }

@@ -10,5 +10,10 @@ def pack_chain(
     rows: Iterable[tuple[Any, ...]], first_seq: int, head: bytes, /
 ) -> tuple[bytes, bytes, int]: ...
 def decode_segment(
-    data: bytes, first_seq: int, count: int, /
+    data: bytes,
+    first_seq: int,
+    count: int,
+    prev: bytes | None = None,
+    trace_id: object = None,
+    /,
 ) -> Iterable[tuple[tuple[Any, ...], bytes]]: ...

@@ -15,11 +15,12 @@ without bound, and never build anything but plain data (there is no pickle anywh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from hashlib import sha256
 from typing import Any, NoReturn
 
 import msgpack
 
-from ..errors import TraceFormatError
+from ..errors import IntegrityError, TraceFormatError
 from . import _accel
 from .model import Event, EventKind, Outcome
 
@@ -244,11 +245,31 @@ def decode_records(unpacker: msgpack.Unpacker, first_seq: int, count: int) -> It
         seq += 1
 
 
-def py_decode_segment(data: bytes, first_seq: int, count: int) -> Iterator[RawRecord]:
-    """Validated records of one segment's data; trailing or missing bytes are format errors."""
+def py_decode_segment(
+    data: bytes, first_seq: int, count: int, prev: bytes | None = None, trace_id: object = None
+) -> Iterator[RawRecord]:
+    """Validated records of one segment's data; trailing or missing bytes are format errors.
+
+    With ``prev`` (the hash the segment chains after), each record's stored hash must
+    be SHA-256 over the previous hash and its canonically packed fields (what the
+    writer hashed, and what ``verify`` checks): the first that is not raises
+    :class:`IntegrityError` naming ``trace_id`` and the event, after the records before it.
+    """
     unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
     unpacker.feed(data)
-    yield from decode_records(unpacker, first_seq, count)
+    if prev is None:
+        yield from decode_records(unpacker, first_seq, count)
+    else:
+        pack = msgpack.Packer(use_bin_type=True).pack
+        for fields, digest in decode_records(unpacker, first_seq, count):
+            if sha256(prev + pack(fields)).digest() != digest:
+                seq = fields[0]
+                where = "" if trace_id is None else f"trace {trace_id}: "
+                raise IntegrityError(
+                    trace_id, seq, f"{where}event {seq} does not match its hash: it was altered after recording"
+                )
+            prev = digest
+            yield fields, digest
     if unpacker.tell() != len(data):
         raise TraceFormatError(f"event {first_seq + count - 1}: segment has trailing bytes")
 
@@ -275,7 +296,7 @@ def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:
 
 # The C accelerator decodes a regular segment into a list at once; for anything else it
 # returns py_decode_segment's iterator, which yields up to the fault and raises there.
-decode_segment: Callable[[bytes, int, int], Iterable[RawRecord]] = _accel.select(
+decode_segment: Callable[..., Iterable[RawRecord]] = _accel.select(
     __name__,
     {
         "kinds": tuple(KINDS),

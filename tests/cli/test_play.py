@@ -168,3 +168,40 @@ def test_long_replays_list_their_first_and_last_calls(cli: Invoke, tmp_path: Pat
     assert "… 5 more export call(s) reproduced" in run.out
     assert run.out.count("✓") == 20
     assert "✓ #48 echo → 24s64" in run.out
+
+
+class TestDamagedTrace:
+    """An event altered in the file stops the replay at that event with the chain error
+    (exit 2, like every refused input), never a replay of the altered value."""
+
+    def alter_an_import_output(self, path: Path) -> int:
+        import sqlite3
+        from contextlib import closing
+
+        import msgpack
+
+        with closing(sqlite3.connect(path)) as conn:
+            trace_id, first, data = conn.execute(
+                "SELECT s.trace_id, s.first_seq, s.data FROM segments s JOIN traces t "
+                "ON t.id = s.trace_id WHERE t.label = 'first' ORDER BY s.first_seq LIMIT 1"
+            ).fetchone()
+            unpacker = msgpack.Unpacker(raw=False, use_list=True)
+            unpacker.feed(data)
+            out, altered = bytearray(), -1
+            for fields, digest in zip(unpacker, unpacker, strict=True):
+                if altered < 0 and fields[2] == "import" and fields[4] == "now":
+                    fields[6] = bytes(fields[6][:-1]) + bytes([fields[6][-1] ^ 1])  # the clock
+                    altered = fields[0]
+                out += msgpack.packb(fields, use_bin_type=True) + msgpack.packb(digest, use_bin_type=True)
+            conn.execute("UPDATE segments SET data = ? WHERE trace_id = ? AND first_seq = ?",
+                         (bytes(out), trace_id, first))  # fmt: skip
+            conn.commit()
+        assert altered > 0
+        return altered
+
+    def test_play_refuses_the_altered_event(self, cli: Invoke, recorded: Path) -> None:
+        seq = self.alter_an_import_output(recorded)
+        run = cli("play", f"{recorded}#first")
+        assert run.code == 2, run.out + run.err
+        assert f"event {seq} does not match its hash: it was altered after recording" in run.err
+        assert "reproduced" not in run.out

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from packr_replay.errors import IntegrityError
 from packr_replay.storage import _accel, chain, codec
 from packr_replay.storage.chain import py_pack_chain
 from packr_replay.storage.codec import py_decode_segment
@@ -212,6 +213,22 @@ def test_decode_segment_matches_python_on_damaged_segments(data: st.DataObject) 
         raw[at:at] = data.draw(st.binary(min_size=1, max_size=10))
     blob = bytes(raw)
     assert drain(codec.decode_segment(blob, 100, 12)) == drain(py_decode_segment(blob, 100, 12))
+    # Checked against the chain (what Trace.records does): the same records and error.
+    assert drain(codec.decode_segment(blob, 100, 12, HEAD, 7)) == drain(
+        py_decode_segment(blob, 100, 12, HEAD, 7)
+    )
+
+
+@needs_c
+def test_decode_segment_checks_the_chain_like_python() -> None:
+    data = segment()
+    good = list(py_decode_segment(data, 100, 30))
+    assert list(codec.decode_segment(data, 100, 30, HEAD, 7)) == good
+    wrong = sha256(b"another head").digest()
+    c, py = drain(codec.decode_segment(data, 100, 30, wrong, 7)), drain(py_decode_segment(data, 100, 30, wrong, 7))
+    assert c == py == ([], (IntegrityError, "trace 7: event 100 does not match its hash: it was altered after recording"))
+    for prev in (b"short", bytearray(HEAD), None):  # not 32 bytes: Python decides; None: no check
+        assert drain(codec.decode_segment(data, 100, 30, prev)) == drain(py_decode_segment(data, 100, 30, prev))
 
 
 @needs_c
