@@ -4,9 +4,11 @@
 
 Variants, each run ``--repeat`` times interleaved (best and median reported):
 
-* ``writer``          TraceWriter.append + finish, default FlushPolicy (commits on a
-                      background thread)
-* ``writer inline``   the same with ``FlushPolicy(background=False)``
+* ``writer``          TraceWriter.extend in batches of 512 freshly built rows + finish,
+                      default FlushPolicy (commits on a background thread): the
+                      Recorder's path (it batches 512 events per extend)
+* ``writer append``   TraceWriter.append, one call per event (the single-event API)
+* ``writer inline``   ``writer`` with ``FlushPolicy(background=False)``
 * ``chain only``      packing + SHA-256 chaining the same events, no storage (the floor)
 * ``baseline``        plain ``executemany`` of the same events as rows of a 14-column
                       table (no hashing), as many rows per transaction as the writer
@@ -36,6 +38,7 @@ import msgpack
 from packr_replay.storage import EventKind, FlushPolicy, Outcome, TraceStore, chain_genesis
 
 INTERFACE = "wasi:io/streams"
+RECORDER_BATCH = 512  # Recorder's default batch
 FUNCTION = "blocking-read"
 
 
@@ -46,6 +49,17 @@ def run_writer(path: Path, n: int, inp: bytes, out: bytes, background: bool) -> 
         imp, ok = EventKind.IMPORT, Outcome.OK
         for _ in range(n):
             append(1, imp, INTERFACE, FUNCTION, inp, out, 0, ok, None, None, 1500, 0)
+        writer.finish()
+
+
+def run_writer_batches(path: Path, n: int, inp: bytes, out: bytes, background: bool = True) -> None:
+    with TraceStore(path, create=True) as store:
+        writer = store.begin_trace(None, flush=FlushPolicy(background=background))
+        extend = writer.extend
+        imp, ok = str(EventKind.IMPORT), str(Outcome.OK)
+        for start in range(0, n, RECORDER_BATCH):
+            extend([(1, imp, INTERFACE, FUNCTION, inp, out, 0, ok, None, None, 1500 + i, 0)
+                    for i in range(min(RECORDER_BATCH, n - start))])  # fmt: skip
         writer.finish()
 
 
@@ -89,8 +103,9 @@ def run_baseline(path: Path, n: int, inp: bytes, out: bytes) -> None:
 
 VARIANTS: dict[str, Callable[[Path, int, bytes, bytes], None]] = {
     "baseline": run_baseline,
-    "writer": lambda p, n, i, o: run_writer(p, n, i, o, True),
-    "writer inline": lambda p, n, i, o: run_writer(p, n, i, o, False),
+    "writer": run_writer_batches,
+    "writer append": lambda p, n, i, o: run_writer(p, n, i, o, True),
+    "writer inline": lambda p, n, i, o: run_writer_batches(p, n, i, o, False),
     "chain only": run_chain_only,
 }
 
