@@ -61,7 +61,7 @@ def sexpr_tree(nodes: int) -> tuple[Value, Any]:
         count += 2  # variant + payload
         i += 1
     while len(level) > 1:
-        nxt = []
+        nxt: list[tuple[Value, Any]] = []
         for j in range(0, len(level), 4):
             group = level[j : j + 4]
             lst = List(SEXPR, [v for v, _ in group])
@@ -73,7 +73,7 @@ def sexpr_tree(nodes: int) -> tuple[Value, Any]:
 def shapes(tree_nodes: int = 100_000) -> dict[str, tuple[Value, Any]]:
     """The shapes compared, each as (Value, plain Python twin); ``tree_nodes`` sizes the
     sexpr tree (smaller only for smoke runs)."""
-    fields = []
+    fields: list[tuple[str, Value]] = []
     plain: dict[str, Any] = {}
     for k in range(16):
         if k % 3 == 0:

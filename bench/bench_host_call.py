@@ -130,10 +130,14 @@ class PlainWasmtime:
         module = wasmtime.Module(engine, wasm)
         instance = linker.instantiate(self.store, module)
         exports = instance.exports(self.store)
-        self.memory: wasmtime.Memory = exports["memory"]
-        self.alloc: wasmtime.Func = exports["__pack_alloc"]
-        self.free: wasmtime.Func = exports["__pack_free"]
-        self.raw_calls: wasmtime.Func = exports["raw_calls"]
+        memory, alloc, free, raw_calls = (
+            exports[n] for n in ("memory", "__pack_alloc", "__pack_free", "raw_calls")
+        )
+        assert isinstance(memory, wasmtime.Memory)
+        assert isinstance(alloc, wasmtime.Func)
+        assert isinstance(free, wasmtime.Func)
+        assert isinstance(raw_calls, wasmtime.Func)
+        self.memory, self.alloc, self.free, self.raw_calls = memory, alloc, free, raw_calls
 
     def run(self, n: int) -> Value:
         data = encode(S64(n))

@@ -57,7 +57,7 @@ def run_record(runtime: Runtime, n: int, db: Path) -> float:
 def run_index(db: Path, *, text: bool) -> float:
     original = index_module.value_text
     if not text:
-        index_module.value_text = lambda data: None  # type: ignore[assignment]
+        index_module.value_text = lambda data: None
     try:
         with TraceStore(db) as store:
             t = time.perf_counter()

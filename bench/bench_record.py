@@ -39,7 +39,7 @@ from packr_replay.abi import S64
 from packr_replay.replay import Recorder, replay_source
 from packr_replay.runtime import Runtime
 from packr_replay.runtime.demo import DemoHost, example_guest
-from packr_replay.storage import TraceStore
+from packr_replay.storage import FlushPolicy, TraceStore
 
 FUEL = 10**13
 
@@ -117,6 +117,64 @@ def ratios(n: int, rounds: int) -> dict[str, Any]:
         "replay_us_per_call": statistics.median(rep) / n * 1e6,
         "api_replay_us_per_call": statistics.median(e2e) / n * 1e6,
         "seconds": {"live": live, "record": rec, "replay": rep, "api.replay": e2e},
+    }
+
+
+class _DropSink:
+    """An EventSink that drops every event: the Recorder's own cost, no store."""
+
+    def extend(self, rows: list[tuple[Any, ...]]) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+
+def run_record_parts(runtime: Runtime, n: int, db: Path, part: str) -> float:
+    """One recorded run with part of the recording stack: ``drop`` (Recorder, events
+    dropped), ``inline`` (Recorder + store, commits on the guest's thread) or
+    ``background`` (the default: commits on the writer's thread)."""
+    module = runtime.load_module(example_guest("bench"))
+    if part == "drop":
+        inst = module.instantiate(DemoHost(), interceptor=Recorder(_DropSink()))  # type: ignore[arg-type]
+        t = time.perf_counter()
+        inst.call_with_value("calls", S64(n))
+        return time.perf_counter() - t
+    with TraceStore(db, create=True) as store:
+        sha = store.add_module(module.wasm, "bench")
+        writer = store.begin_trace(sha, label=part, flush=FlushPolicy(background=part == "background"))
+        inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
+        t = time.perf_counter()
+        inst.call_with_value("calls", S64(n))
+        writer.finish()
+        return time.perf_counter() - t
+
+
+def record_parts(n: int, rounds: int) -> dict[str, Any]:
+    """Where record overhead goes: each part of the stack ÷ the live run, per round."""
+    runtime = Runtime(fuel=FUEL)
+    parts = ("drop", "inline", "background")
+    live: list[float] = []
+    runs: dict[str, list[float]] = {p: [] for p in parts}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            live.append(run_live(runtime, n))
+            for part in parts:
+                db = Path(tmp) / f"{part}-{r}.db"
+                runs[part].append(run_record_parts(runtime, n, db, part))
+                for f in Path(tmp).glob(f"{db.name}*"):
+                    f.unlink()
+    return {
+        "calls": n,
+        "rounds": rounds,
+        "live_us_per_call": statistics.median(live) / n * 1e6,
+        "parts": {
+            part: {
+                "vs_live": _stats([b / a for a, b in zip(live, xs, strict=True)]),
+                "us_per_call": statistics.median(xs) / n * 1e6,
+            }
+            for part, xs in runs.items()
+        },
     }
 
 

@@ -130,6 +130,12 @@ def _child_scaling(p: Profile) -> dict[str, Any]:
     return bench_record.scaling(list(p.scaling_sizes), p.scaling_rounds)
 
 
+def _child_record_parts(p: Profile) -> dict[str, Any]:
+    from bench import bench_record
+
+    return bench_record.record_parts(p.record_calls, p.record_rounds)
+
+
 def _child_index(p: Profile) -> dict[str, Any]:
     from bench import bench_index
 
@@ -142,6 +148,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "host_call": ("typed host call vs bare wasmtime-py host call", _child_host_call),
     "store": ("trace store write rate and size", _child_store),
     "record": ("record and replay vs live, bench.wasm calls(n)", _child_record),
+    "record_parts": ("where record overhead goes: the stack in parts vs live", _child_record_parts),
     "index": ("what indexing at record time would add (informational)", _child_index),
     "scaling": ("record, replay and diff cost per call by run length", _child_scaling),
     "diff": ("diff_traces on two large traces: time and peak RSS", _child_diff),
@@ -370,11 +377,32 @@ def figures_index(r: dict[str, Any], p: Profile) -> list[Figure]:
     ]  # fmt: skip
 
 
+def figures_record_parts(r: dict[str, Any], p: Profile) -> list[Figure]:
+    what = {
+        "drop": ("1a", "recording, events dropped",
+                 "a Recorder whose sink drops every event (no store) ÷ live"),
+        "inline": ("1b", "recording, store commits inline",
+                   "Recorder + trace store committing on the guest's thread ÷ live"),
+        "background": ("1c", "recording, store commits in background",
+                       "Recorder + trace store, the default (committer thread) ÷ live"),
+    }  # fmt: skip
+    figures = []
+    for part, (number, title, text) in what.items():
+        v = r["parts"][part]
+        s = v["vs_live"]
+        figures.append(Figure(number, title, f"{text}, calls({_size(r['calls'])})", "x",
+                              s["median"], s["min"], s["max"],
+                              note=f"{v['us_per_call']:.2f} µs/call; live "
+                                   f"{r['live_us_per_call']:.2f}"))  # fmt: skip
+    return figures
+
+
 FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "codec": figures_codec,
     "host_call": figures_host_call,
     "store": figures_store,
     "record": figures_record,
+    "record_parts": figures_record_parts,
     "index": figures_index,
     "scaling": figures_scaling,
     "diff": figures_diff,
