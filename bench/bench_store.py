@@ -5,10 +5,10 @@
 Variants, each run ``--repeat`` times interleaved (best and median reported):
 
 * ``writer``          TraceWriter.extend in batches of 512 freshly built rows + finish,
-                      default FlushPolicy (commits on a background thread): the
+                      default FlushPolicy (commits on the writing thread): the
                       Recorder's path (it batches 512 events per extend)
 * ``writer append``   TraceWriter.append, one call per event (the single-event API)
-* ``writer inline``   ``writer`` with ``FlushPolicy(background=False)``
+* ``writer background`` ``writer`` with ``FlushPolicy(background=True)`` (a committer thread)
 * ``chain only``      packing + SHA-256 chaining the same events, no storage (the floor)
 * ``baseline``        plain ``executemany`` of the same events as rows of a 14-column
                       table (no hashing), as many rows per transaction as the writer
@@ -52,7 +52,7 @@ def run_writer(path: Path, n: int, inp: bytes, out: bytes, background: bool) -> 
         writer.finish()
 
 
-def run_writer_batches(path: Path, n: int, inp: bytes, out: bytes, background: bool = True) -> None:
+def run_writer_batches(path: Path, n: int, inp: bytes, out: bytes, background: bool = False) -> None:
     with TraceStore(path, create=True) as store:
         writer = store.begin_trace(None, flush=FlushPolicy(background=background))
         extend = writer.extend
@@ -104,8 +104,8 @@ def run_baseline(path: Path, n: int, inp: bytes, out: bytes) -> None:
 VARIANTS: dict[str, Callable[[Path, int, bytes, bytes], None]] = {
     "baseline": run_baseline,
     "writer": run_writer_batches,
-    "writer append": lambda p, n, i, o: run_writer(p, n, i, o, True),
-    "writer inline": lambda p, n, i, o: run_writer_batches(p, n, i, o, False),
+    "writer append": lambda p, n, i, o: run_writer(p, n, i, o, False),
+    "writer background": lambda p, n, i, o: run_writer_batches(p, n, i, o, True),
     "chain only": run_chain_only,
 }
 
@@ -164,14 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     print()
     print(
-        f"{'variant':<15}{'events/s best':>15}{'median':>12}{'x baseline':>12}{'bytes/event':>13}{'overhead':>10}"
+        f"{'variant':<19}{'events/s best':>15}{'median':>12}{'x baseline':>12}{'bytes/event':>13}{'overhead':>10}"
     )
     for name, v in result["variants"].items():
         size = v["bytes_per_event"]
         size_text = (
             f"{size:13.1f}{v['overhead_bytes_per_event']:10.1f}" if size else f"{'-':>13}{'-':>10}"
         )
-        print(f"{name:<15}{v['best']:15,.0f}{v['median']:12,.0f}{v['best'] / base:12.2f}{size_text}")
+        print(f"{name:<19}{v['best']:15,.0f}{v['median']:12,.0f}{v['best'] / base:12.2f}{size_text}")
 
 
 if __name__ == "__main__":

@@ -663,8 +663,9 @@ STANDING_NOTES = [
     "event is read, decoded into its fields and compared; its peak RSS includes the "
     "interpreter and every import.",
     "The store write rate (4) runs through `TraceWriter.extend` in batches of 512 rows, as "
-    "the Recorder hands them over, with the default flush policy (commits on a background "
-    "thread); `writer append` in the details is the one-event-per-call API.",
+    "the Recorder hands them over, with the default flush policy (commits on the writing "
+    "thread; `writer background` uses a committer thread); `writer append` in the details "
+    "is the one-event-per-call API.",
 ]
 
 

@@ -58,15 +58,19 @@ _FINAL = frozenset(
 class FlushPolicy:
     """When buffered events are committed (whichever threshold is reached first).
 
-    ``background`` commits on a thread of the writer's own (overlapping SQLite's I/O
-    with hashing), which may hold up to ``max_queued`` bytes of segments waiting for
-    the disk; ``False`` commits on the recording thread.
+    ``background=True`` commits on a thread of the writer's own, which may hold up to
+    ``max_queued`` bytes of segments waiting for the disk; the default commits on the
+    recording thread. Measured on 2 CPUs (``python -m bench``, figures 1b/1c), recording
+    a guest is cheaper inline (1.6x live against 2.0x): the guest's thread re-takes
+    the GIL at every host call, and a committer thread contending for it costs more
+    than the SQLite I/O it overlaps. A bulk writer that does not run a guest (import,
+    a writer of its own) may still gain from it.
     """
 
     max_events: int = 1024
     max_bytes: int = 1024 * 1024
     max_delay: float = 0.1
-    background: bool = True
+    background: bool = False
     max_queued: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:

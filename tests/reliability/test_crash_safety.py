@@ -3,7 +3,7 @@ random points: the file opens, its hash chains verify, the trace reads ``incompl
 and it replays up to the cut with a clear "the trace ended there" report.
 
 tests/storage/test_processes.py kills a bare TraceWriter loop; this kills the whole
-recording stack (runtime, Recorder batching, the writer's background commits) in the
+recording stack (runtime, Recorder batching, the writer's commits) in the
 middle of a guest's run: ``bench`` (one export making endless import calls, so the cut
 lands inside an export) and ``clock_actor`` (endless short exports, so the cut lands
 anywhere, boundaries included).
