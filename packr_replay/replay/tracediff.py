@@ -14,6 +14,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
@@ -156,7 +157,7 @@ def diff_traces(
 ) -> TraceDiff:
     """Compare two traces event by event (see the module docstring)."""
     result = TraceDiff()
-    sa, sb = _Stream(iter(a.records()), window), _Stream(iter(b.records()), window)
+    ita, itb = iter(a.records()), iter(b.records())
     # Counters per call identity (kind, interface, function): [a, b, changed, inserted, removed]
     counts: dict[tuple[Any, ...], list[int]] = {}
     tally: Counter[EventChange] = Counter()
@@ -179,7 +180,40 @@ def diff_traces(
             if len(result.changes) < max_changes:
                 result.changes.append(tc)
 
+    # Lockstep while both traces make the same calls (the common case: two runs of one
+    # guest), with no look-ahead buffers; the first unmatched pair, or the end of one
+    # trace, hands over to the windowed loop below.
     equal = 0
+    lockstep = 0
+    left: list[Record] = []
+    right: list[Record] = []
+    next_b = itb.__next__
+    for ra in ita:
+        try:
+            rb = next_b()
+        except StopIteration:
+            left.append(ra)
+            break
+        fa, fb = ra[0], rb[0]
+        key = fa[2:5]
+        if key != fb[2:5]:
+            left.append(ra)
+            right.append(rb)
+            break
+        lockstep += 1
+        c = counts.get(key)
+        if c is None:
+            c = counts[key] = [0, 0, 0, 0, 0]
+        c[0] += 1
+        c[1] += 1
+        if fa[5:11] == fb[5:11]:
+            equal += 1
+        else:
+            c[2] += 1
+            note(EventChange.CHANGED, ra, rb)
+    sa = _Stream(chain(left, ita), window)
+    sb = _Stream(chain(right, itb), window)
+    sa.count = sb.count = lockstep
     while True:
         x, y = sa.head(), sb.head()
         if x is None and y is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +137,38 @@ class TestDiffTraces:
         assert d.first.b.function == "extra"
         back = diff_traces(b, a)
         assert (back.changed, back.inserted, back.removed) == (0, 0, 1)
+
+    @pytest.mark.parametrize("extra", [1, 3])
+    def test_one_trace_a_prefix_of_the_other(self, extra: int) -> None:
+        calls = [("i", f"f{k}", S64(k), S64(k)) for k in range(6)]
+        short, long = _trace(*calls[: 6 - extra]), _trace(*calls)
+        d = diff_traces(short, long)
+        assert (d.equal, d.changed, d.inserted, d.removed) == (d.events_a, 0, extra, 0)
+        assert d.events_b == d.events_a + extra
+        back = diff_traces(long, short)
+        assert (back.equal, back.changed, back.inserted, back.removed) == (d.events_a, 0, 0, extra)
+
+    def test_changes_before_and_after_an_insertion_are_all_counted(self) -> None:
+        calls = [("i", f"f{k}", S64(k), S64(k)) for k in range(8)]
+        changed = [("i", "f1", S64(1), S64(100))]
+        a = _trace(*calls)
+        b = _trace(calls[0], *changed, *calls[2:5], ("i", "extra", S64(0), S64(0)),
+                   calls[5], ("i", "f6", S64(6), S64(600)), calls[7])  # fmt: skip
+        d = diff_traces(a, b)
+        assert (d.changed, d.inserted, d.removed) == (2, 1, 0)
+        assert d.equal + d.changed + d.removed == d.events_a
+        assert d.equal + d.changed + d.inserted == d.events_b
+        assert d.first is not None
+        assert d.first.change is EventChange.CHANGED
+        assert [c.change for c in d.changes] == [EventChange.CHANGED, EventChange.INSERTED, EventChange.CHANGED]
+
+    def test_traces_that_differ_from_the_first_event(self) -> None:
+        a = _trace(("i", "f", S64(1), S64(2)))
+        b = _trace(("j", "g", S64(1), S64(2)))
+        d = diff_traces(a, b)
+        assert d.equal == 2  # the export and its return
+        assert (d.inserted, d.removed) == (1, 1)
+        assert d.events_a == d.events_b == 3
 
     def test_real_runs_of_the_clock_actor(self, guest: Callable[[str], Module], tmp_path: Path) -> None:
         db = tmp_path / "t.db"
