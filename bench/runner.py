@@ -462,7 +462,8 @@ def _git() -> str | None:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                              capture_output=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "packr_replay", "bench"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "packr_replay", "bench",
+                                ":!bench/results.json"],
                                cwd=ROOT, text=True, capture_output=True, check=True).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return None
