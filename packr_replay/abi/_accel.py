@@ -11,19 +11,16 @@ the Python implementation, so both give the same results.
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .._native import PURE_PYTHON, bind, import_accelerator
 from .limits import DEFAULT_LIMITS, Limits
 from .types import PRIMITIVE_TYPES, ValueType
 from .values import _CLASS_BY_KIND, _U8_CACHE
 
 __all__ = ["ACCELERATED", "PURE_PYTHON", "UNAVAILABLE_REASON", "speedups"]
-
-PURE_PYTHON: bool = os.environ.get("PACKR_REPLAY_PURE_PYTHON", "") not in ("", "0")
 
 #: The rules of encoder.py/decoder.py that _speedups.c follows, numbered: bump it here and
 #: in _speedups.c (``CONTRACT``) together when they change, so a stale build is not used.
@@ -32,12 +29,9 @@ CONTRACT = 1
 
 def load() -> tuple[ModuleType | None, str | None]:
     """Import and configure the extension: ``(module, None)`` or ``(None, why not)``."""
-    try:
-        _speedups = importlib.import_module(f"{__package__}._speedups")
-    except ImportError as exc:
-        return None, f"the C extension is not built or cannot load ({exc})"
-    if getattr(_speedups, "CONTRACT", None) != CONTRACT:
-        return None, "the C extension is stale (built from another _speedups.c): reinstall"
+    _speedups, reason = import_accelerator(__package__ or "packr_replay.abi", CONTRACT)
+    if _speedups is None:
+        return None, reason
     try:
         _speedups.configure(
             {
@@ -59,29 +53,13 @@ def load() -> tuple[ModuleType | None, str | None]:
 
 speedups: ModuleType | None
 UNAVAILABLE_REASON: str | None
-if PURE_PYTHON:
-    speedups, UNAVAILABLE_REASON = None, "PACKR_REPLAY_PURE_PYTHON is set"
-else:
-    speedups, UNAVAILABLE_REASON = load()
+speedups, UNAVAILABLE_REASON = load()
 
 #: True when encode/decode run the C accelerator (with Python as the fallback).
 ACCELERATED: bool = speedups is not None
 
 
 def select(module_name: str, **python: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
-    """The implementations to bind in ``module_name``: C ones when accelerated.
-
-    ``python`` maps each public name to its Python implementation, which the C function
-    falls back to (registered here under ``py_<name>``). The C functions report
-    ``module_name`` as their module, so pickles name the public function, which
-    resolves in any process, accelerated or not.
-    """
-    if speedups is None:
-        return dict(python)
-    speedups.configure({f"py_{name}": fn for name, fn in python.items()})
-    chosen: dict[str, Callable[..., Any]] = {}
-    for name in python:
-        fn = getattr(speedups, name)
-        fn.__module__ = module_name
-        chosen[name] = fn
-    return chosen
+    """The implementations to bind in ``module_name``: C ones when accelerated (see
+    :func:`packr_replay._native.bind`)."""
+    return bind(speedups, module_name, python)

@@ -322,8 +322,7 @@ ALLOWED = {
     ("runtime/fastcall.py", "exec"): "a callback generated from whitelisted wasm value types",
     ("cli/hosts.py", "import_module"): "the --host module named on the command line",
     ("cli/app.py", "import_module"): "the CLI's own command modules",
-    ("abi/_accel.py", "import_module"): "the package's own C accelerator",
-    ("storage/_accel.py", "import_module"): "the package's own C accelerator",
+    ("_native.py", "import_module"): "the package's own C accelerators (abi, storage)",
 }
 #: Names that load or run code; ``eval``/``exec``/``compile`` only as bare calls.
 LOADERS = {"pickle", "cPickle", "marshal", "shelve", "dill", "yaml", "jsonpickle",
