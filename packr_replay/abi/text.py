@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..errors import AbiError
+from .decoder import decode
 from .floats import format_f32, format_f64
+from .limits import Limits
 from .parse import parse_type, parse_value
 from .types import Kind, ValueType, format_type
 from .values import (
@@ -40,7 +43,7 @@ from .values import (
     Variant,
 )
 
-__all__ = ["format_value", "parse_type", "parse_value"]
+__all__ = ["format_value", "parse_type", "parse_value", "preview_bytes"]
 
 
 # ================================================================ value display
@@ -199,3 +202,12 @@ def format_value(value: Value, limit: int | None = None) -> str:
         if size > limit:
             return "".join(out)[:limit] + "..."
     return "".join(out)
+
+
+def preview_bytes(data: bytes, limit: int, limits: Limits | None = None) -> str:
+    """Encoded bytes as packr text cut at ``limit`` characters, for reports and lists;
+    bytes that are not valid CGRF read ``<N bytes, not valid CGRF: reason>``."""
+    try:
+        return format_value(decode(data, limits), limit=limit)
+    except AbiError as exc:
+        return f"<{len(data)} bytes, not valid CGRF: {exc}>"

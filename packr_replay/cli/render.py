@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..abi import AbiError, EncodedValue
-from ..abi.text import format_value
+from ..abi.text import format_value, preview_bytes
 from ..replay import Difference, ReplayDivergence, TraceChange, TraceDiff
 from ..replay.matchers import CallKey
 from ..storage import Event, TraceInfo
@@ -149,12 +149,7 @@ class LazyProgress:
 
 def preview(data: bytes | None, limit: int = 80) -> str:
     """A value as packr text cut to ``limit`` characters; ``-`` for no value."""
-    if data is None:
-        return "-"
-    try:
-        return format_value(EncodedValue(data).value, limit=limit)
-    except AbiError as exc:
-        return f"<{len(data)} bytes, not valid CGRF: {exc}>"
+    return "-" if data is None else preview_bytes(data, limit)
 
 
 def value_json(data: bytes | None) -> tuple[str | None, str | None]:

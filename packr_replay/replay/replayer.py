@@ -19,7 +19,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
-from ..abi.text import format_value
+from ..abi.text import preview_bytes
 from ..errors import HostFunctionError, ReplayDivergence, ReplayError, TraceExhausted
 from ..runtime import CallInterceptor, ExportCall, ImportReply
 from ..storage.model import Event, EventKind, Outcome
@@ -55,12 +55,7 @@ class ReplayStopped(ReplayError):
 
 
 def _preview(data: bytes | None, limit: int = 120) -> str:
-    if data is None:
-        return "-"
-    try:
-        return format_value(EncodedValue(data).value, limit=limit)
-    except AbiError as exc:
-        return f"<{len(data)} bytes, not valid CGRF: {exc}>"
+    return "-" if data is None else preview_bytes(data, limit)
 
 
 def describe_event(event: Event) -> str:

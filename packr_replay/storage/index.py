@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..abi import AbiError, Limits, decode, format_value
+from ..abi import Limits
+from ..abi.text import preview_bytes
 from ..errors import StoreError, TraceFormatError
 from .codec import RawRecord
 from .sqlite import translate_errors
@@ -66,10 +67,7 @@ def value_text(data: bytes | None) -> str | None:
     """
     if data is None or len(data) > TEXT_MAX_BYTES:
         return None
-    try:
-        return format_value(decode(data, _TEXT_LIMITS), limit=TEXT_MAX_CHARS)
-    except AbiError as exc:
-        return f"<{len(data)} bytes, not valid CGRF: {exc}>"
+    return preview_bytes(data, TEXT_MAX_CHARS, _TEXT_LIMITS)
 
 
 def index_row(trace_id: int, record: RawRecord) -> tuple[Any, ...]:
