@@ -26,10 +26,11 @@ import msgpack
 
 from .._version import __version__
 from ..errors import IntegrityError, StoreError, TraceFormatError
+from . import codec
 from .chain import SegmentBuilder
 from .codec import MAX_BLOB_BYTES, check_meta, decode_records, new_unpacker, pack_meta
 from .model import TraceInfo, TraceStatus, chain_genesis
-from .reader import Trace, decode_segment
+from .reader import Trace
 from .rows import find_uuid, insert_segment, insert_trace, now_iso
 from .schema import TRACE_FORMAT_VERSION, newer_format_message
 from .sqlite import translate_errors
@@ -99,7 +100,9 @@ def export_trace(store: TraceStore, trace: Trace, fileobj: IO[bytes]) -> int:
     for segment in trace.segments():
         if written >= count:
             break
-        for _fields, digest in decode_segment(segment):  # validates before sending
+        # Validated and checked against the chain before sending: an altered event stops
+        # the export with an IntegrityError instead of travelling in the stream.
+        for _fields, digest in codec.decode_segment(segment[3], segment[0], segment[1], head, info.id):
             head = digest
         written += segment[1]
         chunk.append(segment[3])

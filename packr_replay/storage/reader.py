@@ -35,6 +35,14 @@ def decode_segment(segment: Segment) -> Iterator[RawRecord]:
     yield from codec.decode_segment(data, first_seq, count)
 
 
+def _check_head(trace_id: int, last: int, chained: bytes | None, head: bytes) -> None:
+    """A segment's stored head hash must be the chain's hash at its last event."""
+    if chained != head:
+        raise IntegrityError(
+            trace_id, last, f"trace {trace_id}: event {last}: the segment's head hash differs"
+        )
+
+
 class Trace:
     """A trace in a :class:`TraceStore`; implements :class:`EventSource`.
 
@@ -100,7 +108,8 @@ class Trace:
                 yield event_from_record(fields, digest)
 
     def event(self, seq: int) -> Event:
-        """The event at ``seq`` (its segment is decoded once and kept for its neighbours)."""
+        """The event at ``seq`` (its segment is decoded, checked against the chain from
+        the segment before it, and kept for its neighbours)."""
         if seq < 0:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
         cached = self._cache
@@ -114,12 +123,16 @@ class Trace:
             ).fetchone()
         if row is None:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
-        segment = self._checked(row)
-        if seq >= segment[0] + segment[1]:
+        first_seq, count, head, data = self._checked(row)
+        if seq >= first_seq + count:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
-        records = list(decode_segment(segment))
-        self._cache = (segment[0], records)
-        return event_from_record(*records[seq - segment[0]])
+        trace_id = self._info.id
+        records = list(
+            codec.decode_segment(data, first_seq, count, self._chain_before(first_seq), trace_id)
+        )
+        _check_head(trace_id, first_seq + count - 1, records[-1][1], head)
+        self._cache = (first_seq, records)
+        return event_from_record(*records[seq - first_seq])
 
     def exports(self) -> list[ExportCall]:
         """Every export call paired with its return (other events are not decoded)."""
@@ -169,10 +182,7 @@ class Trace:
                     if record[0][0] >= start:
                         yield record
             last = first_seq + count - 1
-            if prev != head:
-                raise IntegrityError(
-                    trace_id, last, f"trace {trace_id}: event {last}: the segment's head hash differs"
-                )
+            _check_head(trace_id, last, prev, head)
         if info.head_hash is not None and last + 1 >= start:
             if last + 1 != info.event_count:
                 seq = min(last + 1, info.event_count)

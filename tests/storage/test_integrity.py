@@ -215,3 +215,23 @@ class TestReadingChecksTheChain:
         rewrite(store.path, trace_id, first, bytes(out))
         assert store.verify(trace_id).ok
         assert len(list(store.trace(trace_id).events())) == 100
+
+    def test_one_event_by_seq_checks_its_segment(self, store: TraceStore) -> None:
+        trace_id = make_trace(store)
+        first, data = segment_of(store.path, trace_id, 37)
+        at, _ = record_offsets(data, first, 37)
+        rewrite(store.path, trace_id, first, data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+        trace = store.trace(trace_id)
+        assert trace.event(25).seq == 25  # another segment
+        with pytest.raises(IntegrityError, match="event 37 does not match"):
+            trace.event(31)  # same segment as the altered event
+
+    def test_export_stops_at_an_altered_event(self, store: TraceStore) -> None:
+        import io
+
+        trace_id = make_trace(store)
+        first, data = segment_of(store.path, trace_id, 63)
+        at, _ = record_offsets(data, first, 63)
+        rewrite(store.path, trace_id, first, data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+        with pytest.raises(IntegrityError, match="event 63 does not match"):
+            store.export_trace(trace_id, io.BytesIO())
