@@ -28,3 +28,28 @@ class TestCommands:
 
     def test_ci_script_fails_fast(self) -> None:
         assert "set -euo pipefail" in (ROOT / ".ci" / "run").read_text()
+
+
+class TestVectors:
+    """The golden vectors ship with the repository, and their absence fails the run."""
+
+    def test_the_repository_has_its_own_copy(self) -> None:
+        folder = ROOT / "tests" / "vectors"
+        for name in ("encode", "decode", "text", "hash"):
+            assert (folder / f"{name}_vectors.public.json").is_file()
+        assert "Rust" in (folder / "README.md").read_text()  # the provenance travels with them
+
+    def test_missing_vectors_fail_collection_loudly(self, tmp_path: Path) -> None:
+        import subprocess
+        import sys
+
+        code = (
+            "from tests import golden_vectors as v\n"
+            "try:\n    v.cases('encode')\nexcept v.MissingVectors as e:\n    print('refused:', e)\n"
+        )
+        env = {"PACKR_VECTORS": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+            check=True,
+        )
+        assert out.stdout.startswith("refused: no encode vectors in")

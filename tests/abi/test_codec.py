@@ -44,7 +44,7 @@ from packr_replay.abi import (
 )
 from packr_replay.errors import PackrReplayError
 from tests.strategies import has_nan, values
-from tests.vectors import cases, value_from_json
+from tests.golden_vectors import cases, value_from_json
 
 HEADER = b"CGRF\x02\x00\x00\x00"
 

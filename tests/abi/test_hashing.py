@@ -31,7 +31,7 @@ from packr_replay.abi.hashing import (
     to_hex,
     to_u64s,
 )
-from tests.vectors import cases
+from tests.golden_vectors import cases
 
 
 def evaluate(expr: dict[str, Any]) -> bytes:

@@ -56,7 +56,7 @@ from packr_replay.abi.decoder import py_decode, py_decode_prefix
 from packr_replay.abi.encoder import py_encode
 from packr_replay.abi.types import Kind
 from packr_replay.abi.values import _U8_CACHE
-from tests.vectors import cases, value_from_json
+from tests.golden_vectors import cases, value_from_json
 
 sp: Any = _accel.speedups
 pytestmark = pytest.mark.skipif(sp is None, reason=f"no C accelerator: {_accel.UNAVAILABLE_REASON}")

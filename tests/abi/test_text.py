@@ -46,7 +46,7 @@ from packr_replay.abi import (
 from packr_replay.abi import floats as float_module
 from packr_replay.abi.text import format_value, parse_type, parse_value
 from packr_replay.errors import AbiError, ParseError
-from tests.vectors import cases, value_from_json
+from tests.golden_vectors import cases, value_from_json
 
 # ---------------------------------------------------------------- reference data
 

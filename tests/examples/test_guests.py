@@ -46,7 +46,7 @@ from packr_replay.abi import (
     decode,
     encode,
 )
-from tests import vectors
+from tests import golden_vectors as vectors
 
 GUESTS_DIR = Path(__file__).resolve().parents[2] / "examples" / "guests"
 RESULT_PTR, RESULT_LEN, SCRATCH = 16384, 16388, 16392

@@ -1,4 +1,4 @@
-"""Loading packr's golden vectors (``../shared/vectors``) and their structured JSON.
+"""Loading packr's golden vectors (``tests/vectors``) and their structured JSON.
 
 The JSON form is described in the vectors' README: one-key objects per value kind,
 float bit patterns as big-endian hex, types as names or one-key objects.
@@ -37,17 +37,30 @@ from packr_replay.abi import (
     Variant,
 )
 
-VECTORS_DIR = Path(
-    os.environ.get("PACKR_VECTORS", Path(__file__).resolve().parents[2] / "shared" / "vectors")
-)
+# The project's own copy (provenance in its README); PACKR_VECTORS points elsewhere, e.g.
+# at a folder that also holds the held-back ``*.hidden.json`` parts.
+VECTORS_DIR = Path(os.environ.get("PACKR_VECTORS", Path(__file__).resolve().parent / "vectors"))
+
+
+class MissingVectors(RuntimeError):
+    """No golden vectors where they should be: a run without them proves nothing."""
 
 
 @cache
 def load(name: str) -> list[dict[str, Any]]:
-    """Cases of ``<name>_vectors.public.json`` (and any ``*.hidden.json`` beside it)."""
+    """Cases of ``<name>_vectors.public.json`` (and any ``*.hidden.json`` beside it).
+
+    Raises :class:`MissingVectors` rather than returning nothing, so a missing or
+    misdirected folder fails collection instead of silently skipping parametrised tests.
+    """
     cases: list[dict[str, Any]] = []
     for path in sorted(VECTORS_DIR.glob(f"{name}_vectors*.json")):
         cases.extend(json.loads(path.read_text()))
+    if not cases:
+        raise MissingVectors(
+            f"no {name} vectors in {VECTORS_DIR} (expected {name}_vectors.public.json; "
+            "PACKR_VECTORS overrides the folder)"
+        )
     return cases
 
 
@@ -56,6 +69,8 @@ def cases(name: str, **where: Any) -> list[Any]:
     import pytest
 
     selected = [c for c in load(name) if all(c.get(k) == v for k, v in where.items())]
+    if not selected:
+        raise MissingVectors(f"no {name} vectors match {where} in {VECTORS_DIR}")
     return [pytest.param(c, id=c["name"]) for c in selected]
 
 
