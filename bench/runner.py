@@ -67,6 +67,7 @@ class Profile:
     scaling_rounds: int
     index_calls: int
     index_rounds: int
+    startup_rounds: int
 
 
 PROFILES = {
@@ -74,19 +75,19 @@ PROFILES = {
         "quick", record_calls=5_000, record_rounds=3, host_calls=300, host_rounds=3,
         store_events=10_000, store_repeat=2, diff_events=10_000, diff_repeats=2,
         codec_rounds=1, codec_tree=5_000, scaling_sizes=(1_000, 5_000), scaling_rounds=1,
-        index_calls=5_000, index_rounds=2,
+        index_calls=5_000, index_rounds=2, startup_rounds=3,
     ),
     "default": Profile(
         "default", record_calls=100_000, record_rounds=5, host_calls=2_000, host_rounds=7,
         store_events=200_000, store_repeat=5, diff_events=100_000, diff_repeats=3,
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000),
-        scaling_rounds=3, index_calls=50_000, index_rounds=5,
+        scaling_rounds=3, index_calls=50_000, index_rounds=5, startup_rounds=21,
     ),
     "full": Profile(
         "full", record_calls=100_000, record_rounds=7, host_calls=2_000, host_rounds=9,
         store_events=200_000, store_repeat=7, diff_events=1_000_000, diff_repeats=3,
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000, 1_000_000),
-        scaling_rounds=2, index_calls=50_000, index_rounds=5,
+        scaling_rounds=2, index_calls=50_000, index_rounds=5, startup_rounds=31,
     ),
 }  # fmt: skip
 
@@ -142,6 +143,12 @@ def _child_index(p: Profile) -> dict[str, Any]:
     return bench_index.run(p.index_calls, p.index_rounds)
 
 
+def _child_startup(p: Profile) -> dict[str, Any]:
+    from bench import bench_startup
+
+    return bench_startup.run(p.startup_rounds)
+
+
 #: name -> (what it measures, the function a child process runs); in running order.
 BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "codec": ("CGRF codec vs msgpack on bench_codec.py's shapes", _child_codec),
@@ -152,6 +159,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "index": ("what indexing at record time would add (informational)", _child_index),
     "scaling": ("record, replay and diff cost per call by run length", _child_scaling),
     "diff": ("diff_traces on two large traces: time and peak RSS", _child_diff),
+    "startup": ("packr-replay --version / --help vs python -c pass", _child_startup),
 }
 
 
@@ -397,6 +405,24 @@ def figures_record_parts(r: dict[str, Any], p: Profile) -> list[Figure]:
     return figures
 
 
+def figures_startup(r: dict[str, Any], p: Profile) -> list[Figure]:
+    s, x = r["seconds"], r["vs_python"]
+    version, bare, helps = s["version"], s["python"], s["help"]
+    return [
+        Figure("8", "start-up: --version",
+               f"`{r['command']} --version` wall time in a fresh process, beside "
+               f"`python -c pass` in the same round ({r['rounds']} rounds)",
+               "s", version["median"], version["min"], version["max"],
+               Goal("<=", 0.3, "≤ 0.3 s"),
+               note=f"{x['version']['median']:.1f}x `python -c pass` "
+                    f"({fmt(bare['median'], 's')})"),
+        Figure("8b", "start-up: --help ÷ python -c pass",
+               f"`{r['command']} --help` ÷ `python -c pass`, same rounds",
+               "x", x["help"]["median"], x["help"]["min"], x["help"]["max"],
+               note=f"{fmt(helps['median'], 's')} for --help"),
+    ]  # fmt: skip
+
+
 FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "codec": figures_codec,
     "host_call": figures_host_call,
@@ -406,6 +432,7 @@ FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "index": figures_index,
     "scaling": figures_scaling,
     "diff": figures_diff,
+    "startup": figures_startup,
 }
 
 
@@ -637,6 +664,14 @@ def _details(report: dict[str, Any]) -> list[str]:
                 f"{r['peak_rss_mb']['max']:.0f} MB at most; a child that only imports "
                 f"packr_replay.api: {r['baseline_rss_mb']:.0f} MB."
             ]
+        elif name == "startup":
+            out += ["| run | median s | spread | ÷ python -c pass |", "|---|---|---|---|"]
+            for key, label in (("python", "python -c pass"), ("version", "--version"),
+                               ("help", "--help")):  # fmt: skip
+                v = r["seconds"][key]
+                ratio = "1.00x" if key == "python" else f"{r['vs_python'][key]['median']:.2f}x"
+                out.append(f"| {label} | {v['median']:.3f} | {v['min']:.3f}–{v['max']:.3f} | "
+                           f"{ratio} |")  # fmt: skip
         elif name == "index":
             out += ["| ratio | median | spread |", "|---|---|---|"]
             for key in ("record_vs_live", "record_rows_vs_live", "record_index_vs_live",

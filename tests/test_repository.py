@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -53,3 +55,8 @@ class TestVectors:
             check=True,
         )
         assert out.stdout.startswith("refused: no encode vectors in")
+
+    def test_an_empty_parametrization_fails_collection(self, pytestconfig: pytest.Config) -> None:
+        # Any test parametrised over nothing (vectors that did not load, a filter that
+        # matched none) fails the run instead of being skipped.
+        assert pytestconfig.getini("empty_parameter_set_mark") == "fail_at_collect"

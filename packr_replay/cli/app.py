@@ -2,6 +2,10 @@
 
 Commands live in one module per group; each module defines ``register(app)``. Adding a
 command group is one line in :data:`COMMAND_MODULES`.
+
+Startup stays light: the command modules import wasmtime, SQLite and rich only inside
+the commands that run, and help is plain text (``helptext``), so ``--version``,
+``--help`` and usage errors load neither wasmtime nor rich.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import typer.core
 
 from .._version import __version__
 from .errors import report_error
+from .helptext import format_command_help
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -63,8 +68,18 @@ def _usage_error(exc: Exception) -> int:
     return code
 
 
+class _Command(typer.core.TyperCommand):
+    """A command whose help is plain text with readable metavars (``helptext``)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        format_command_help(self, ctx, formatter)
+
+
 class _Group(typer.core.TyperGroup):
     """Turns every error into one line on stderr and an exit code (see ``cli.errors``)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        format_command_help(self, ctx, formatter)
 
     def main(  # type: ignore[override]
         self,
@@ -103,7 +118,7 @@ app = typer.Typer(
         "failed), 2 an error (usage, a bad file or value, an unknown trace)."
     ),
     invoke_without_command=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # help is helptext's plain text
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -138,6 +153,9 @@ def _root(
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__package__}.{_name}").register(app)
+for _info in app.registered_commands:
+    if _info.cls in (None, typer.core.TyperCommand):  # the default: plain help
+        _info.cls = _Command
 
 
 def main(argv: Sequence[str] | None = None) -> int:

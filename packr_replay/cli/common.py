@@ -7,12 +7,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..storage import Trace, TraceStore
 from .errors import fail
+
+if TYPE_CHECKING:
+    from ..storage import Trace, TraceStore
 
 __all__ = [
     "HostOpt",
@@ -48,6 +50,8 @@ def complete_trace(incomplete: str) -> list[str]:
     path, sep, _ = incomplete.rpartition("#")
     if not sep or not Path(path).is_file():
         return []  # the shell completes file names
+    from ..storage import TraceStore
+
     try:
         with TraceStore(path, readonly=True) as store:
             infos = store.traces()
@@ -106,6 +110,8 @@ def open_store(path: Path, *, readonly: bool = True) -> Iterator[TraceStore]:
     """An existing trace store, closed on exit."""
     if not path.exists():
         fail(f"{path}: no such file")
+    from ..storage import TraceStore
+
     with TraceStore(path, readonly=readonly) as store:
         yield store
 

@@ -14,10 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import api
 from ..abi import UNIT, String, Value
-from ..runtime.demo import DemoHost, example_guest
-from ..storage import TraceStore
 from . import render
 from .common import JsonOpt
 from .errors import DIFFERENT, fail
@@ -55,6 +52,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(path: Path, *, keep: bool, as_json: bool) -> None:
+    from .. import api
+    from ..runtime.demo import DemoHost, example_guest
+    from ..storage import TraceStore
+
     quiet = as_json
     console = render.out()
     esc = render.escape

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..replay import diff_traces
 from . import render
 from .common import JsonOpt, complete_trace, open_trace
 from .errors import DIFFERENT
@@ -41,6 +39,8 @@ def register(app: typer.Typer) -> None:
 
         Shows the first divergence with the value paths where the values part, the changes, and a per-function summary. A FILE alone means its newest trace.
         """
+        from ..replay import diff_traces
+
         with open_trace(a) as (_, ta), open_trace(b) as (_, tb):
             result = diff_traces(ta, tb, max_changes=max(limit, 1))
             info_a, info_b = ta.info, tb.info
@@ -76,6 +76,8 @@ def register(app: typer.Typer) -> None:
                     console.print(render.escape(str(change)))
             if total > len(more) + 1:
                 console.print(f"... {total - len(more) - 1} more (--limit N to see them)")
+            from rich.table import Table
+
             table = Table(title="per function", title_justify="left")
             for name in ("call", "a", "b", "changed", "inserted", "removed"):
                 table.add_column(name, justify="left" if name == "call" else "right")

@@ -12,9 +12,6 @@ from typing import IO, Annotated
 
 import typer
 
-from ..replay import redactor
-from ..replay.redact import matches_any
-from ..storage import TraceStore
 from . import render
 from .common import JsonOpt, TraceArg, TraceRefOpt, open_trace
 from .errors import fail
@@ -95,6 +92,8 @@ def register(app: typer.Typer) -> None:
 
         Every event's hash is checked on the way in and nothing is stored unless the whole stream is valid.
         """
+        from ..storage import TraceStore
+
         if source == "-":
             fileobj: IO[bytes] = sys.stdin.buffer
             with TraceStore(output, create=True) as store:
@@ -141,6 +140,10 @@ def register(app: typer.Typer) -> None:
 
         Anyone can replay it with nothing else: [bold]packr-replay play REPORT.db[/bold]. Redacted calls are served with their placeholders on replay, which says so; values the guest computed from them are not redacted, and a replay diverges where the placeholders change what the guest does.
         """
+        from ..replay import redactor
+        from ..replay.redact import matches_any
+        from ..storage import TraceStore
+
         patterns = list(redact or [])
         if output.exists() and not force:
             fail(f"{output} already exists (pass --force to overwrite it)")

@@ -21,15 +21,17 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..runtime import DemoHost, HostFunctionProvider, HostLinkerBuilder, Module
 from .errors import fail
 
-__all__ = ["Host", "check_imports", "resolve_host", "resolve_hosts"]
+if TYPE_CHECKING:  # the runtime (wasmtime) loads when a host is resolved
+    from ..runtime import HostFunctionProvider, HostLinkerBuilder, Module
 
-#: One resolved host: a function taking the builder, or a provider.
-Host = Callable[[HostLinkerBuilder], Any] | HostFunctionProvider
+    #: One resolved host: a function taking the builder, or a provider.
+    Host = Callable[[HostLinkerBuilder], Any] | HostFunctionProvider
+
+__all__ = ["Host", "check_imports", "resolve_host", "resolve_hosts"]
 
 
 def _load_file(path: Path) -> Any:
@@ -77,6 +79,8 @@ def _required_params(fn: Any) -> int:
 
 def _as_host(obj: Any, spec: str) -> list[Host]:
     """Turn the named object into a host spec (see the module docstring)."""
+    from ..runtime import HostFunctionProvider
+
     if inspect.isclass(obj):
         if not callable(getattr(obj, "register", None)):
             fail(f"--host {spec}: class {obj.__name__} has no register(builder) method")
@@ -116,6 +120,8 @@ def _as_host(obj: Any, spec: str) -> list[Host]:
 def resolve_host(spec: str) -> list[Host]:
     """One ``--host`` spec as a host (see the module docstring)."""
     if spec == "demo":
+        from ..runtime import DemoHost
+
         return [DemoHost()]
     target, sep, attr = spec.rpartition(":")
     if not sep or not target or not attr:
@@ -140,6 +146,7 @@ def check_imports(module: Module, hosts: list[Host]) -> None:
     """Refuse a guest whose function imports the hosts do not all provide, before any
     trace is started (instantiation would say the same, but after creating one)."""
     from ..errors import LinkError
+    from ..runtime import HostLinkerBuilder
 
     builder = HostLinkerBuilder().apply(hosts)
     missing = [

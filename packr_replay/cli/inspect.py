@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.table import Table
 
 from ..abi import AbiError, EncodedValue
 from ..abi.pretty import iter_pretty_lines
 from ..errors import MetadataError
-from ..runtime import Runtime
-from ..storage import Trace, TraceInfo, TraceStore
 from . import render
 from .common import (
     JsonOpt,
@@ -26,6 +23,9 @@ from .common import (
     split_spec,
 )
 from .errors import DIFFERENT, fail
+
+if TYPE_CHECKING:  # SQLite and wasmtime load when a command runs
+    from ..storage import Trace, TraceInfo, TraceStore
 
 __all__ = ["register"]
 
@@ -156,6 +156,8 @@ def _module_json(store: TraceStore, sha: str | None) -> tuple[dict[str, Any] | N
     """The module's description and any notes (no metadata, unreadable module...)."""
     if sha is None:
         return None, ["the trace has no stored module"]
+    from ..runtime import Runtime
+
     info = store.module_info(sha)
     mod = Runtime().load_module(store.module_bytes(sha), name=info.name)
     data: dict[str, Any] = {
@@ -268,6 +270,8 @@ def _show_info(path: str, store: TraceStore, trace: Trace, as_json: bool) -> Non
         f"[bold]events[/bold] {counts['events']} ({kinds.get('export', 0)} export calls, "
         f"{kinds.get('import', 0)} host calls, {render.human_bytes(counts['bytes'])} of values)"
     )
+    from rich.table import Table
+
     table = Table(show_edge=False, box=None, pad_edge=False)
     table.add_column("  call")
     table.add_column("count", justify="right")

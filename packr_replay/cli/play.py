@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import bdb
-import pdb
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import api
 from ..abi import AbiError, EncodedValue, Value
 from ..errors import ReplayDivergence
-from ..replay import ReplayReport, describe_event
-from ..replay.matchers import CallKey
-from ..storage import Event, Trace
 from . import render
 from .common import HostOpt, JsonOpt, TraceArg, TraceRefOpt, open_trace, split_spec
 from .errors import DIFFERENT
 from .hosts import resolve_hosts
+
+if TYPE_CHECKING:  # wasmtime and SQLite load when the command runs
+    from ..replay import ReplayReport
+    from ..storage import Event, Trace
 
 __all__ = ["debug_divergence", "register"]
 
@@ -46,6 +44,11 @@ def debug_divergence(divergence: ReplayDivergence, report: ReplayReport) -> None
     error (``divergence.__traceback__`` is the replay's stack) and ``report`` the whole
     replay report.
     """
+    import pdb
+
+    from ..replay.matchers import CallKey
+    from ..storage import Event
+
     expected_event = divergence.expected if isinstance(divergence.expected, Event) else None
     actual_call = divergence.actual if isinstance(divergence.actual, CallKey) else None
     expected = None
@@ -141,6 +144,8 @@ def register(app: typer.Typer) -> None:
         Exit 0 when the run reproduced (or stopped at --until), 1 when it diverged, with the full divergence report: which call, what was expected, what came, and where inside the values they differ.
         """
         path, ref = split_spec(trace, trace_ref)
+        from .. import api  # after the usage checks: they need no wasmtime
+
         with open_trace(str(path), None if ref is None else str(ref)) as (_, source):
             info = source.info
         redacted = [str(n) for n in info.meta.get("redacted") or []]
@@ -187,6 +192,8 @@ def register(app: typer.Typer) -> None:
             _show(report, redacted, stop_context, announced)
         if report.divergence is not None:
             if use_pdb:
+                import bdb
+
                 try:
                     debug_divergence(report.divergence, report)
                 except bdb.BdbQuit:
@@ -241,6 +248,8 @@ def _show(
     stop_context: tuple[list[Event], Event | None] | None,
     announced: int,
 ) -> None:
+    from ..replay import describe_event
+
     console = render.out()
     info = report.trace
     console.print(

@@ -6,19 +6,24 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from .. import api
 from ..abi import UNIT, EncodedValue, Value, parse_value
 from ..errors import GuestRuntimeError, ParseError, ReplayDivergence
-from ..runtime import DEFAULT_FUEL, Module, Runtime
-from ..storage import TraceStore
 from . import render
 from .common import HostOpt, JsonOpt
 from .errors import DIFFERENT, fail
-from .hosts import Host, check_imports, resolve_hosts
+from .hosts import check_imports, resolve_hosts
+
+if TYPE_CHECKING:  # wasmtime and SQLite load when a command runs, not for --help
+    from .. import api
+    from ..runtime import Module
+    from .hosts import Host
+
+#: runtime.DEFAULT_FUEL, for the help text (tests/cli/test_startup.py keeps them equal).
+DEFAULT_FUEL_TEXT = "5,000,000,000"
 
 __all__ = ["parse_call", "parse_calls_file", "register"]
 
@@ -114,6 +119,8 @@ def _is_recording(path: Path, label: str, mode: str) -> bool:
         return False
     if mode in ("all", "new_episodes") or not path.exists():
         return True
+    from ..storage import TraceStore
+
     with TraceStore(path, readonly=True) as store:
         return label not in store
 
@@ -174,7 +181,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--fuel",
                 metavar="N",
-                help=f"Instruction budget per export call (default {DEFAULT_FUEL:,}; 0: unlimited).",
+                help=f"Instruction budget per export call (default {DEFAULT_FUEL_TEXT}; 0: unlimited).",
             ),
         ] = None,
         quiet: Annotated[
@@ -193,6 +200,8 @@ def register(app: typer.Typer) -> None:
             calls += parse_calls_file(calls_file)
         if not calls:
             fail("nothing to call: give --call EXPORT[=VALUE] or --calls FILE.jsonl")
+        from ..runtime import DEFAULT_FUEL, Runtime
+
         runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else (fuel or None), timeout=timeout)
         mod = runtime.load_module(module)
         _check_exports(mod, calls)
@@ -212,6 +221,9 @@ def _record(
     quiet: bool,
     as_json: bool,
 ) -> None:
+    from .. import api
+    from ..storage import TraceStore
+
     check_imports(mod, hosts)
     console = render.out()
     rows: list[dict[str, Any]] = []
@@ -281,6 +293,9 @@ def _session(
 ) -> None:
     """Record modes other than ``all`` go through :class:`api.Session`."""
     import time
+
+    from .. import api
+    from ..storage import TraceStore
 
     recording = _is_recording(output, label, mode)
     if recording:

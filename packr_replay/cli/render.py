@@ -12,17 +12,18 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue
 from ..abi.text import format_value, preview_bytes
-from ..replay import Difference, ReplayDivergence, TraceChange, TraceDiff
-from ..replay.matchers import CallKey
-from ..storage import Event, TraceInfo
+
+if TYPE_CHECKING:  # rich, the replay and storage layers load when output is made
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..replay import Difference, ReplayDivergence, TraceChange, TraceDiff
+    from ..replay.matchers import CallKey
+    from ..storage import Event, TraceInfo
 
 #: Console width when the output is not a terminal (and $COLUMNS does not say).
 PIPE_WIDTH = 160
@@ -51,7 +52,16 @@ __all__ = [
 ]
 
 
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped, to print it through a console as is."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _console(file: Any) -> Console:
+    from rich.console import Console
+
     console = Console(file=file, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPE_WIDTH  # tables in a pipe or a file: do not squeeze to 80
@@ -204,6 +214,8 @@ def trace_json(info: TraceInfo) -> dict[str, Any]:
 
 
 def traces_table(infos: Iterable[TraceInfo], title: str | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for name, justify in (
         ("id", "right"),
@@ -305,6 +317,9 @@ def call_key_json(key: CallKey | None) -> dict[str, Any] | None:
 
 
 def divergence_json(div: ReplayDivergence) -> dict[str, Any]:
+    from ..replay.matchers import CallKey
+    from ..storage import Event
+
     expected = div.expected if isinstance(div.expected, Event) else None
     actual = div.actual if isinstance(div.actual, CallKey) else None
     return {

@@ -13,19 +13,25 @@ statement with the ``packr_*`` value functions registered (read-only unless
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from ..storage import TraceStore, index_all
-from ..storage.index import index_status
-from ..storage.sqlfuncs import FUNCTIONS, QueryResult, run_query, unindexed_traces
 from .errors import fail
 from .render import LazyProgress, emit_json, err, escape, out
 
+if TYPE_CHECKING:  # SQLite and rich load when a command runs, not for --help
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..storage.sqlfuncs import QueryResult
+
 __all__ = ["index", "register", "sql"]
+
+#: storage.sqlfuncs.FUNCTIONS, for the help text (tests/cli/test_startup.py keeps them equal).
+FUNCTION_NAMES = (
+    "packr_text", "packr_json", "packr_kind", "packr_error", "packr_input", "packr_output",
+)  # fmt: skip
 
 _CELL_CHARS = 200  # longer text is cut in the table (never in --json)
 
@@ -34,7 +40,7 @@ _SQL_HELP = f"""Run one SQL statement on a trace file and print the rows.
 Views: [bold]trace_summary[/bold] (traces with module name and status) and
 [bold]events[/bold] (one row per indexed event: name, kind, sizes, outcome, text of small
 values; fill it with [bold]packr-replay index[/bold] or --index). Functions:
-{", ".join(FUNCTIONS)}; e.g.
+{", ".join(FUNCTION_NAMES)}; e.g.
 [bold]select seq, name, packr_text(packr_output(trace_id, seq)) from events[/bold].
 The file is opened read-only unless --write is given.
 """
@@ -62,6 +68,9 @@ def index(
     Indexing is incremental (only events not yet indexed are read) and migrates an
     older file to the current format.
     """
+    from ..storage import TraceStore, index_all
+    from ..storage.index import index_status
+
     with TraceStore(_store_path(path)) as store:
         infos = store.traces()
         wanted = {store.trace(r).id for r in trace} if trace else None
@@ -87,6 +96,8 @@ def index(
 
 
 def _cell(value: Any) -> Text:
+    from rich.text import Text
+
     if value is None:
         return Text("NULL", style="dim")
     if isinstance(value, bytes):
@@ -100,6 +111,8 @@ def _cell(value: Any) -> Text:
 
 
 def _table(result: QueryResult) -> Table:
+    from rich.table import Table
+
     table = Table(show_lines=False)
     for name in result.columns:
         table.add_column(escape(name), overflow="fold")
@@ -113,7 +126,9 @@ def sql(
     query: Annotated[str, typer.Argument(metavar="SQL", help="One SQL statement.")],
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="A value for the next ? placeholder; repeatable."),
+        typer.Option(
+            "--param", "-p", metavar="VALUE", help="A value for the next ? placeholder; repeatable."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
     write: Annotated[
@@ -127,6 +142,9 @@ def sql(
     ] = None,
 ) -> None:
     """Run one SQL statement on a trace file (help text: ``_SQL_HELP``)."""
+    from ..storage import TraceStore, index_all
+    from ..storage.sqlfuncs import run_query, unindexed_traces
+
     _store_path(path)
     if index_first:
         with TraceStore(path) as store:

@@ -43,8 +43,8 @@ from packr_replay.abi import (
     encode,
 )
 from packr_replay.errors import PackrReplayError
-from tests.strategies import has_nan, values
 from tests.golden_vectors import cases, value_from_json
+from tests.strategies import has_nan, values
 
 HEADER = b"CGRF\x02\x00\x00\x00"
 
