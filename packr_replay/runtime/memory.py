@@ -1,4 +1,6 @@
-"""Bounds-checked access to a guest's linear memory, without per-call FFI copies.
+"""Guest linear memory: bounds-checked access without per-call FFI copies, packr's
+fixed memory layout, and the guest heap (``__pack_alloc``/``__pack_free`` and the
+default ``pack:alloc`` provider).
 
 The engine is configured with ``memory_may_move = False``, so a memory's base address
 never changes; only its length grows. We keep a memoryview over the current length and
@@ -15,9 +17,26 @@ from typing import Any
 
 import wasmtime
 
-from ..errors import GuestMemoryError
+from ..errors import GuestMemoryError, GuestTimeout
+from . import fastcall
+from .base import InstanceBase, fmt_sig, i32, sig, trap_error
 
-__all__ = ["GuestMemory", "pack_u32_into"]
+__all__ = [
+    "INPUT_FALLBACK_OFFSET",
+    "RESULT_LEN_OFFSET",
+    "RESULT_PTR_OFFSET",
+    "SCRATCH_OFFSET",
+    "GuestHeap",
+    "GuestMemory",
+    "pack_u32_into",
+]
+
+# packr's fixed layout (spec §3-4): the export result slots, the scratch reply buffer,
+# and where an export's input goes when the guest has no __pack_alloc.
+RESULT_PTR_OFFSET = 16384
+RESULT_LEN_OFFSET = 16388
+SCRATCH_OFFSET = 16392
+INPUT_FALLBACK_OFFSET = 0
 
 _U32 = struct.Struct("<I")
 _pack_u32_into = pack_u32_into = _U32.pack_into
@@ -101,3 +120,87 @@ class GuestMemory:
         old = self.memory.grow(self.store, pages)
         self._refresh()
         return int(old)
+
+
+class GuestHeap(InstanceBase):
+    """An instance's guest heap: the guest's own allocator, or packr's default one."""
+
+    def _define_default_alloc(
+        self,
+        linker: wasmtime.Linker,
+        name: str,
+        ty: wasmtime.FuncType,
+        missing: list[tuple[str, str, str]],
+    ) -> None:
+        """packr's default ``pack:alloc`` provider: a bump allocator, free is a no-op."""
+        have = sig(ty)
+        if name == "alloc" and have == (("i32", "i32"), ("i32",)):
+            fastcall.define_func(
+                linker, "pack:alloc", "alloc", *have, self._bump_alloc, self._keepalive
+            )
+        elif name == "dealloc" and have == (("i32", "i32", "i32"), ()):
+            fastcall.define_func(
+                linker,
+                "pack:alloc",
+                "dealloc",
+                *have,
+                lambda ptr, size, align: None,
+                self._keepalive,
+            )
+        else:
+            missing.append(("pack:alloc", name, fmt_sig(have)))
+
+    def _bump_alloc(self, size: int, align: int) -> int:
+        memory = self._memory
+        if memory is None:
+            return 0
+        size &= 0xFFFF_FFFF
+        align &= 0xFFFF_FFFF
+        if align == 0 or align & (align - 1):
+            align = 1
+        if self._heap_next is None:
+            heap_base = self._exports_get("__heap_base")
+            if isinstance(heap_base, wasmtime.Global):
+                self._heap_next = int(heap_base.value(self.store)) & 0xFFFF_FFFF
+            else:
+                self._heap_next = memory.size
+        ptr = (self._heap_next + align - 1) & ~(align - 1)
+        end = ptr + max(size, 1)
+        if end > 0xFFFF_FFFF:
+            return 0
+        if end > memory.size:
+            pages = (end - memory.size + 65535) // 65536
+            try:
+                memory.grow(pages)
+            except wasmtime.WasmtimeError:
+                return 0
+        self._heap_next = end
+        return i32(ptr)
+
+    def guest_alloc(self, size: int) -> int:
+        """Call the guest's ``__pack_alloc(size)``; 0 when absent or failing.
+
+        A trap counts as failure (packr falls back silently), except running out of
+        fuel or time: that raises :class:`GuestTimeout`, since the guest could not go
+        on anyway.
+        """
+        alloc = self._exports_get("__pack_alloc")
+        if not isinstance(alloc, wasmtime.Func):
+            return 0
+        self._alloc_trap = None
+        try:
+            return int(fastcall.call(self.store, alloc, (i32(size),))) & 0xFFFF_FFFF
+        except fastcall.Trapped as trapped:
+            error = trap_error("__pack_alloc", trapped.trap, self.fuel, self.timeout)
+            if isinstance(error, GuestTimeout):
+                raise error from None
+            self._alloc_trap = error
+            return 0
+
+    def guest_free(self, ptr: int, size: int) -> None:
+        free = self._exports_get("__pack_free")
+        if isinstance(free, wasmtime.Func) and ptr and size:
+            try:
+                fastcall.call(self.store, free, (i32(ptr), i32(size)), nresults=0)
+            except fastcall.Trapped:
+                pass

@@ -31,12 +31,13 @@ from .codec import event_from_record, pack_meta
 from .integrity import ChainChecker
 from .model import Event, TraceInfo, chain_genesis
 from .reader import decode_segment
-from .rows import insert_segment, insert_trace
+from .rows import TraceRef, insert_module, insert_segment, insert_trace
+from .schema import open_database
 from .sqlite import translate_errors
 from .writer import FlushPolicy
 
 if TYPE_CHECKING:
-    from .store import TraceRef, TraceStore
+    from .protocols import StoreFile
 
 __all__ = ["Redactor", "bundle"]
 
@@ -45,7 +46,7 @@ Redactor = Callable[[Event], "tuple[bytes | None, bytes | None] | None"]
 
 
 def bundle(
-    store: TraceStore,
+    store: StoreFile,
     ref: TraceRef,
     dest: str | os.PathLike[str],
     *,
@@ -60,11 +61,13 @@ def bundle(
     info = trace.info
     partial = dest.with_name(f".{dest.name}.{uuid_module.uuid4().hex[:8]}.partial")
     try:
-        with type(store)(partial, create=True) as out:
+        db, _ = open_database(partial, create=True)
+        try:
             if info.module_sha256 is not None:
                 module = store.module_info(info.module_sha256)
-                out.add_module(store.module_bytes(module.sha256), module.name, module.types)
-            db = out.db
+                wasm = store.module_bytes(module.sha256)
+                with translate_errors(partial):
+                    insert_module(db, module.sha256, module.name, wasm, module.types)
             with translate_errors(partial):
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -75,6 +78,8 @@ def bundle(
                     raise
                 db.vacuum()
                 db.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            db.close()
         os.replace(partial, dest)
     finally:
         for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):

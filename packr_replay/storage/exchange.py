@@ -31,13 +31,13 @@ from .chain import SegmentBuilder
 from .codec import MAX_BLOB_BYTES, check_meta, decode_records, new_unpacker, pack_meta
 from .model import TraceInfo, TraceStatus, chain_genesis
 from .reader import Trace
-from .rows import find_uuid, insert_segment, insert_trace, now_iso
+from .rows import find_uuid, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, newer_format_message
 from .sqlite import translate_errors
 from .writer import FlushPolicy
 
 if TYPE_CHECKING:
-    from .store import TraceStore
+    from .protocols import StoreFile
 
 __all__ = ["STREAM_FORMAT", "export_trace", "import_trace"]
 
@@ -63,7 +63,7 @@ def _trace_header(info: TraceInfo, event_count: int, head: bytes | None) -> dict
     }
 
 
-def export_trace(store: TraceStore, trace: Trace, fileobj: IO[bytes]) -> int:
+def export_trace(store: StoreFile, trace: Trace, fileobj: IO[bytes]) -> int:
     """Write ``trace`` to ``fileobj``; returns the number of events written.
 
     A trace still being recorded is exported as far as it is committed (a snapshot of
@@ -197,7 +197,7 @@ def _read_header(unpacker: msgpack.Unpacker) -> tuple[TraceInfo, int, dict[str, 
     return info, count, module
 
 
-def import_trace(store: TraceStore, fileobj: IO[bytes]) -> int:
+def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
     """Import one exported trace into ``store``; returns its new id."""
     unpacker = new_unpacker(fileobj, max_buffer_size=MAX_BLOB_BYTES + 4 * 1024 * 1024)
     info, count, module = _read_header(unpacker)
@@ -212,17 +212,8 @@ def import_trace(store: TraceStore, fileobj: IO[bytes]) -> int:
         db.execute("BEGIN IMMEDIATE")
         try:
             if module is not None:
-                db.execute(
-                    "INSERT INTO modules (sha256, name, size, types, wasm, added_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-                    [
-                        module["sha256"],
-                        module["name"],
-                        len(module["wasm"]),
-                        module["types"],
-                        module["wasm"],
-                        now_iso(),
-                    ],
+                insert_module(
+                    db, module["sha256"], module["name"], module["wasm"], module["types"]
                 )
             elif info.module_sha256 is not None and (
                 db.execute(

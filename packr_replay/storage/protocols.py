@@ -1,18 +1,27 @@
-"""The seam between the replay layer and storage: what it writes to and reads from.
+"""The seams of the storage layer.
 
-Both are implemented by the SQLite store (:class:`TraceWriter`, :class:`Trace`) and by
-the in-memory :class:`MemoryTrace`, so the recorder and replayer can be unit-tested
-without a file.
+``EventSink`` / ``EventSource``: what the replay layer writes to and reads from. Both
+are implemented by the SQLite store (:class:`TraceWriter`, :class:`Trace`) and by the
+in-memory :class:`MemoryTrace`, so the recorder and replayer can be unit-tested without
+a file. ``StoreFile``: what bundling and export/import need of a store, so those
+modules do not import the store that calls them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .model import Event, EventKind, ExportCall, Outcome, TraceInfo, TraceStatus
 
-__all__ = ["EventSink", "EventSource"]
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from .reader import Trace
+    from .rows import ModuleInfo, TraceRef
+
+__all__ = ["EventSink", "EventSource", "StoreFile"]
 
 
 @runtime_checkable
@@ -91,3 +100,19 @@ class EventSource(Protocol):
     def exports(self) -> list[ExportCall]:
         """Every export call, in order, paired with its ``return`` event."""
         ...
+
+
+class StoreFile(Protocol):
+    """An open trace store as bundling and export/import use it (:class:`TraceStore`)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def db(self) -> sqlite_utils.Database: ...
+
+    def trace(self, ref: TraceRef) -> Trace: ...
+
+    def module_info(self, sha256: str) -> ModuleInfo: ...
+
+    def module_bytes(self, sha256: str) -> bytes: ...

@@ -22,15 +22,21 @@ from .sqlite import translate_errors
 __all__ = [
     "TRACE_COLUMNS",
     "ModuleInfo",
+    "TraceRef",
     "fetch_info",
     "find_uuid",
     "info_from_row",
+    "insert_module",
     "insert_segment",
     "insert_trace",
+    "module_infos",
     "now_iso",
     "read_module",
     "resolve_trace",
 ]
+
+TraceRef = int | str
+"""A trace id, its uuid, or a label (the newest trace carrying it)."""
 
 TRACE_COLUMNS = (
     "id, uuid, created_at, module_sha256, status, label, host, tool_version, format_version, "
@@ -147,7 +153,7 @@ def fetch_info(db: sqlite_utils.Database, trace_id: int, where: object) -> Trace
     return info_from_row(tuple(row), where)
 
 
-def resolve_trace(db: sqlite_utils.Database, ref: int | str, where: object) -> int:
+def resolve_trace(db: sqlite_utils.Database, ref: TraceRef, where: object) -> int:
     """A trace id from an id, a uuid, a label (the newest trace with it) or digits."""
     if isinstance(ref, bool) or not isinstance(ref, int | str):
         raise TypeError(f"trace reference must be an id, uuid or label, not {type(ref).__name__}")
@@ -224,3 +230,36 @@ def read_module(db: sqlite_utils.Database, sha256: str, where: object) -> bytes:
     if type(row[0]) is not bytes:
         raise TraceFormatError(f"{where}: module {sha256} is not stored as bytes")
     return row[0]
+
+
+def insert_module(
+    db: sqlite_utils.Database, sha256: str, name: str, wasm: bytes, types: bytes | None
+) -> None:
+    """Store a module's bytes under their SHA-256 (a module already there is kept)."""
+    db.execute(
+        "INSERT INTO modules (sha256, name, size, types, wasm, added_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+        [sha256, name, len(wasm), types, wasm, now_iso()],
+    )
+
+
+def module_infos(
+    db: sqlite_utils.Database, where_sql: str, params: list[Any], where: object
+) -> list[ModuleInfo]:
+    """The stored modules selected by ``where_sql`` (without their bytes), checked."""
+    with translate_errors(where):
+        rows = db.execute(
+            f"SELECT sha256, name, size, added_at, types FROM modules {where_sql}", params
+        ).fetchall()
+    out = []
+    for sha, name, size, added_at, types in rows:
+        if not (
+            type(sha) is str
+            and type(name) is str
+            and type(size) is int
+            and type(added_at) is str
+            and type(types) in (bytes, type(None))
+        ):
+            raise TraceFormatError(f"{where}: malformed module row")
+        out.append(ModuleInfo(sha, name, size, added_at, types))
+    return out

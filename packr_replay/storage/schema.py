@@ -39,6 +39,7 @@ from sqlite_utils import Migrations
 
 from .._version import __version__
 from ..errors import TraceFormatError
+from .sqlite import Tracer, check_header, connect, translate_errors
 
 __all__ = [
     "APPLICATION_ID",
@@ -47,6 +48,7 @@ __all__ = [
     "TRACE_FORMAT_VERSION",
     "ensure_schema",
     "newer_format_message",
+    "open_database",
 ]
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
@@ -188,6 +190,47 @@ def _user_tables(db: sqlite_utils.Database) -> list[str]:
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
     ).fetchall()
     return sorted(str(r[0]) for r in rows)
+
+
+def open_database(
+    path: Path,
+    *,
+    create: bool = False,
+    readonly: bool = False,
+    tracer: Tracer | None = None,
+    busy_timeout: float = 30.0,
+    threads: bool = False,
+) -> tuple[sqlite_utils.Database, int]:
+    """Open (or create) a trace store file: ``(connection, format version)``.
+
+    The file's header, identity and schema are checked before anything else runs on
+    it. A file opened for writing is switched to WAL.
+    """
+    if path.exists():
+        check_header(path)
+    db = connect(
+        path,
+        readonly=readonly,
+        create=create,
+        busy_timeout=busy_timeout,
+        tracer=tracer,
+        threads=threads,
+    )
+    try:
+        with translate_errors(path):
+            version = ensure_schema(
+                db, path, create=create, readonly=readonly, busy_timeout=busy_timeout
+            )
+            if not readonly and db.journal_mode != "wal":
+                # A bundle keeps a rollback journal (one self-contained file). Written
+                # to again it needs WAL, or a reader of this store (replaying a trace
+                # while a writer records the replay into the same file) locks the
+                # writer out.
+                db.enable_wal()
+    except BaseException:
+        db.close()
+        raise
+    return db, version
 
 
 def ensure_schema(

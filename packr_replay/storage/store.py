@@ -25,20 +25,19 @@ from .reader import Trace, decode_segment
 from .rows import (
     TRACE_COLUMNS,
     ModuleInfo,
+    TraceRef,
     fetch_info,
     info_from_row,
-    now_iso,
+    insert_module,
+    module_infos,
     read_module,
     resolve_trace,
 )
-from .schema import ensure_schema
-from .sqlite import Tracer, check_header, connect, translate_errors
+from .schema import open_database
+from .sqlite import Tracer, translate_errors
 from .writer import FlushPolicy, TraceWriter
 
 __all__ = ["TraceRef", "TraceStore"]
-
-TraceRef = int | str
-"""A trace id, its uuid, or a label (the newest trace carrying it)."""
 
 
 class TraceStore:
@@ -63,40 +62,20 @@ class TraceStore:
         self.path = Path(path)
         if create and readonly:
             raise ValueError("a store cannot be created read-only")
-        if not self.path.exists():
-            if not create:
-                raise StoreError(
-                    f"no trace store at {self.path} (pass create=True to make a new one)"
-                )
-        else:
-            check_header(self.path)
+        if not create and not self.path.exists():
+            raise StoreError(f"no trace store at {self.path} (pass create=True to make a new one)")
         self.readonly = readonly
         self._tracer = tracer
         self._busy_timeout = busy_timeout
-        self._db: sqlite_utils.Database | None = connect(
+        self._db: sqlite_utils.Database | None = None
+        self._db, self.format_version = open_database(
             self.path,
-            readonly=readonly,
             create=create,
-            busy_timeout=busy_timeout,
+            readonly=readonly,
             tracer=tracer,
+            busy_timeout=busy_timeout,
             threads=threads,
         )
-        try:
-            with translate_errors(self.path):
-                self.format_version = ensure_schema(
-                    self._db, self.path, create=create, readonly=readonly,
-                    busy_timeout=busy_timeout,
-                )
-                if not readonly and self._db.journal_mode != "wal":
-                    # A bundle keeps a rollback journal (one self-contained file). Written
-                    # to again it needs WAL, or a reader of this store (replaying a trace
-                    # while a writer records the replay into the same file) locks the
-                    # writer out.
-                    self._db.enable_wal()
-        except BaseException:
-            self._db.close()
-            self._db = None
-            raise
 
     # ------------------------------------------------------------------ basics
 
@@ -137,18 +116,7 @@ class TraceStore:
         wasm = bytes(wasm)
         sha = hashlib.sha256(wasm).hexdigest()
         with translate_errors(self.path):
-            self.db.execute(
-                "INSERT INTO modules (sha256, name, size, types, wasm, added_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-                [
-                    sha,
-                    str(name),
-                    len(wasm),
-                    None if types is None else bytes(types),
-                    wasm,
-                    now_iso(),
-                ],
-            )
+            insert_module(self.db, sha, str(name), wasm, None if types is None else bytes(types))
         return sha
 
     def module_bytes(self, sha256: str) -> bytes:
@@ -165,22 +133,7 @@ class TraceStore:
         return self._module_infos("ORDER BY added_at, sha256", [])
 
     def _module_infos(self, where: str, params: list[Any]) -> list[ModuleInfo]:
-        with translate_errors(self.path):
-            rows = self.db.execute(
-                f"SELECT sha256, name, size, added_at, types FROM modules {where}", params
-            ).fetchall()
-        out = []
-        for sha, name, size, added_at, types in rows:
-            if not (
-                type(sha) is str
-                and type(name) is str
-                and type(size) is int
-                and type(added_at) is str
-                and type(types) in (bytes, type(None))
-            ):
-                raise TraceFormatError(f"{self.path}: malformed module row")
-            out.append(ModuleInfo(sha, name, size, added_at, types))
-        return out
+        return module_infos(self.db, where, params, self.path)
 
     # ------------------------------------------------------------------ traces
 

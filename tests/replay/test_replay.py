@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-import packr_replay.runtime.instance as instance_module
+import packr_replay.runtime.exports as exports_module
+import packr_replay.runtime.imports as imports_module
 from packr_replay import api
 from packr_replay.abi import (
     S64,
@@ -100,13 +101,14 @@ class TestReproduce:
     ) -> None:
         api.record_run(guest("clock_actor"), [("run", String("Ada"))], host=demo_host(), store=db)
         decoded: list[int] = []
-        real = instance_module.decode
+        real = imports_module.decode
 
         def counting(data: bytes, *a: Any) -> Value:
             decoded.append(len(data))
             return real(data, *a)
 
-        monkeypatch.setattr(instance_module, "decode", counting)
+        monkeypatch.setattr(imports_module, "decode", counting)
+        monkeypatch.setattr(exports_module, "decode", counting)
         report = api.replay(db)
         assert report.reproduced
         assert len(decoded) == 1  # the export's output only; no import input was decoded

@@ -1,0 +1,167 @@
+"""What every part of an :class:`Instance` shares: its state, export lookup, the
+interceptor hook table, one-call-at-a-time, and how traps become typed errors.
+
+``Instance`` is assembled from one class per concern (``memory.GuestHeap``,
+``imports.ImportDispatch``, ``exports.ExportCalls``); each builds on this base, so
+the state they share is declared once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+import wasmtime
+
+from ..errors import (
+    GuestMemoryError,
+    GuestRuntimeError,
+    GuestTimeout,
+    GuestTrap,
+    HostFunctionError,
+)
+from .host import ErrorHandler, HostLinkerBuilder, ReplyMode
+from .interceptor import CallInterceptor, CoroutineDriver, overrides
+
+if TYPE_CHECKING:
+    from .engine import Module, Runtime
+    from .handlers import Plan
+    from .host import Ctx
+    from .instance import Instance
+    from .memory import GuestMemory
+
+__all__ = ["InstanceBase", "fmt_sig", "i32", "sig", "trap_error"]
+
+HOOKS = (
+    "before_import",
+    "after_import",
+    "before_export",
+    "after_export",
+    "import_completed",
+    "export_completed",
+)
+
+
+def sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+
+
+def fmt_sig(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    return f"({', '.join(signature[0])}) -> ({', '.join(signature[1])})"
+
+
+def i32(value: int) -> int:
+    return ((value + 2**31) % 2**32) - 2**31
+
+
+class InstanceBase:
+    """The state an instance's parts share (set up by ``Instance.__init__``)."""
+
+    module: Module
+    runtime: Runtime
+    state: Any
+    reply: ReplyMode
+    fuel: int | None
+    timeout: float | None
+    scratch_capacity: int | None
+    memory_limit: int | None
+    builder: HostLinkerBuilder
+    interceptor: CallInterceptor | None
+    error_handler: ErrorHandler | None
+    driver: CoroutineDriver
+    ctx: Ctx
+    store: wasmtime.Store
+    _memory: GuestMemory | None
+    _instance: wasmtime.Instance | None
+    _exports: dict[str, Any]
+    _checked_exports: dict[str, wasmtime.Func]
+    _plans: dict[int, Plan]  # per typed function, keyed by id
+    _busy: threading.RLock
+    _hooks_for: type | None  # the interceptor class _hooks describes
+    _hooks: dict[str, bool]
+    _heap_next: int | None
+    _alloc_trap: GuestRuntimeError | None  # why __pack_alloc last failed
+    # The last failed import of the current call: a guest that spins afterwards
+    # (packr guests panic on -1) gets it as the cause of its GuestTimeout.
+    _last_import_error: HostFunctionError | None
+    _call_lock: asyncio.Lock | None
+    _keepalive: list[Any]  # C callbacks: must outlive the store
+
+    # ------------------------------------------------------------- accessors
+
+    @property
+    def _whole(self) -> Instance:
+        """This object as the assembled :class:`Instance` (what a ``Ctx`` holds)."""
+        return cast("Instance", self)
+
+    @property
+    def memory(self) -> GuestMemory:
+        if self._memory is None:
+            raise GuestMemoryError("no exported memory named 'memory'")
+        return self._memory
+
+    def _exports_get(self, name: str) -> Any:
+        try:
+            return self._exports[name]
+        except KeyError:
+            if self._instance is None:
+                return None  # still instantiating
+            item = self._instance.exports(self.store).get(name)
+            self._exports[name] = item
+            return item
+
+    def has_export(self, name: str) -> bool:
+        return self._exports_get(name) is not None
+
+    def _enter(self) -> None:
+        """One call at a time: a wasmtime store is single-threaded. Re-entrant calls
+        from the same thread (an export called from inside a host function) are fine."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                f"instance of {self.module.name} is running a call in another thread; an "
+                "instance runs one call at a time (use one instance per thread, or "
+                "await call_with_value_async, which queues calls)"
+            )
+
+    # ------------------------------------------------------- interceptor hooks
+
+    def _hook(self, icpt: CallInterceptor, name: str) -> bool:
+        """Whether ``icpt`` overrides hook ``name`` (cached per interceptor class)."""
+        if type(icpt) is not self._hooks_for:
+            self._hooks_of(icpt)
+        return self._hooks[name]
+
+    def _hooks_of(self, icpt: CallInterceptor) -> dict[str, bool]:
+        """The hook table of ``icpt``'s class (computed when the class changes)."""
+        cls = type(icpt)
+        if cls is not self._hooks_for:
+            self._hooks_for = cls
+            self._hooks = {h: overrides(icpt, h) for h in HOOKS}
+            # (derived: whether a completed import is shown to the interceptor at all)
+            self._hooks["completes"] = self._hooks["import_completed"] or self._hooks["after_import"]
+        return self._hooks
+
+    def _completes(self, icpt: CallInterceptor) -> bool:
+        """Whether ``icpt`` wants completed imports (``import_completed``/``after_import``)."""
+        return self._hook(icpt, "completes")
+
+
+def trap_error(
+    name: str, trap: wasmtime.Trap, fuel: int | None, timeout: float | None
+) -> GuestRuntimeError:
+    code = trap.trap_code
+    if code == wasmtime.TrapCode.OUT_OF_FUEL:
+        return GuestTimeout(name, f"fuel budget of {fuel} instructions")
+    if code == wasmtime.TrapCode.INTERRUPT:
+        return GuestTimeout(name, f"wall-clock timeout of {timeout}s")
+    return GuestTrap(name, _trap_summary(trap.message))
+
+
+def _trap_summary(message: str) -> str:
+    """wasmtime's trap text: keep the cause and the backtrace, drop the boilerplate."""
+    text = message.strip()
+    if "Caused by:" in text:
+        head, _, cause = text.partition("Caused by:")
+        return f"{cause.strip()}\n{head.strip()}"
+    return text

@@ -1,0 +1,269 @@
+"""Calling a guest's exports (spec §4) under the per-call budget.
+
+Every export call arms the budget first (fuel, and an epoch deadline when a wall-clock
+timeout is set), and every trap comes back as a typed error; the interceptor sees each
+packr export call with its exact bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import wasmtime
+
+from ..abi import AbiError, EncodedValue, Limits, Value, decode, encode
+from ..errors import (
+    ExportNotFound,
+    GuestError,
+    GuestMemoryError,
+    GuestRuntimeError,
+    GuestTimeout,
+    GuestTrap,
+    InvalidGuestOutput,
+    MetadataError,
+)
+from . import fastcall
+from .base import fmt_sig, i32, sig, trap_error
+from .host import PACKR_SIGNATURE
+from .interceptor import CallInterceptor, ExportCall
+from .memory import INPUT_FALLBACK_OFFSET, RESULT_LEN_OFFSET, RESULT_PTR_OFFSET, GuestHeap
+
+if TYPE_CHECKING:
+    from ..abi.metadata import PackageMetadata
+
+__all__ = ["ExportCalls"]
+
+_MAX_OUTPUT = Limits().max_buffer_size
+_MAX_ERROR = 1 << 20  # an error string longer than this is cut (a hostile length)
+_NUMERIC = frozenset({"i32", "i64", "f32", "f64"})
+
+
+class ExportCalls(GuestHeap):
+    """Calling an instance's exports: packr exports, plain exports, ``__pack_types``."""
+
+    def _export_func(self, name: str) -> wasmtime.Func:
+        func = self._checked_exports.get(name)
+        if func is not None:
+            return func
+        func = self._exports_get(name)
+        if func is None:
+            raise ExportNotFound(name)
+        if not isinstance(func, wasmtime.Func):
+            raise ExportNotFound(name, "not a function")
+        ty = func.type(self.store)
+        if sig(ty) != PACKR_SIGNATURE:
+            raise ExportNotFound(
+                name, f"signature {fmt_sig(sig(ty))}, not (i32, i32, i32, i32) -> (i32)"
+            )
+        self._checked_exports[name] = func
+        return func
+
+    def _arm_budget(self) -> None:
+        self._last_import_error = None
+        self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
+        self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
+
+    def _invoke(
+        self,
+        func: wasmtime.Func,
+        name: str,
+        *args: Any,
+        nresults: int = 1,
+        kinds: tuple[str, ...] | None = None,
+        result_kinds: tuple[str, ...] | None = None,
+    ) -> Any:
+        """Call a guest function, turning traps into typed errors."""
+        try:
+            return fastcall.call(self.store, func, args, nresults, kinds, result_kinds)
+        except fastcall.Trapped as trapped:
+            error = trap_error(name, trapped.trap, self.fuel, self.timeout)
+            if isinstance(error, GuestTimeout) and self._last_import_error is not None:
+                raise error from self._last_import_error
+            raise error from None
+        except wasmtime.WasmtimeError as exc:
+            raise GuestTrap(name, str(exc)) from None
+
+    def call(self, name: str, *args: int | float) -> Any:
+        """Call a plain (non-packr) export with wasm numbers, under the call budget.
+
+        Returns ``None``, the single result, or a tuple of results. i32/i64 arguments
+        may be given signed or unsigned; results are signed as wasm returns them.
+        """
+        self._enter()
+        try:
+            return self._call_plain(name, args)
+        finally:
+            self._busy.release()
+
+    def _call_plain(self, name: str, args: tuple[int | float, ...]) -> Any:
+        func = self._exports_get(name)
+        if not isinstance(func, wasmtime.Func):
+            raise ExportNotFound(name, "not a function" if func is not None else "")
+        params, results = sig(func.type(self.store))
+        if len(args) != len(params):
+            raise TypeError(f"export '{name}' takes {len(params)} arguments, got {len(args)}")
+        for kind in (*params, *results):
+            if kind not in _NUMERIC:
+                raise TypeError(
+                    f"export '{name}' uses wasm type {kind}; only numbers are supported"
+                )
+        values = tuple(_wasm_arg(kind, arg) for kind, arg in zip(params, args, strict=True))
+        self._arm_budget()
+        return self._invoke(func, name, *values, kinds=params, result_kinds=results)
+
+    def call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
+        """Call export ``name`` with a value or exact CGRF bytes; return the exact output.
+
+        The output is validated (decoded) as packr does; the returned
+        :class:`EncodedValue` keeps both the bytes and the decoded value.
+        """
+        self._enter()
+        try:
+            return self._call_raw(name, input)
+        finally:
+            self._busy.release()
+
+    def _call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
+        if isinstance(input, (bytes, bytearray, memoryview)):
+            enc = EncodedValue(bytes(input))
+        elif isinstance(input, EncodedValue):
+            enc = input
+        else:
+            enc = EncodedValue(encode(input), input)
+        t0 = time.perf_counter_ns()
+        icpt = self.interceptor
+        if icpt is not None and self._hook(icpt, "before_export"):
+            short = self.driver.run(icpt.before_export(name, enc), inline=icpt.inline)
+            if short is not None:
+                out = (
+                    short if isinstance(short, EncodedValue) else EncodedValue(encode(short), short)
+                )
+                self._export_done(icpt, ExportCall(name, enc, out, 0, None, 0, True), t0)
+                return out
+        try:
+            out, status = self._call_export(name, enc)
+        except GuestRuntimeError as exc:
+            if icpt is not None:
+                failed_status: int | None = getattr(exc, "status", None)
+                self._export_done(
+                    icpt, ExportCall(name, enc, None, failed_status, exc, 0, False), t0
+                )
+            raise
+        if icpt is not None:
+            self._export_done(icpt, ExportCall(name, enc, out, status, None, 0, False), t0)
+        return out
+
+    def _export_done(self, icpt: CallInterceptor, call: ExportCall, t0: int) -> None:
+        call.duration_ns = time.perf_counter_ns() - t0
+        if self._hook(icpt, "export_completed"):
+            self.driver.run(icpt.export_completed(call), inline=icpt.inline)
+        elif call.error is None and call.output is not None and self._hook(icpt, "after_export"):
+            self.driver.run(
+                icpt.after_export(call.function, call.input, call.output), inline=icpt.inline
+            )
+
+    def _call_export(self, name: str, input: EncodedValue) -> tuple[EncodedValue, int]:
+        func = self._export_func(name)
+        memory = self.memory
+        data = input.data
+        self._arm_budget()
+        ptr = self.guest_alloc(len(data)) if self.has_export("__pack_alloc") else 0
+        dynamic = ptr != 0
+        if not dynamic:
+            ptr = INPUT_FALLBACK_OFFSET
+        try:
+            memory.write(ptr, data, "export input")
+        except GuestMemoryError as exc:
+            raise GuestMemoryError(f"Failed to write input for '{name}': {exc}") from None
+        status = self._invoke(
+            func, name, i32(ptr), i32(len(data)), RESULT_PTR_OFFSET, RESULT_LEN_OFFSET
+        )
+        if dynamic:
+            self.guest_free(ptr, len(data))
+        out_ptr = memory.read_u32(RESULT_PTR_OFFSET, "Failed to read result ptr")
+        out_len = memory.read_u32(RESULT_LEN_OFFSET, "Failed to read result len")
+        if status != 0:
+            try:
+                raw = memory.read(out_ptr, min(out_len, _MAX_ERROR), "Failed to read error")
+            except GuestMemoryError as exc:
+                raise GuestError(name, f"<unreadable error message: {exc}>", status) from None
+            self.guest_free(out_ptr, out_len)
+            raise GuestError(name, raw.decode("utf-8", "replace"), status)
+        if out_len > _MAX_OUTPUT:
+            raise GuestMemoryError(
+                f"export '{name}' returned a {out_len}-byte result, over the "
+                f"{_MAX_OUTPUT}-byte CGRF buffer limit"
+            )
+        try:
+            out = memory.read(out_ptr, out_len, f"result of '{name}'")
+        except GuestMemoryError as exc:
+            raise GuestMemoryError(f"Memory error: {exc}") from None
+        output = EncodedValue(out)
+        try:
+            output._value = decode(out)
+        except AbiError as exc:
+            raise InvalidGuestOutput(name, exc) from None
+        finally:
+            self.guest_free(out_ptr, out_len)
+        return output, status
+
+    def call_with_value(self, name: str, value: Value | EncodedValue) -> Value:
+        """Call export ``name`` with ``value`` and return its decoded result (spec §4)."""
+        return self.call_raw(name, value).value
+
+    async def call_with_value_async(self, name: str, value: Value | EncodedValue) -> Value:
+        """The async variant: the guest runs in a worker thread, interceptor and async
+        host-function coroutines run on this event loop, and the guest waits for them
+        (packr's back-pressure)."""
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
+        async with self._call_lock:
+            loop = asyncio.get_running_loop()
+            self.driver.loop = loop
+            try:
+                out = await asyncio.to_thread(self.call_raw, name, value)
+            finally:
+                self.driver.loop = None
+        return out.value
+
+    # --------------------------------------------------------------- metadata
+
+    def types(self) -> PackageMetadata:
+        """Call ``__pack_types`` and decode the package metadata (spec §6.1)."""
+        self._enter()
+        try:
+            return self._types()
+        finally:
+            self._busy.release()
+
+    def _types(self) -> PackageMetadata:
+        from ..abi.metadata import PackageMetadata
+
+        func = self._exports_get("__pack_types")
+        if not isinstance(func, wasmtime.Func):
+            raise MetadataError("NotFound", "package does not export __pack_types")
+        self._arm_budget()
+        try:
+            status = self._invoke(func, "__pack_types", RESULT_PTR_OFFSET, RESULT_LEN_OFFSET)
+        except GuestRuntimeError:
+            raise MetadataError("CallFailed", "non-zero status from __pack_types") from None
+        if status != 0:
+            raise MetadataError("CallFailed", "non-zero status from __pack_types")
+        ptr = self.memory.read_u32(RESULT_PTR_OFFSET)
+        length = self.memory.read_u32(RESULT_LEN_OFFSET)
+        try:
+            value = decode(self.memory.read(ptr, length, "__pack_types"))
+        except (AbiError, GuestMemoryError) as exc:
+            raise MetadataError("DecodeFailed", f"cannot decode __pack_types: {exc}") from None
+        return PackageMetadata.from_value(value)
+
+
+def _wasm_arg(kind: str, value: int | float) -> int | float:
+    if kind == "i32":
+        return i32(int(value))
+    if kind == "i64":
+        return ((int(value) + 2**63) % 2**64) - 2**63
+    return float(value)
+
