@@ -44,6 +44,7 @@ import collections.abc as cabc
 import dataclasses
 import enum
 import operator
+import sys
 import types as pytypes
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -160,13 +161,16 @@ class Tagged:
 class _Case:
     """A case declared in a :class:`TaggedUnion` body; see :func:`case`."""
 
-    __slots__ = ("attr", "name", "payload", "tag")
+    __slots__ = ("attr", "name", "payload", "resolved", "tag")
 
     def __init__(self, payload: tuple[Any, ...], name: str | None, tag: int | None) -> None:
         self.payload = payload
         self.name = name
         self.tag = tag
         self.attr = ""
+        # The payload annotations with forward references evaluated (on first use: a
+        # case may name its own union, which does not exist yet while its body runs).
+        self.resolved: tuple[Any, ...] | None = None
 
     def __set_name__(self, owner: type, attr: str) -> None:
         self.attr = attr
@@ -181,6 +185,12 @@ def case(*payload: Any, name: str | None = None, tag: int | None = None) -> Any:
     ``payload`` lists the types of the payload values (packr's ``Case(A, B)``); none
     means a case without payload. ``name`` overrides the case name (packr uses the Rust
     variant name, e.g. ``"Circle"``) and ``tag`` the declaration index.
+
+    A payload type may refer to the union being declared, or to a class defined later
+    in its module, by name in a string, alone or inside a type: ``case("Expr",
+    "Expr")`` (Rust's ``Add(Box<Expr>, Box<Expr>)``; a ``Box`` is transparent),
+    ``case(list["Tree"])``, ``case(tuple["Sexp", s64])``, ``case("Tree | None")``.
+    Names resolve on first use, against the union itself and its module's globals.
     """
     if tag is not None and (type(tag) is not int or not 0 <= tag <= 0xFFFF_FFFF):
         raise ValueError(f"a variant tag is a u32, got {tag!r}")
@@ -308,12 +318,57 @@ def _record_schema(cls: type) -> _RecordSchema:
     return schema
 
 
+def case_payload(cls: type, spec: _Case) -> tuple[Any, ...]:
+    """The payload annotations of ``cls``'s case ``spec``, forward references resolved.
+
+    Resolved once, on first use, with :func:`typing.get_type_hints` (strings, and
+    strings nested in ``list["T"]``-style generics) against the union class's own name
+    and its module's globals, so a union can contain itself as packr's recursive enums
+    do (``enum Tree { Leaf(i64), Node(Vec<Tree>) }``).
+    """
+    resolved = spec.resolved
+    if resolved is None:
+        resolved = spec.payload
+        if any(_has_forward_ref(t) for t in resolved):
+            holder = type("_Payload", (), {})
+            holder.__annotations__ = {f"p{i}": t for i, t in enumerate(resolved)}
+            module = sys.modules.get(cls.__module__)
+            globalns = dict(vars(module)) if module is not None else {}
+            try:
+                hints = typing.get_type_hints(
+                    holder, globalns=globalns, localns={cls.__name__: cls}, include_extras=True
+                )
+            except Exception as exc:
+                raise ConversionError(
+                    f"{cls.__name__}.{spec.attr}: cannot resolve the payload types "
+                    f"{list(resolved)!r}: {exc}"
+                ) from None
+            resolved = tuple(hints[f"p{i}"] for i in range(len(resolved)))
+        spec.resolved = resolved
+    return resolved
+
+
+def _has_forward_ref(annotation: Any) -> bool:
+    """Whether a string or ``ForwardRef`` hides anywhere in ``annotation``."""
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, (str, typing.ForwardRef)):
+            return True
+        if typing.get_origin(a) is Annotated:
+            stack.append(a.__origin__)
+        else:
+            stack.extend(typing.get_args(a))
+    return False
+
+
 def _case_payload_types(cls: type, spec: _Case) -> tuple[ValueType, ...]:
     key = (cls, spec.attr)
     found = _case_types.get(key)
     if found is None:
+        payload = case_payload(cls, spec)
         try:
-            found = tuple(value_type_of(t) for t in spec.payload)
+            found = tuple(value_type_of(t) for t in payload)
         except ConversionError as exc:
             raise ConversionError(f"{cls.__name__}.{spec.attr}: {exc}") from None
         _case_types[key] = found
@@ -1139,6 +1194,6 @@ def _union_from_value(v: Any, cls: type[TaggedUnion], path: _Path) -> Any:
         )
     kids = [
         (x, t, (path, f".{spec.name}[{i}]"))
-        for i, (x, t) in enumerate(zip(v.payload, spec.payload, strict=True))
+        for i, (x, t) in enumerate(zip(v.payload, case_payload(cls, spec), strict=True))
     ]
     return _Build(lambda k: cls._make(spec, *k), kids, path)

@@ -322,7 +322,7 @@ def type_desc_of(spec: TypeSpec, _seen: tuple[type, ...] = ()) -> TypeDesc:
     (hashed as guests hash recursion). A ``ValueType`` names records and variants
     without their structure, so those become ``ref``\\ s too.
     """
-    from ..abi.convert import Err, Ok, TaggedUnion, packr_name, value_type_of
+    from ..abi.convert import Err, Ok, TaggedUnion, case_payload, packr_name, value_type_of
     from ..abi.metadata import TypeDesc
 
     if isinstance(spec, TypeDesc):
@@ -344,7 +344,7 @@ def type_desc_of(spec: TypeSpec, _seen: tuple[type, ...] = ()) -> TypeDesc:
             return TypeDesc.ref(packr_name(spec))
         if dataclasses.is_dataclass(spec) and not issubclass(spec, (Ok, Err)):
             seen = (*_seen, spec)
-            hints = typing.get_type_hints(spec, include_extras=True)
+            hints = typing.get_type_hints(spec, localns={spec.__name__: spec}, include_extras=True)
             fields = [
                 (
                     f.metadata.get("packr_name", f.name),
@@ -357,7 +357,7 @@ def type_desc_of(spec: TypeSpec, _seen: tuple[type, ...] = ()) -> TypeDesc:
             seen = (*_seen, spec)
             cases: list[tuple[str, TypeDesc | None]] = []
             for c in sorted(spec.__cases__, key=lambda c: c.tag or 0):
-                payload = [type_desc_of(t, seen) for t in c.payload]
+                payload = [type_desc_of(t, seen) for t in case_payload(spec, c)]
                 desc = (
                     None
                     if not payload
