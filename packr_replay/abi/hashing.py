@@ -9,6 +9,18 @@ order given: ``hash_record``, ``hash_variant`` and ``hash_interface`` do **not**
 Canonical ordering (fields, cases and functions sorted by name) is the caller's job;
 ``metadata.TypeDesc.type_hash`` and ``metadata.compute_interface_hashes`` do it the way
 guests do.
+
+Two rules for a named type whose structure is not at hand, as in packr:
+
+* **guest rule** (``pack_types!``, :meth:`~.metadata.TypeDesc.type_hash`): guests inline
+  every named type they can see, so the only names left are recursion back into a type
+  being hashed, ``self`` and ``value``; all hash as :data:`HASH_SELF_REF`;
+* **host rule** (packr's host-side ``hash_type``, :func:`hash_value_type`,
+  :func:`~.metadata.hash_type`): recursion and ``self`` are :data:`HASH_SELF_REF` too,
+  but a name that resolves to nothing hashes as :func:`hash_ref` = SHA-256 of
+  ``"ref:" + path``, a stable nominal hash.
+
+Host and guest hashes therefore agree only for fully resolved signatures.
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ __all__ = [
     "hash_list",
     "hash_option",
     "hash_record",
+    "hash_ref",
     "hash_result",
     "hash_tuple",
     "hash_value_type",
@@ -209,12 +222,21 @@ def hash_interface(
     return _digest(*parts)
 
 
-def hash_value_type(vtype: ValueType, resolve: Callable[[ValueType], bytes] | None = None) -> bytes:
-    """The hash of a ``ValueType``, iteratively (types nest arbitrarily deep).
+def hash_ref(path: str) -> bytes:
+    """packr's host-side hash of a named type it cannot resolve: SHA-256 of
+    ``"ref:" + path`` (the guest macros use :data:`HASH_SELF_REF` instead)."""
+    return hashlib.sha256(b"ref:" + path.encode("utf-8")).digest()
+
+
+def hash_value_type(
+    vtype: ValueType, resolve: Callable[[ValueType], bytes | None] | None = None
+) -> bytes:
+    """The host-side hash of a ``ValueType`` (packr's ``hash_type``), iteratively.
 
     A ``ValueType`` names records and variants without their structure, so ``resolve``
-    is asked for the hash of each named type. Without it they hash as
-    ``HASH_SELF_REF``, which is what guests do with names they cannot resolve.
+    is asked for the hash of each named type; a name it does not resolve (it returns
+    ``None``, or there is no ``resolve``) hashes as :func:`hash_ref` of its name, as
+    packr's host does with a ``Type::Ref`` it cannot resolve.
     """
     out: list[bytes] = []
     stack: list[tuple[ValueType, bool]] = [(vtype, False)]
@@ -225,7 +247,8 @@ def hash_value_type(vtype: ValueType, resolve: Callable[[ValueType], bytes] | No
             out.append(prim)
             continue
         if t.tag == Kind.RECORD or t.tag == Kind.VARIANT:
-            out.append(HASH_SELF_REF if resolve is None else _child(resolve(t)))
+            found = None if resolve is None else resolve(t)
+            out.append(hash_ref(t.name or "") if found is None else _child(found))
             continue
         if not expanded:
             stack.append((t, True))

@@ -19,7 +19,7 @@ names to try, and a runtime should cross-check the module's real imports and exp
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -35,6 +35,7 @@ from .hashing import (
     hash_list,
     hash_option,
     hash_record,
+    hash_ref,
     hash_result,
     hash_tuple,
     hash_variant,
@@ -53,6 +54,7 @@ __all__ = [
     "TypeDesc",
     "TypeParam",
     "compute_interface_hashes",
+    "hash_type",
     "wasm_export_candidates",
     "wasm_export_name",
     "wasm_import_name",
@@ -190,7 +192,10 @@ class TypeDesc:
 
     def type_hash(self) -> bytes:
         """The §6.3 hash, computed as guests do: fields and cases sorted by name,
-        ``value`` and ``ref`` as ``HASH_SELF_REF``, ``unit`` as the empty tuple."""
+        ``value`` and ``ref`` as ``HASH_SELF_REF``, ``unit`` as the empty tuple.
+
+        This is the guest rule; :func:`hash_type` is packr's host-side rule, which
+        differs for a ``ref`` that resolves to nothing (see :mod:`.hashing`)."""
         return _fold(self, _hash_node)
 
     def to_value(self) -> Variant:
@@ -275,6 +280,75 @@ def _hash_node(d: TypeDesc, kids: list[bytes]) -> bytes:
     if k == "variant":
         return hash_variant(sorted(_with_cases(d, kids), key=_by_name))
     return HASH_SELF_REF  # value, ref
+
+
+#: Named types a ``ref`` may resolve to: a mapping of names to TypeDescs, or named
+#: record/variant TypeDescs (their ``name`` is the key).
+TypeDefs = Mapping[str, "TypeDesc"] | Iterable["TypeDesc"]
+
+
+def type_defs(types: TypeDefs) -> dict[str, TypeDesc]:
+    """``types`` as a name -> TypeDesc mapping."""
+    if isinstance(types, Mapping):
+        return dict(types)
+    out: dict[str, TypeDesc] = {}
+    for d in types:
+        if not isinstance(d, TypeDesc) or d.kind not in ("record", "variant") or not d.name:
+            raise TypeError(f"a type definition is a named record or variant TypeDesc, got {d!r}")
+        out[d.name] = d
+    return out
+
+
+_POP_NAME = object()  # a marker on hash_type's stack: leave the innermost named type
+
+
+def hash_type(desc: TypeDesc, types: TypeDefs = ()) -> bytes:
+    """packr's host-side ``hash_type`` / ``hash_type_in``, iteratively.
+
+    Like the guest rule (:meth:`TypeDesc.type_hash`) except for names: a ``ref`` to a
+    type in ``types`` is hashed structurally (as if inlined); a ``ref`` to ``self`` or
+    to a named record or variant being hashed further up is recursion
+    (``HASH_SELF_REF``); any other ``ref`` hashes as ``SHA-256("ref:" + name)``
+    (:func:`~.hashing.hash_ref`). ``value`` is ``HASH_SELF_REF``, ``unit`` the empty
+    tuple.
+    """
+    defs = type_defs(types)
+    out: list[bytes] = []
+    names: list[str] = []
+    stack: list[tuple[Any, bool]] = [(desc, False)]
+    while stack:
+        d, expanded = stack.pop()
+        if d is _POP_NAME:
+            names.pop()
+            continue
+        if d.kind == "ref":
+            name = d.name
+            if name == "self" or name in names:
+                out.append(HASH_SELF_REF)
+            elif name in defs:
+                names.append(name)
+                stack.append((_POP_NAME, False))
+                stack.append((defs[name], False))
+            else:
+                out.append(hash_ref(name))
+            continue
+        kids = _children(d)
+        named = d.kind in ("record", "variant") and bool(d.name)
+        if not kids:
+            out.append(_hash_node(d, []))
+        elif expanded:
+            n = len(kids)
+            results = out[len(out) - n :]
+            del out[len(out) - n :]
+            out.append(_hash_node(d, results))
+            if named:
+                names.pop()
+        else:
+            if named:
+                names.append(d.name)
+            stack.append((d, True))
+            stack.extend((k, False) for k in reversed(kids))
+    return out[0]
 
 
 def _by_name(pair: tuple[str, Any]) -> str:
@@ -393,9 +467,17 @@ class FunctionSig:
         object.__setattr__(self, "results", tuple(self.results))
 
     def type_hash(self) -> bytes:
-        """The function hash: parameter and result types in order, no names."""
+        """The function hash: parameter and result types in order, no names (guest rule)."""
         return hash_function(
             [p.type.type_hash() for p in self.params], [r.type_hash() for r in self.results]
+        )
+
+    def host_hash(self, types: TypeDefs = ()) -> bytes:
+        """The function hash by packr's host-side rule (``hash_function_from_sig_in``):
+        references resolve against ``types``; see :func:`hash_type`."""
+        return hash_function(
+            [hash_type(p.type, types) for p in self.params],
+            [hash_type(r, types) for r in self.results],
         )
 
     def __str__(self) -> str:

@@ -183,9 +183,12 @@ class InterfaceImpl:
         return tuple(f.signature(self.name) for f in self.functions.values())
 
     def function_hash(self, name: str) -> bytes | None:
-        """The §6.3 hash of one function's signature (names excluded)."""
+        """The §6.3 hash of one function's signature (names excluded), by packr's
+        host-side rule as its ``InterfaceImpl`` computes it: a type named without its
+        structure (a ``ValueType`` record) hashes as ``SHA-256("ref:" + name)``, where a
+        guest would embed ``HASH_SELF_REF``; fully resolved signatures agree."""
         fn = self.functions.get(name)
-        return None if fn is None else fn.signature(self.name).type_hash()
+        return None if fn is None else fn.signature(self.name).host_hash()
 
     def hash(self) -> bytes:
         """The interface hash (§6.3): every function bound by name, in name order."""
@@ -203,7 +206,7 @@ class InterfaceImpl:
             fn = self.functions.get(name)
             if fn is None:
                 return None
-            bindings.append((name, fn.signature(self.name).type_hash()))
+            bindings.append((name, fn.signature(self.name).host_hash()))
         bindings.sort(key=lambda pair: pair[0])
         return hash_interface(self.name, [], bindings)
 

@@ -24,6 +24,7 @@ from packr_replay.abi.hashing import (
     hash_list,
     hash_option,
     hash_record,
+    hash_ref,
     hash_result,
     hash_tuple,
     hash_value_type,
@@ -173,11 +174,23 @@ class TestValueTypeHash:
         )
         assert hash_value_type(t) == expected
 
-    def test_named_types_default_to_self_ref(self) -> None:
-        assert hash_value_type(ValueType.record("point")) == HASH_SELF_REF
+    def test_unresolved_named_type_hashes_as_sha256_of_ref_path(self) -> None:
+        """packr's host-side ``hash_type``: an unresolved ``Type::Ref`` is
+        ``sha256("ref:" + path)`` (guests would embed HASH_SELF_REF)."""
+        point = hashlib.sha256(b"ref:point").digest()
+        assert hash_ref("point") == point
+        assert hash_value_type(ValueType.record("point")) == point
         assert hash_value_type(ValueType.list(ValueType.variant("expr"))) == hash_list(
-            HASH_SELF_REF
+            hashlib.sha256(b"ref:expr").digest()
         )
+        assert hash_ref("名") == hashlib.sha256("ref:名".encode()).digest()
+
+    def test_resolver_may_leave_a_name_unresolved(self) -> None:
+        def resolve(t: ValueType) -> bytes | None:
+            return HASH_S32 if t.name == "known" else None
+
+        t = ValueType.tuple(ValueType.record("known"), ValueType.record("other"))
+        assert hash_value_type(t, resolve) == hash_tuple([HASH_S32, hash_ref("other")])
 
     def test_resolver(self) -> None:
         point = hash_record([("x", HASH_S32), ("y", HASH_S32)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ from packr_replay.abi.hashing import (
     hash_function,
     hash_interface,
     hash_list,
+    hash_option,
     hash_record,
     hash_tuple,
     hash_variant,
@@ -49,6 +51,7 @@ from packr_replay.abi.metadata import (
     TypeDesc,
     TypeParam,
     compute_interface_hashes,
+    hash_type,
     wasm_export_candidates,
     wasm_export_name,
     wasm_import_name,
@@ -123,6 +126,58 @@ class TestVerifiedHashes:
 
     def test_hashes_are_sorted_by_interface(self) -> None:
         assert [h.name for h in HOST_ACTOR.import_hashes] == ["math", "theater:simple/runtime"]
+
+
+class TestHostHashType:
+    """packr's host-side ``hash_type``: refs resolve against typedefs, else hash their path."""
+
+    def test_unresolved_ref_is_sha256_of_ref_path(self) -> None:
+        assert hash_type(TD.ref("my:pkg/types.point")) == hashlib.sha256(
+            b"ref:my:pkg/types.point"
+        ).digest()
+        # The guest rule (pack_types!) for the same desc is the self-reference constant.
+        assert TD.ref("my:pkg/types.point").type_hash() == HASH_SELF_REF
+
+    def test_self_value_and_unit(self) -> None:
+        assert hash_type(TD.ref("self")) == HASH_SELF_REF
+        assert hash_type(TD.VALUE) == HASH_SELF_REF
+        assert hash_type(TD.UNIT) == hash_tuple([])
+
+    def test_resolved_ref_hashes_structurally(self) -> None:
+        point = TD.record("point", [("y", TD.S32), ("x", TD.S32)])
+        assert hash_type(TD.option(TD.ref("point")), [point]) == hash_option(point.type_hash())
+        assert hash_type(TD.ref("p"), {"p": TD.list(TD.U8)}) == hash_list(HASH_U8)
+
+    def test_recursion_is_self_ref_as_on_the_guest(self) -> None:
+        tree = TD.variant("Tree", [("Leaf", TD.S64), ("Node", TD.list(TD.ref("Tree")))])
+        assert hash_type(tree) == tree.type_hash()
+        assert hash_type(TD.ref("Tree"), [tree]) == tree.type_hash()
+        # A cycle through typedefs (a -> b -> a) ends at the inner a.
+        a = TD.record("a", [("b", TD.option(TD.ref("b")))])
+        b = TD.record("b", [("a", TD.ref("a"))])
+        inner_a = hash_record([("b", hash_option(HASH_SELF_REF))])
+        assert hash_type(TD.ref("a"), [a, b]) == hash_record(
+            [("b", hash_option(hash_record([("a", HASH_SELF_REF)])))]
+        )
+        assert hash_type(TD.ref("b"), [a, b]) == hash_record([("a", inner_a)])
+
+    def test_agree_with_the_guest_rule_when_fully_resolved(self) -> None:
+        sig = FunctionSig("kv", "get", [ParamSig("k", TD.STRING)], [TD.option(TD.list(TD.U8))])
+        assert sig.host_hash() == sig.type_hash()
+        named = FunctionSig("kv", "put", [ParamSig("e", TD.ref("entry"))], [])
+        assert named.host_hash() != named.type_hash()
+
+    def test_bad_type_defs(self) -> None:
+        with pytest.raises(TypeError, match="named record or variant"):
+            hash_type(TD.S32, [TD.S32])
+
+    def test_deep(self) -> None:
+        desc = TD.U8
+        expected = HASH_U8
+        for _ in range(50_000):
+            desc = TD.list(desc)
+            expected = hash_list(expected)
+        assert hash_type(desc) == expected
 
 
 class TestTypeHashing:
