@@ -12,6 +12,8 @@ carry their context as attributes rather than only in the message::
     │   └── TypeMismatch                    .expected, .got
     ├── ParseError (ValueError)             packr text format: .message, .position
     ├── ConversionError (TypeError)         Python value <-> Value with a declared type
+    ├── SchemaError (ValueError)            packr's schema-checked codec: .kind, .node, ...
+    ├── TypeValidationError (ValueError)    a value outside a type space: .kind, .context
     ├── GuestRuntimeError                   running a guest under wasmtime
     │   ├── ModuleLoadError                 bytes/WAT that wasmtime refuses
     │   ├── LinkError                       .missing: every unresolved import
@@ -22,6 +24,7 @@ carry their context as attributes rather than only in the message::
     │   ├── InvalidGuestOutput              .export, .cause: status 0 but bad CGRF
     │   ├── GuestMemoryError                a guest pointer/length outside its memory
     │   ├── MetadataError                   __pack_types missing or malformed
+    │   ├── InterfaceError                  .kind, .name: an instance lacks an interface
     │   └── HostFunctionError               .interface, .function, .kind (packr's kinds)
     ├── ReplayError                         reproducing a recorded run
     │   ├── ReplayDivergence                .seq, .expected, .actual, .differences, ...
@@ -52,6 +55,7 @@ __all__ = [
     "GuestTrap",
     "HostFunctionError",
     "IntegrityError",
+    "InterfaceError",
     "InvalidEncoding",
     "InvalidGuestOutput",
     "InvalidTag",
@@ -62,11 +66,13 @@ __all__ = [
     "ParseError",
     "ReplayDivergence",
     "ReplayError",
+    "SchemaError",
     "StoreError",
     "TraceExhausted",
     "TraceFormatError",
     "TraceNotFound",
     "TypeMismatch",
+    "TypeValidationError",
 ]
 
 
@@ -174,6 +180,113 @@ class ParseError(PackrReplayError, ValueError):
 
 class ConversionError(PackrReplayError, TypeError):
     """A Python value could not become a Value of the declared type, or back."""
+
+
+class SchemaError(PackrReplayError, ValueError):
+    """A value or buffer that does not match its declared schema (packr's
+    ``parser::ValidationError``; what ``Runtime.decode_arg`` and
+    ``encode_result_with_schema`` raise).
+
+    ``kind`` is packr's variant name: ``InvalidEncoding`` (``message``),
+    ``UndefinedType`` (``name``), ``SelfRefOutsideType``, ``TypeMismatch`` (``node``,
+    ``expected``, ``actual``), ``VariantTagOutOfRange`` (``node``, ``tag``, ``max``),
+    ``VariantPayloadMismatch`` (``node``, ``tag``) or ``UnsupportedType`` (``message``);
+    ``str()`` is packr's Display text.
+    """
+
+    KINDS = frozenset({
+        "InvalidEncoding", "UndefinedType", "SelfRefOutsideType", "TypeMismatch",
+        "VariantTagOutOfRange", "VariantPayloadMismatch", "UnsupportedType",
+    })  # fmt: skip
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        message: str | None = None,
+        name: str | None = None,
+        node: int | None = None,
+        expected: str | None = None,
+        actual: str | None = None,
+        tag: int | None = None,
+        max: int | None = None,
+    ) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown schema error kind {kind!r}")
+        self.kind = kind
+        self.message = message
+        self.name = name
+        self.node = node
+        self.expected = expected
+        self.actual = actual
+        self.tag = tag
+        self.max = max
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        k = self.kind
+        if k == "InvalidEncoding":
+            return f"Invalid encoding: {self.message}"
+        if k == "UndefinedType":
+            return f"Undefined type: {self.name}"
+        if k == "SelfRefOutsideType":
+            return "Self reference used outside of a type definition"
+        if k == "TypeMismatch":
+            return f"Type mismatch at node {self.node}: expected {self.expected}, got {self.actual}"
+        if k == "VariantTagOutOfRange":
+            return f"Variant tag out of range at node {self.node}: tag {self.tag}, max {self.max}"
+        if k == "VariantPayloadMismatch":
+            return f"Variant payload mismatch at node {self.node} tag {self.tag}"
+        return f"Unsupported type: {self.message}"
+
+    def __str__(self) -> str:
+        return self._text()
+
+
+class TypeValidationError(PackrReplayError, ValueError):
+    """A value that does not inhabit a type (packr's ``metadata::TypeValidationError``,
+    raised by ``validate_value_in_type_space``).
+
+    ``kind``: ``TypeMismatch`` (``expected``, ``got``), ``MissingField`` /
+    ``ExtraField`` (``record``, ``field``), ``UnknownCase`` (``variant``, ``case``),
+    ``UnresolvedRef`` (``path``) or ``WrongArity`` (``expected``, ``got``: counts).
+    ``context`` is where, outermost first (packr's ``Nested`` chain: ``list[2]``,
+    ``field 'x'``, ``case 'leaf'``...); ``str()`` is packr's Display text.
+    """
+
+    KINDS = frozenset(
+        {"TypeMismatch", "MissingField", "ExtraField", "UnknownCase", "UnresolvedRef", "WrongArity"}
+    )
+
+    def __init__(self, kind: str, *, context: tuple[str, ...] = (), **fields: Any) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown type validation error kind {kind!r}")
+        self.kind = kind
+        self.context = tuple(context)
+        self.expected: Any = fields.get("expected")
+        self.got: Any = fields.get("got")
+        self.record: str | None = fields.get("record")
+        self.field: str | None = fields.get("field")
+        self.variant: str | None = fields.get("variant")
+        self.case: str | None = fields.get("case")
+        self.path: str | None = fields.get("path")
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        k = self.kind
+        if k == "TypeMismatch":
+            text = f"expected {self.expected}, got {self.got}"
+        elif k == "MissingField":
+            text = f"record '{self.record}' missing field '{self.field}'"
+        elif k == "ExtraField":
+            text = f"record '{self.record}' has unexpected field '{self.field}'"
+        elif k == "UnknownCase":
+            text = f"variant '{self.variant}' has no case '{self.case}'"
+        elif k == "UnresolvedRef":
+            text = f"unresolved type reference '{self.path}'"
+        else:
+            text = f"expected {self.expected} elements, got {self.got}"
+        return "".join(f"in {c}: " for c in self.context) + text
 
 
 def _rust_debug_str(text: str) -> str:
@@ -288,6 +401,30 @@ class MetadataError(GuestRuntimeError):
         super().__init__(message)
 
 
+class InterfaceError(GuestRuntimeError):
+    """An instance does not implement an interface (packr's ``InterfaceError``, from
+    ``validate_interface`` / ``validate_instance_implements_interface``).
+
+    ``kind``: ``MissingFunction`` (``name``), ``SignatureMismatch`` (``name``,
+    ``expected``, ``actual``: wasm signatures) or ``MissingMemory``.
+    """
+
+    def __init__(self, kind: str, name: str = "", expected: str = "", actual: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+        if kind == "MissingFunction":
+            text = f"Missing function '{name}' required by interface"
+        elif kind == "SignatureMismatch":
+            text = f"Function '{name}' has wrong signature: expected {expected}, got {actual}"
+        elif kind == "MissingMemory":
+            text = "Missing memory export 'memory'"
+        else:
+            raise ValueError(f"unknown interface error kind {kind!r}")
+        super().__init__(text)
+
+
 class HostFunctionError(GuestRuntimeError):
     """A typed import failed; the guest got status -1.
 
@@ -296,14 +433,16 @@ class HostFunctionError(GuestRuntimeError):
     ``cause`` is the underlying exception when there was one.
     """
 
-    KINDS = MappingProxyType({
-        "MemoryRead": "memory read failed",
-        "Decode": "decode failed",
-        "TypeConversion": "type conversion failed",
-        "MemoryWrite": "memory write failed",
-        "Encode": "encode failed",
-        "Handler": "handler failed",
-    })
+    KINDS = MappingProxyType(
+        {
+            "MemoryRead": "memory read failed",
+            "Decode": "decode failed",
+            "TypeConversion": "type conversion failed",
+            "MemoryWrite": "memory write failed",
+            "Encode": "encode failed",
+            "Handler": "handler failed",
+        }
+    )
 
     def __init__(
         self,
