@@ -150,7 +150,9 @@ def sql(
         with TraceStore(path) as store:
             index_all(store)
     with TraceStore(path, readonly=not write) as store:
-        result = run_query(store, query, list(param or []), max_rows=max_rows)
+        result = run_query(
+            store, query, list(param or []), max_rows=max_rows, write_hint="pass --write"
+        )
         lowered = query.lower()
         missing = unindexed_traces(store) if "events" in lowered or "event_index" in lowered else []
     if missing:

@@ -35,6 +35,8 @@ from .model import (
     TraceStatus,
     chain_genesis,
     chain_hash,
+    header_covered,
+    trace_genesis,
 )
 from .protocols import EventSink, EventSource
 from .prune import delete_traces
@@ -67,6 +69,8 @@ __all__ = [
     "chain_genesis",
     "chain_hash",
     "delete_traces",
+    "header_covered",
     "index_all",
     "index_trace",
+    "trace_genesis",
 ]

@@ -9,7 +9,8 @@ Without redaction the trace is copied exactly: same uuid, same hashes, and the c
 is verified on the way. With ``redact`` the callable sees every event and may return
 replacement ``(input, output)`` bytes. Changing an event's bytes changes its hash and
 every hash after it, so a redacted trace is **re-chained** under a fresh uuid (two
-different traces must not share one); its metadata records what was done::
+different traces must not share one), in the current trace format (its chain starts
+from its header, which names what was redacted); its metadata records what was done::
 
     meta["redacted"]       sorted names (``interface.function``) of rewritten events
     meta["redacted_events"] how many events were rewritten
@@ -26,13 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IntegrityError, StoreError, TraceFormatError
-from .chain import SegmentBuilder
-from .codec import event_from_record, pack_meta
+from .chain import SegmentBuilder, new_packer
+from .codec import event_from_record, new_unpacker, pack_meta, unpack_meta
 from .integrity import ChainChecker
-from .model import Event, TraceInfo, chain_genesis
+from .model import Event, TraceInfo, trace_genesis
 from .reader import decode_segment
 from .rows import TraceRef, insert_module, insert_segment, insert_trace
-from .schema import open_database
+from .schema import TRACE_FORMAT_VERSION, open_database
 from .sqlite import translate_errors
 from .writer import FlushPolicy
 
@@ -90,51 +91,96 @@ def bundle(
 def _copy(segments: Any, info: TraceInfo, db: Any, redact: Redactor | None) -> None:
     """Copy (and check) every event; re-chain them when ``redact`` is given."""
     checker = ChainChecker(info)
-    new_uuid = info.uuid if redact is None else str(uuid_module.uuid4())
-    builder = SegmentBuilder(chain_genesis(new_uuid))
-    policy = FlushPolicy()
-    names: set[str] = set()
-    rewritten = 0
-    trace_id = insert_trace(db, replace(info, uuid=new_uuid, replay_of=None), pack_meta(info.meta))
-    try:
-        for segment in segments:
-            for fields, digest in decode_segment(segment):
-                checker.feed(fields, digest)
-                if redact is None:
-                    continue
-                event = event_from_record(fields, digest)
-                new_fields = list(fields)
-                replacement = redact(event)
-                if replacement is not None:
-                    new_fields[5], new_fields[6] = _checked(replacement, event.seq)
-                    if new_fields[5:7] != list(fields[5:7]):
-                        rewritten += 1
-                        names.add(event.name)
-                builder.add_fields(new_fields)
-                if builder.pending >= policy.max_events or len(builder.buf) >= policy.max_bytes:
-                    _flush(db, trace_id, builder)
-            checker.check_head(segment[0] + segment[1] - 1, segment[2])
-            if redact is None:
+    if redact is None:
+        trace_id = insert_trace(db, replace(info, replay_of=None), pack_meta(info.meta))
+        try:
+            for segment in segments:
+                for fields, digest in decode_segment(segment):
+                    checker.feed(fields, digest)
+                checker.check_head(segment[0] + segment[1] - 1, segment[2])
                 insert_segment(db, trace_id, segment)  # verified above; copied verbatim
-    except (IntegrityError, TraceFormatError) as exc:
-        raise StoreError(f"refusing to bundle a damaged trace: {exc}") from exc
+        except (IntegrityError, TraceFormatError) as exc:
+            raise StoreError(f"refusing to bundle a damaged trace: {exc}") from exc
+        _checked_report(checker)
+        db.execute("UPDATE traces SET event_count = ? WHERE id = ?", [checker.count, trace_id])
+        return
+    _copy_redacted(segments, info, db, redact, checker)
+
+
+def _checked_report(checker: ChainChecker) -> None:
     report = checker.finish()
     if not report.ok:
         raise StoreError(f"refusing to bundle a damaged trace: {report.message}")
-    meta = info.meta
-    head = info.head_hash
-    if redact is not None:
-        _flush(db, trace_id, builder)
+
+
+def _copy_redacted(
+    segments: Any, info: TraceInfo, db: Any, redact: Redactor, checker: ChainChecker
+) -> None:
+    """Two passes: redact into a scratch table, then chain under the new header.
+
+    A re-chained trace starts from a hash of its header, and the header's metadata
+    names what was redacted, which is only known once every event has been seen.
+    """
+    pack = new_packer().pack
+    names: set[str] = set()
+    rewritten = 0
+    db.execute("CREATE TEMP TABLE packr_redacted (first_seq INTEGER PRIMARY KEY, data BLOB)")
+    try:
+        try:
+            for segment in segments:
+                records = bytearray()
+                for fields, digest in decode_segment(segment):
+                    checker.feed(fields, digest)
+                    event = event_from_record(fields, digest)
+                    new_fields = list(fields)
+                    replacement = redact(event)
+                    if replacement is not None:
+                        new_fields[5], new_fields[6] = _checked(replacement, event.seq)
+                        if new_fields[5:7] != list(fields[5:7]):
+                            rewritten += 1
+                            names.add(event.name)
+                    records += pack(new_fields)
+                checker.check_head(segment[0] + segment[1] - 1, segment[2])
+                db.execute(
+                    "INSERT INTO temp.packr_redacted VALUES (?, ?)", [segment[0], bytes(records)]
+                )
+        except (IntegrityError, TraceFormatError) as exc:
+            raise StoreError(f"refusing to bundle a damaged trace: {exc}") from exc
+        _checked_report(checker)
         meta = {
             **info.meta,
             "redacted": sorted(names),
             "redacted_events": rewritten,
             "redacted_from": {"uuid": info.uuid, "head_hash": checker.head.hex()},
         }
-        head = builder.head if info.head_hash is not None else None
+        new = replace(
+            info,
+            uuid=str(uuid_module.uuid4()),  # two different traces must not share a uuid
+            replay_of=None,
+            format_version=TRACE_FORMAT_VERSION,
+            meta=unpack_meta(pack_meta(meta)),  # as it reads back, which the genesis hashes
+            head_hash=None,
+            event_count=0,
+        )
+        trace_id = insert_trace(db, new, pack_meta(meta))
+        builder = SegmentBuilder(trace_genesis(new))
+        policy = FlushPolicy()
+        for _first, data in db.execute(
+            "SELECT first_seq, data FROM temp.packr_redacted ORDER BY first_seq"
+        ).fetchall():
+            unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
+            unpacker.feed(data)
+            for fields in unpacker:
+                builder.add_fields(list(fields))
+                if builder.pending >= policy.max_events or len(builder.buf) >= policy.max_bytes:
+                    _flush(db, trace_id, builder)
+        _flush(db, trace_id, builder)
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.packr_redacted")
+    head = builder.head if info.head_hash is not None else None
     db.execute(
-        "UPDATE traces SET meta = ?, head_hash = ?, event_count = ? WHERE id = ?",
-        [pack_meta(meta), head, checker.count, trace_id],
+        "UPDATE traces SET head_hash = ?, event_count = ? WHERE id = ?",
+        [head, checker.count, trace_id],
     )
 
 

@@ -29,7 +29,7 @@ from ..errors import IntegrityError, StoreError, TraceFormatError
 from . import codec
 from .chain import SegmentBuilder
 from .codec import MAX_BLOB_BYTES, check_meta, decode_records, new_unpacker, pack_meta
-from .model import TraceInfo, TraceStatus, chain_genesis
+from .model import TraceInfo, TraceStatus, trace_genesis
 from .reader import Trace
 from .rows import find_uuid, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, newer_format_message
@@ -93,7 +93,7 @@ def export_trace(store: StoreFile, trace: Trace, fileobj: IO[bytes]) -> int:
             }
         )
     )
-    head = chain_genesis(info.uuid)
+    head = trace_genesis(info)
     written = 0
     chunk: list[bytes] = []
     size = 0
@@ -228,7 +228,7 @@ def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
             if info.replay_of_uuid is not None:
                 replay_of = find_uuid(db, info.replay_of_uuid)
             trace_id = insert_trace(db, _with(info, replay_of), meta)
-            builder = SegmentBuilder(chain_genesis(info.uuid))
+            builder = SegmentBuilder(trace_genesis(info))
             for fields, digest in decode_records(unpacker, 0, count):
                 if builder.add_fields(list(fields)) != digest:
                     raise IntegrityError(

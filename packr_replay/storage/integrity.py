@@ -16,9 +16,20 @@ from typing import Any
 
 from ..errors import IntegrityError, TraceFormatError
 from .chain import new_packer
-from .model import TraceInfo, chain_genesis
+from .model import TraceInfo, header_covered, trace_genesis
 
-__all__ = ["ChainChecker", "VerifyReport"]
+__all__ = ["ChainChecker", "VerifyReport", "altered"]
+
+
+def altered(info: TraceInfo, seq: int) -> str:
+    """What a hash mismatch at ``seq`` means: event 0 of a trace whose chain starts
+    from its header also breaks when the header was edited."""
+    if seq == 0 and header_covered(info):
+        return (
+            "it, or the trace's header (module, settings, label, host), was altered "
+            "after recording"
+        )
+    return "it was altered after recording"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +62,7 @@ class ChainChecker:
 
     def __init__(self, info: TraceInfo) -> None:
         self.info = info
-        self.head = chain_genesis(info.uuid)
+        self.head = trace_genesis(info)
         self.count = 0
         self._pack = new_packer().pack
 
@@ -61,9 +72,7 @@ class ChainChecker:
             raise IntegrityError(self.info.id, seq, f"event {seq} is missing (found {fields[0]})")
         if sha256(self.head + self._pack(fields)).digest() != digest:
             raise IntegrityError(
-                self.info.id,
-                seq,
-                f"event {seq} does not match its hash: it was altered after recording",
+                self.info.id, seq, f"event {seq} does not match its hash: {altered(self.info, seq)}"
             )
         self.head = digest
         self.count += 1

@@ -25,7 +25,7 @@ from .model import (
     Outcome,
     TraceInfo,
     TraceStatus,
-    chain_genesis,
+    trace_genesis,
 )
 from .query import collect_exports, matcher
 from .rows import now_iso
@@ -66,7 +66,7 @@ class MemoryTrace:
             meta=unpack_meta(pack_meta(check_meta(meta))),  # as a store would keep it
         )
         self._events: list[Event] = []
-        self._head = chain_genesis(self._info.uuid)
+        self._head = trace_genesis(self._info)
         self._pack = new_packer().pack
         self._sealed = False
 
@@ -77,7 +77,7 @@ class MemoryTrace:
         trace._events = list(source.events())
         info: TraceInfo = source.info
         trace._info = replace(info, event_count=len(trace._events))
-        trace._head = trace._events[-1].hash if trace._events else chain_genesis(info.uuid)
+        trace._head = trace._events[-1].hash if trace._events else trace_genesis(info)
         trace._sealed = info.status is not TraceStatus.RECORDING
         return trace
 

@@ -8,7 +8,13 @@ middle of an export still leaves the input needed to replay up to the cut.
 
 Every event carries the *exact* CGRF bytes that crossed the boundary and a SHA-256
 chained over the previous event's hash, so tampering is detectable and the chain
-survives export/import (it starts from the trace's uuid, not its row id).
+survives export/import (it starts from the trace's identity, not its row id).
+
+From trace format 3 on (:data:`HEADER_CHAIN_FORMAT`) the chain starts from a hash of
+the trace's header -- uuid, format version, creation time, tool version, module
+SHA-256, label, host, the trace it replays and the whole metadata (the settings a
+replay runs under) -- so editing any of them breaks the chain at its first event.
+Older traces start from their uuid alone and keep verifying as they always did.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..abi import EncodedValue
 
 __all__ = [
     "CHAIN_VERSION",
+    "HEADER_CHAIN_FORMAT",
     "Event",
     "EventKind",
     "ExportCall",
@@ -32,6 +39,9 @@ __all__ = [
     "TraceStatus",
     "chain_genesis",
     "chain_hash",
+    "header_covered",
+    "header_genesis",
+    "trace_genesis",
 ]
 
 
@@ -116,11 +126,65 @@ class Event:
 
 
 CHAIN_VERSION = 1
+"""The uuid-only genesis of trace formats 1 and 2."""
+
+HEADER_CHAIN_FORMAT = 3
+"""The first trace format whose chain starts from its header (:func:`header_genesis`)."""
+
+_HEADER_TAG = "packr-replay chain v2"
 
 
 def chain_genesis(trace_uuid: str) -> bytes:
-    """The hash that precedes a trace's first event."""
+    """The hash that precedes the first event of a format-1 or format-2 trace."""
     return hashlib.sha256(f"packr-replay chain v{CHAIN_VERSION}:{trace_uuid}".encode()).digest()
+
+
+def header_genesis(
+    *,
+    uuid: str,
+    format_version: int,
+    created_at: str,
+    tool_version: str,
+    module_sha256: str | None,
+    label: str | None,
+    host: str | None,
+    replay_of_uuid: str | None,
+    meta: dict[str, Any],
+) -> bytes:
+    """The hash that precedes the first event of a trace of format 3 or later.
+
+    Every field is known when recording starts and never changes afterwards (status,
+    counts and the sealed head are checked against the chain itself). ``meta`` is
+    hashed as it reads back from the store (plain msgpack data, key order kept).
+    """
+    packed = msgpack.packb(
+        [_HEADER_TAG, uuid, format_version, created_at, tool_version, module_sha256,
+         label, host, replay_of_uuid, meta],
+        use_bin_type=True,
+    )  # fmt: skip
+    return hashlib.sha256(packed).digest()
+
+
+def trace_genesis(info: TraceInfo) -> bytes:
+    """The hash that precedes ``info``'s first event, by the trace's own format."""
+    if info.format_version < HEADER_CHAIN_FORMAT:
+        return chain_genesis(info.uuid)
+    return header_genesis(
+        uuid=info.uuid,
+        format_version=info.format_version,
+        created_at=info.created_at,
+        tool_version=info.tool_version,
+        module_sha256=info.module_sha256,
+        label=info.label,
+        host=info.host,
+        replay_of_uuid=info.replay_of_uuid,
+        meta=info.meta,
+    )
+
+
+def header_covered(info: TraceInfo) -> bool:
+    """Whether ``info``'s chain covers its header (format 3 on) or its events only."""
+    return info.format_version >= HEADER_CHAIN_FORMAT
 
 
 def chain_hash(previous: bytes, event: Event) -> bytes:

@@ -7,7 +7,7 @@ never keeps a long read transaction open against recorders writing the same file
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,8 @@ import sqlite_utils
 from ..errors import IntegrityError, TraceFormatError
 from . import codec
 from .codec import RawRecord, event_from_record
-from .model import Event, EventKind, ExportCall, TraceInfo, chain_genesis
+from .integrity import altered
+from .model import Event, EventKind, ExportCall, TraceInfo, header_covered, trace_genesis
 from .query import collect_exports, matcher
 from .rows import fetch_info, read_module
 from .sqlite import translate_errors
@@ -41,6 +42,17 @@ def _check_head(trace_id: int, last: int, chained: bytes | None, head: bytes) ->
         raise IntegrityError(
             trace_id, last, f"trace {trace_id}: event {last}: the segment's head hash differs"
         )
+
+
+def _header_hint(records: Iterable[RawRecord], info: TraceInfo) -> Iterator[RawRecord]:
+    """Say that a break at event 0 may be an edited header (it is hashed into the genesis)."""
+    try:
+        yield from records
+    except IntegrityError as exc:
+        if exc.seq != 0:
+            raise
+        text = str(exc).replace("it was altered after recording", altered(info, 0), 1)
+        raise IntegrityError(exc.trace_id, 0, text) from None
 
 
 class Trace:
@@ -127,9 +139,10 @@ class Trace:
         if seq >= first_seq + count:
             raise IndexError(f"trace {self._info.id} has no event {seq}")
         trace_id = self._info.id
-        records = list(
-            codec.decode_segment(data, first_seq, count, self._chain_before(first_seq), trace_id)
-        )
+        decoded = codec.decode_segment(data, first_seq, count, self._chain_before(first_seq), trace_id)
+        if first_seq == 0 and header_covered(self._info):
+            decoded = _header_hint(decoded, self._info)
+        records = list(decoded)
         _check_head(trace_id, first_seq + count - 1, records[-1][1], head)
         self._cache = (first_seq, records)
         return event_from_record(*records[seq - first_seq])
@@ -168,6 +181,8 @@ class Trace:
             if prev is None:
                 prev = self._chain_before(first_seq)
             records = decode(data, first_seq, count, prev, trace_id)
+            if first_seq == 0 and records.__class__ is not list and header_covered(info):
+                records = _header_hint(records, info)  # a list was checked whole, without fault
             if records.__class__ is list:  # the common case: decoded and checked at once
                 if first_seq >= start:
                     yield from records
@@ -198,7 +213,7 @@ class Trace:
     def _chain_before(self, first_seq: int) -> bytes:
         """The hash the segment starting at ``first_seq`` chains after."""
         if first_seq == 0:
-            return chain_genesis(self._info.uuid)
+            return trace_genesis(self._info)
         with translate_errors(self._path):
             row = self._db.execute(
                 "SELECT head_hash FROM segments WHERE trace_id = ? AND first_seq < ? "

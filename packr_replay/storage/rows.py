@@ -6,13 +6,14 @@ keep honest writers honest, but a hostile file can hold anything in any column.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 
-from ..errors import StoreError, TraceFormatError, TraceNotFound
+from ..errors import IntegrityError, StoreError, TraceFormatError, TraceNotFound
 from .codec import unpack_meta
 from .liveness import WriterIdentity, is_alive
 from .model import TraceInfo, TraceStatus
@@ -222,13 +223,23 @@ def find_uuid(db: sqlite_utils.Database, uuid: str) -> int | None:
 
 
 def read_module(db: sqlite_utils.Database, sha256: str, where: object) -> bytes:
-    """A stored module's bytes; :class:`StoreError` if the store does not hold it."""
+    """A stored module's bytes, checked against the SHA-256 it is stored under.
+
+    :class:`StoreError` if the store does not hold it; :class:`IntegrityError` (seq -1:
+    no event is to blame) if its bytes were altered, so a module swapped under a
+    trace is never compiled, let alone run.
+    """
     with translate_errors(where):
         row = db.execute("SELECT wasm FROM modules WHERE sha256 = ?", [sha256]).fetchone()
     if row is None:
         raise StoreError(f"{where} holds no module {sha256}")
     if type(row[0]) is not bytes:
         raise TraceFormatError(f"{where}: module {sha256} is not stored as bytes")
+    if hashlib.sha256(row[0]).hexdigest() != sha256:
+        raise IntegrityError(
+            None, -1, f"{where}: the stored module {sha256[:12]}… does not match its SHA-256: "
+            "its bytes were altered after recording"
+        )  # fmt: skip
     return row[0]
 
 

@@ -19,14 +19,20 @@ Datasette) without packr-replay: the ``event_index`` table, one plain row per ev
 recorder), and the views ``trace_summary`` and ``events``. Format-1 files still open
 read-only as they are (``OLDEST_READABLE_FORMAT``); opening one for writing adds them.
 
+Format 3 changes no table: traces written from then on chain from a hash of their
+header (see :mod:`.model`); the version says so to older readers.
+
 Opening checks every schema object against what the migrations create: our tables by
-shape, our views and indexes by their exact SQL, and nothing else at all (no
-triggers, no foreign tables or views), so a hostile file cannot smuggle code or data
-into the queries we, or a person browsing the file, run.
+shape, our views and indexes by their exact SQL. Besides them a file may hold plain
+tables of its user's (``sql --write "create table notes(x)"``) and indexes on those,
+and nothing else at all: no trigger and no view or virtual table of anyone else's,
+whatever its name (``sqlite_`` included), so a hostile file cannot smuggle code or
+data into the queries we, or a person browsing the file, run.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -53,12 +59,12 @@ __all__ = [
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
 PAGE_SIZE = 16384
-TRACE_FORMAT_VERSION = 2
+TRACE_FORMAT_VERSION = 3
 """The trace-store and export-stream format this version writes (and every older one it reads)."""
 
 OLDEST_READABLE_FORMAT = 1
-"""The oldest format a read-only open accepts without migrating (format 2 only added
-derived data, so a format-1 file reads exactly as before)."""
+"""The oldest format a read-only open accepts without migrating (formats 2 and 3 only
+added derived data and a new genesis for new traces, so older files read as before)."""
 
 MIGRATIONS = Migrations("packr-replay")
 
@@ -170,6 +176,19 @@ def _m0002_event_index(db: sqlite_utils.Database) -> None:
         FROM event_index e JOIN traces t ON t.id = e.trace_id
         """
     )
+
+
+@MIGRATIONS(name="0003_header_chain")
+def _m0003_header_chain(db: sqlite_utils.Database) -> None:
+    """Format 3: traces written from now on chain from a hash of their header.
+
+    No table changes: a trace's ``format_version`` column says how its chain starts
+    (:func:`.model.trace_genesis`), so format-1/2 traces in a migrated file keep
+    verifying from their uuid, and new ones bind uuid, module, label, host and the
+    replay settings (``meta``) into their first hash. The version bump is what keeps
+    an older packr-replay, which would check the new traces against the old genesis
+    and call them altered, from opening the file.
+    """
 
 
 def newer_format_message(what: object, version: int) -> str:
@@ -377,15 +396,80 @@ _expected: dict[int, _Schema] = {}
 
 
 def _objects(db: sqlite_utils.Database) -> dict[ObjectKey, str | None]:
-    """Every schema object but SQLite's own (``sqlite_autoindex_*``, ``sqlite_stat1``...)
-    and sqlite-utils' indexes on its migrations table (their names and SQL are its
-    business and may change between its versions; an index runs no code)."""
-    rows = db.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master "
-        "WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^' AND NOT (type = 'index' AND tbl_name = ?)",
-        [Migrations.migrations_table],
-    ).fetchall()
-    return {(str(t), str(n)): (None if sql is None else str(sql)) for t, n, _, sql in rows}
+    """Every schema object that can hold code or change what our queries see.
+
+    Left out: SQLite's own bookkeeping (:func:`_sqlite_own`), and sqlite-utils'
+    plain indexes on its migrations table (their names and SQL are its business and
+    may change between its versions; an index runs no code)."""
+    rows = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    out: dict[ObjectKey, str | None] = {}
+    for kind, name, table, sql in rows:
+        key = (str(kind), str(name))
+        text = None if sql is None else str(sql)
+        if _sqlite_own(key, text):
+            continue
+        if key[0] == "index" and table == Migrations.migrations_table:
+            continue
+        out[key] = text
+    return out
+
+
+_SQLITE_TABLES = frozenset({"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
+
+
+def _sqlite_own(key: ObjectKey, sql: str | None) -> bool:
+    """An object SQLite itself makes: a UNIQUE/PRIMARY KEY index (no SQL) or one of
+    ANALYZE's and AUTOINCREMENT's tables. The ``sqlite_`` prefix alone proves nothing:
+    ``PRAGMA writable_schema`` lets a file name a trigger ``sqlite_x``."""
+    kind, name = key
+    if kind == "index":
+        return sql is None and name.startswith("sqlite_autoindex_")
+    return kind == "table" and name in _SQLITE_TABLES
+
+
+def _user_object(key: ObjectKey, sql: str | None, objects: dict[ObjectKey, str | None],
+                 ours: set[str]) -> bool:  # fmt: skip
+    """A plain table someone added (``sql --write "create table notes(x)"``) or an
+    index on one: data, never code, and untouched by anything packr-replay runs.
+    Virtual tables run a module's code, so they are not plain tables."""
+    kind, name = key
+    if name.lower().startswith("sqlite_"):
+        return False
+    if kind == "table":
+        return name.lower() not in ours and sql is not None and _PLAIN_TABLE.match(sql) is not None
+    if kind == "index" and sql is not None:
+        table = (_index_table(sql) or "").lower()
+        tables = {n.lower(): (n, text) for (k, n), text in objects.items() if k == "table"}
+        if table not in tables:
+            return False
+        name, text = tables[table]
+        return _user_object(("table", name), text, objects, ours)
+    return False
+
+
+_PLAIN_TABLE = re.compile(r"\s*CREATE\s+TABLE\s", re.IGNORECASE)
+_IDENT = r'(?:"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`|[A-Za-z_][\w$]*)'
+_INDEX_ON = re.compile(
+    rf"\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:{_IDENT}\s*\.\s*)?"
+    rf"{_IDENT}\s+ON\s+({_IDENT})\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _index_table(sql: str) -> str | None:
+    """The table an index's SQL (what SQLite runs, unlike ``tbl_name``) is on; ``None``
+    when the SQL is anything but the plain form (comments, odd quoting: refused)."""
+    match = _INDEX_ON.match(sql)
+    if match is None:
+        return None
+    name = match.group(1)
+    if name[0] == '"':
+        return name[1:-1].replace('""', '"')
+    if name[0] == "`":
+        return name[1:-1].replace("``", "`")
+    if name[0] == "[":
+        return name[1:-1]
+    return name
 
 
 def _shape(db: sqlite_utils.Database, tables: Iterable[str]) -> dict[str, Any]:
@@ -404,6 +488,12 @@ def _shape(db: sqlite_utils.Database, tables: Iterable[str]) -> dict[str, Any]:
             strict.get(table),
         )
     return shape
+
+
+def _printable(name: str) -> str:
+    """A schema name for a message: control characters escaped, length bounded."""
+    text = name.encode("unicode_escape").decode("ascii") if not name.isprintable() else name
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _quote(name: str) -> str:
@@ -443,10 +533,20 @@ def _check_shape(
     """
     expected = _expected_schema(migrations, version)
     actual = _objects(db)
-    unexpected = sorted(actual.keys() - expected.objects.keys())
+    ours = {name.lower() for kind, name in expected.objects if kind == "table"}
+    ours.add(migrations.migrations_table.lower())
+    unexpected = sorted(
+        key
+        for key in actual.keys() - expected.objects.keys()
+        if not _user_object(key, actual[key], actual, ours)
+    )
     if unexpected:
-        names = ", ".join(f"{t} {n}" for t, n in unexpected)
-        raise TraceFormatError(f"{path} has unexpected schema objects ({names}); refusing it")
+        names = ", ".join(f"{t} {_printable(n)}" for t, n in unexpected[:5])
+        more = f" and {len(unexpected) - 5} more" if len(unexpected) > 5 else ""
+        raise TraceFormatError(
+            f"{path} has schema objects packr-replay did not make ({names}{more}): triggers, "
+            "views and virtual tables in a trace file are refused, whatever their names"
+        )
     shape = _shape(db, expected.tables)
     for table, table_shape in expected.tables.items():
         if shape[table] != table_shape:

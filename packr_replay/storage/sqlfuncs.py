@@ -297,22 +297,41 @@ def _deny_attach(action: int, *args: object) -> int:
     return sqlite3.SQLITE_OK
 
 
+_CODE_IN_FILE = frozenset(
+    {sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_VTABLE}
+)
+_TRUST_PRAGMAS = frozenset({"writable_schema", "trusted_schema"})
+
+
+def _deny_code(action: int, arg1: str | None, *args: object) -> int:
+    """Writes may add tables and rows, never what a trace file may not hold (a trigger,
+    a view, a virtual table: every later open would refuse the file) nor switch off
+    the schema's distrust. Temporary triggers and views vanish with the connection."""
+    if action in _CODE_IN_FILE:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _TRUST_PRAGMAS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
 def run_query(
     store: TraceStore,
     sql: str,
     params: Sequence[Any] | dict[str, Any] = (),
     *,
     max_rows: int | None = None,
+    write_hint: str = "open it with readonly=False",
 ) -> QueryResult:
     """Run one SQL statement on ``store`` with the ``packr_*`` functions available.
 
-    A store opened read-only cannot be changed by the statement (nor attach files);
-    ``max_rows`` stops reading after that many rows (``truncated`` says so).
+    A store opened read-only cannot be changed by the statement (nor attach files); a
+    writable one may gain tables and rows but no trigger, view or virtual table.
+    ``max_rows`` stops reading after that many rows (``truncated`` says so);
+    ``write_hint`` completes the read-only refusal (the CLI names ``--write``).
     """
     conn = store.db.conn
     register_functions(conn, store)
-    if store.readonly:
-        conn.set_authorizer(_deny_attach)
+    conn.set_authorizer(_deny_attach if store.readonly else _deny_code)
     before = conn.total_changes
     try:
         cursor = store.db.execute(sql, params)
@@ -327,17 +346,21 @@ def run_query(
                 rows.append(tuple(row))
             cursor.close()
     except (sqlite3.Error, sqlite3.Warning) as exc:
-        raise StoreError(_explain(store, exc)) from None
+        raise StoreError(_explain(store, exc, write_hint)) from None
     finally:
-        if store.readonly:
-            conn.set_authorizer(None)
+        conn.set_authorizer(None)
     return QueryResult(columns, rows, truncated, conn.total_changes - before)
 
 
-def _explain(store: TraceStore, exc: BaseException) -> str:
+def _explain(store: TraceStore, exc: BaseException, write_hint: str) -> str:
     text = f"SQL error: {exc}"
     if "readonly" in str(exc) or "attempt to write" in str(exc):
-        text += " (the trace is opened read-only; allow writes explicitly to change it)"
+        text += f" (the trace file is open read-only; {write_hint} to change it)"
+    elif "not authorized" in str(exc) and not store.readonly:
+        text += (
+            " (a trace file holds no triggers, views or virtual tables of anyone else's, "
+            "and every open would refuse a file that did; plain tables are fine)"
+        )
     elif store.format_version < INDEX_FORMAT and "no such table" in str(exc):
         text += (
             f" ({store.path} is trace-store format {store.format_version}, before the "

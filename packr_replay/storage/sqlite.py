@@ -3,7 +3,8 @@
 Each connection gets the same settings: a busy timeout (several recorder processes
 share one file), ``synchronous=NORMAL`` (durable at each WAL commit boundary, no fsync
 per transaction), ``trusted_schema=OFF`` (a hostile schema cannot run functions from
-views or triggers), a hard cap on blob and string length (an oversized blob in a
+views or triggers), SQLite's defensive mode with triggers disabled where the Python
+version offers it, a hard cap on blob and string length (an oversized blob in a
 hostile file is an error, not an allocation) and foreign keys on. SQLite errors are
 translated at this boundary so callers only ever see the :class:`StoreError` tree.
 """
@@ -71,6 +72,29 @@ def check_header(path: Path) -> None:
         raise TraceFormatError(f"{path} is not a packr-replay trace store (not an SQLite file)")
 
 
+#: ``sqlite3.Connection.setconfig`` options (Python 3.12+) and the value each gets.
+_DBCONFIG = (
+    ("SQLITE_DBCONFIG_DEFENSIVE", True),  # no writable_schema, no edits that corrupt
+    ("SQLITE_DBCONFIG_TRUSTED_SCHEMA", False),  # as the pragma, from the first statement
+    ("SQLITE_DBCONFIG_ENABLE_TRIGGER", False),  # a trigger that slipped through never fires
+)
+
+
+def _harden(conn: sqlite3.Connection) -> None:
+    """SQLite's defensive mode, where this Python offers it (``setconfig``, 3.12+).
+
+    On older Pythons the schema check (no triggers, no foreign views) and
+    ``trusted_schema=OFF`` carry the same guarantees without this second line.
+    """
+    setconfig = getattr(conn, "setconfig", None)
+    if setconfig is None:
+        return
+    for name, value in _DBCONFIG:
+        option = getattr(sqlite3, name, None)
+        if option is not None:
+            setconfig(option, value)
+
+
 def connect(
     path: Path,
     *,
@@ -98,6 +122,7 @@ def connect(
                 "synchronous=NORMAL",
             ):
                 conn.execute(f"PRAGMA {pragma}")
+            _harden(conn)
             if readonly:
                 conn.execute("PRAGMA query_only=ON")
             return sqlite_utils.Database(conn, tracer=tracer, execute_plugins=False)

@@ -39,10 +39,10 @@ import sqlite_utils
 from .._version import __version__
 from ..errors import StoreError
 from .chain import pack_chain
-from .codec import check_meta, pack_meta
+from .codec import check_meta, pack_meta, unpack_meta
 from .committer import Committer, InlineCommitter
 from .liveness import WriterIdentity, live_writers, register_live, unregister_live
-from .model import EventKind, Outcome, TraceInfo, TraceStatus, chain_genesis
+from .model import EventKind, Outcome, TraceInfo, TraceStatus, header_genesis
 from .rows import fetch_info, now_iso
 from .schema import TRACE_FORMAT_VERSION
 from .sqlite import Tracer, connect, translate_errors
@@ -137,7 +137,9 @@ class TraceWriter:
             path, busy_timeout=busy_timeout, tracer=tracer, threads=True
         )
         try:
-            self.trace_id = self._insert_row(module_sha256, label, host, meta_bytes, replay_of)
+            self.trace_id, genesis = self._insert_row(
+                module_sha256, label, host, meta_bytes, replay_of
+            )
         except BaseException:
             self._db.close()
             raise
@@ -147,7 +149,7 @@ class TraceWriter:
             self._db, path, policy.max_queued
         )
         # Hot-path state, kept in plain attributes.
-        self._head = chain_genesis(self.uuid)
+        self._head = genesis
         self._seq = 0
         self._first = 0  # seq of the first unflushed event
         self._buf = bytearray()
@@ -165,7 +167,8 @@ class TraceWriter:
         host: str | None,
         meta: bytes,
         replay_of: int | None,
-    ) -> int:
+    ) -> tuple[int, bytes]:
+        """Insert the trace's row; returns its id and the genesis hash its header gives."""
         assert self._db is not None
         db = self._db
         who = WriterIdentity.current()
@@ -183,6 +186,7 @@ class TraceWriter:
                 if row is None:
                     raise StoreError(f"{self._path} holds no trace {replay_of} to be a replay of")
                 replay_of_uuid = row[0]
+            created_at = now_iso()
             cursor = db.execute(
                 "INSERT INTO traces (uuid, created_at, module_sha256, status, label, host, "
                 "tool_version, format_version, event_count, replay_of, replay_of_uuid, meta, "
@@ -190,7 +194,7 @@ class TraceWriter:
                 "VALUES (?, ?, ?, 'recording', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     self.uuid,
-                    now_iso(),
+                    created_at,
                     module_sha256,
                     label,
                     host,
@@ -205,7 +209,18 @@ class TraceWriter:
                     who.start,
                 ],
             )
-        return int(cursor.lastrowid or 0)
+        genesis = header_genesis(
+            uuid=self.uuid,
+            format_version=TRACE_FORMAT_VERSION,
+            created_at=created_at,
+            tool_version=__version__,
+            module_sha256=module_sha256,
+            label=label,
+            host=host,
+            replay_of_uuid=replay_of_uuid,
+            meta=unpack_meta(meta),  # as readers will see it
+        )
+        return int(cursor.lastrowid or 0), genesis
 
     # ------------------------------------------------------------------ hot path
 

@@ -140,9 +140,40 @@ class TestSqlCommand:
         code, _, err = invoke("sql", str(trace_db), "update traces set label = 'x'")
         assert code == 2
         assert "read-only" in err
+        assert "--write" in err  # the refusal names the way out
         code, out, _ = invoke("sql", str(trace_db), "--write", "update traces set label = 'x'")
         assert code == 0
         assert "1 row(s) changed" in out
+
+    def test_user_tables_keep_the_file_usable(self, trace_db: Path) -> None:
+        """``create table notes(x)`` is data: every command still opens the file."""
+        code, _, err = invoke("sql", str(trace_db), "--write", "create table notes(x)")
+        assert code == 0, err
+        invoke("sql", str(trace_db), "--write", "insert into notes values ('seen on CI')")
+        code, out, err = invoke("sql", str(trace_db), "--json", "select x from notes")
+        assert code == 0, err
+        assert json.loads(out)["rows"] == [["seen on CI"]]
+        for command in (["verify", str(trace_db)], ["info", str(trace_db)],
+                        ["show", str(trace_db)], ["index", str(trace_db)]):  # fmt: skip
+            code, _, err = invoke(*command)
+            assert code == 0, (command, err)
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "create trigger t after insert on segments begin delete from modules; end",
+            "create view v as select 1",
+            "create virtual table v using fts4(x)",
+            "pragma writable_schema = on",
+        ],
+    )
+    def test_write_cannot_add_code(self, trace_db: Path, statement: str) -> None:
+        """--write refuses what would make every later open refuse the file."""
+        code, _, err = invoke("sql", str(trace_db), "--write", statement)
+        assert code == 2
+        assert "not authorized" in err
+        code, _, err = invoke("verify", str(trace_db))
+        assert code == 0, err
 
     def test_sql_error_is_one_line(self, trace_db: Path) -> None:
         code, out, err = invoke("sql", str(trace_db), "selec nothing")

@@ -199,7 +199,8 @@ def tamper(path: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
 
 FOREIGN_SHAPES = {
     "extra column": "ALTER TABLE traces ADD COLUMN evil TEXT",
-    "extra table": "CREATE TABLE notes (x TEXT)",
+    "trigger on a user table": "CREATE TABLE notes (x TEXT); CREATE TRIGGER evil AFTER INSERT "
+    "ON notes BEGIN DELETE FROM segments; END",
     "extra index": "CREATE INDEX evil ON segments (count)",
     "extra view": "CREATE VIEW evil AS SELECT * FROM traces",
     "events view redefined": "DROP VIEW events; CREATE VIEW events AS SELECT 1 AS seq",

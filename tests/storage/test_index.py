@@ -255,7 +255,7 @@ class TestFormatUpgrade:
     def test_migrates_when_opened_for_writing(self, golden_copy: Path) -> None:
         with TraceStore(golden_copy) as store:
             assert store.format_version == TRACE_FORMAT_VERSION
-            assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "0002_event_index"
+            assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "0003_header_chain"
             assert store.verify("golden").ok
             assert index_trace(store, "golden") == 21
         assert raw(golden_copy, "SELECT count(*) FROM events WHERE trace_label = 'golden'") == [
@@ -290,6 +290,11 @@ class TestGoldenFiles:
         ]
 
 
+def script(path: Path, sql: str) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(sql)
+
+
 class TestHostileSchema:
     """Exactly our views and tables are accepted; anything foreign or altered is refused."""
 
@@ -297,8 +302,14 @@ class TestHostileSchema:
         ("sql", "match"),
         [
             ("CREATE VIEW secrets AS SELECT * FROM modules", "view secrets"),
-            ("CREATE TABLE extra (x)", "table extra"),
+            ("CREATE VIRTUAL TABLE extra USING fts4(x)", "table extra"),
             ("CREATE INDEX extra_idx ON segments(count)", "index extra_idx"),
+            ("CREATE TABLE notes (x); CREATE VIEW v AS SELECT * FROM notes", "view v"),
+            (
+                "CREATE TABLE notes (x); "
+                "CREATE TRIGGER t AFTER INSERT ON notes BEGIN DELETE FROM traces; END",
+                "trigger t",
+            ),
             (
                 "CREATE TRIGGER t AFTER INSERT ON event_index BEGIN DELETE FROM traces; END",
                 "trigger t",
@@ -308,7 +319,7 @@ class TestHostileSchema:
     )
     def test_foreign_objects(self, store_path: Path, sql: str, match: str | None) -> None:
         TraceStore(store_path, create=True).close()
-        raw(store_path, sql)
+        script(store_path, sql)
         if match is None:
             TraceStore(store_path).close()
             return
@@ -316,6 +327,54 @@ class TestHostileSchema:
             TraceStore(store_path)
         with pytest.raises(TraceFormatError, match=match):
             TraceStore(store_path, readonly=True)
+
+    @pytest.mark.parametrize(
+        "sql",
+        [
+            "CREATE TABLE notes (x)",
+            'CREATE TABLE "my notes" (x TEXT PRIMARY KEY, y); CREATE INDEX n ON "my notes"(y)',
+            "CREATE TABLE Notes (x); CREATE UNIQUE INDEX IF NOT EXISTS n ON NOTES (x)",
+        ],
+    )
+    def test_user_tables_are_fine(self, recorded: Path, sql: str) -> None:
+        """A table (and its indexes) someone added holds data, never code: the file
+        still opens, is written to and verifies."""
+        script(recorded, sql)
+        with TraceStore(recorded) as store:
+            index_all(store)
+            assert all(store.verify(i.id).ok for i in store.traces())
+        with TraceStore(recorded, readonly=True) as store:
+            assert len(store.traces()) == 2
+
+    @pytest.mark.parametrize(
+        ("kind", "name", "sql"),
+        [
+            ("trigger", "sqlite_x", "CREATE TRIGGER sqlite_x AFTER INSERT ON segments "
+             "BEGIN DELETE FROM modules; END"),
+            ("view", "sqlite_v", "CREATE VIEW sqlite_v AS SELECT 1"),
+            ("table", "sqlite_evil", "CREATE TABLE sqlite_evil(x)"),
+            ("index", "sqlite_autoindex_x", "CREATE INDEX sqlite_autoindex_x ON segments(count)"),
+            ("index", "i", 'CREATE INDEX "i ON notes (" ON segments(count)'),
+        ],
+    )  # fmt: skip
+    def test_planted_objects_are_refused_whatever_their_names(
+        self, store_path: Path, kind: str, name: str, sql: str
+    ) -> None:
+        """Rows written straight into sqlite_master (``PRAGMA writable_schema``): a
+        ``sqlite_`` name or an index whose name hides its table proves nothing."""
+        TraceStore(store_path, create=True).close()
+        raw(store_path, "CREATE TABLE notes (x)")
+        with closing(sqlite3.connect(store_path)) as conn:
+            conn.execute("PRAGMA writable_schema=ON")
+            conn.execute(
+                "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) "
+                "VALUES (?, ?, 'segments', 0, ?)",
+                [kind, name, sql],
+            )
+            conn.commit()
+        for readonly in (False, True):
+            with pytest.raises(TraceFormatError, match=r"did not make|malformed"):
+                TraceStore(store_path, readonly=readonly)
 
     @pytest.mark.parametrize("view", ["events", "trace_summary"])
     def test_altered_view(self, store_path: Path, view: str) -> None:

@@ -16,10 +16,11 @@ from packr_replay.storage import (
     FlushPolicy,
     MemoryTrace,
     Outcome,
+    TraceInfo,
     TraceStatus,
     TraceStore,
-    chain_genesis,
     chain_hash,
+    trace_genesis,
 )
 
 from .util import MODULE_BYTES, MODULE_TYPES, event_fields, write_events
@@ -46,9 +47,10 @@ event_kwargs = st.fixed_dictionaries(
 )
 
 
-def expected_events(uuid: str, kwargs_list: list[dict[str, Any]]) -> list[Event]:
-    """The events the model says these appends produce, hashes included."""
-    head = chain_genesis(uuid)
+def expected_events(info: TraceInfo, kwargs_list: list[dict[str, Any]]) -> list[Event]:
+    """The events the model says these appends produce, hashes included (the chain
+    starts from the trace's header)."""
+    head = trace_genesis(info)
     out = []
     for seq, kw in enumerate(kwargs_list):
         event = Event(seq=seq, **kw)
@@ -74,7 +76,7 @@ class TestEventRoundTrip:
             seqs = [writer.append(**kw) for kw in kwargs_list]
         assert seqs == list(range(len(kwargs_list)))
         trace = store.trace(writer.trace_id)
-        assert_same(list(trace.events()), expected_events(writer.uuid, kwargs_list))
+        assert_same(list(trace.events()), expected_events(store.trace(writer.trace_id).info, kwargs_list))
         assert store.verify(writer.trace_id).ok
 
     def test_none_empty_and_large_blobs(self, store: TraceStore) -> None:
@@ -93,7 +95,7 @@ class TestEventRoundTrip:
             for kw in kwargs_list:
                 writer.append(**kw)
         events = list(store.trace(writer.trace_id).events())
-        assert_same(events, expected_events(writer.uuid, kwargs_list))
+        assert_same(events, expected_events(store.trace(writer.trace_id).info, kwargs_list))
         assert events[0].input is None
         assert events[1].input == b""
         assert events[2].input == big
@@ -132,7 +134,7 @@ class TestEventRoundTrip:
         stored = list(store.trace(writer.trace_id).events())
         # Same fields; hashes differ only because the uuids (chain genesis) differ.
         assert stored == list(memory.events())
-        rechained = expected_events(memory.info.uuid, [event_fields(i) for i in range(50)])
+        rechained = expected_events(memory.info, [event_fields(i) for i in range(50)])
         assert_same(list(memory.events()), rechained)
 
 
@@ -184,7 +186,7 @@ class TestTraceHeader:
         assert len(trace) == 0
         assert list(trace.events()) == []
         assert trace.exports() == []
-        assert info.head_hash == chain_genesis(info.uuid)
+        assert info.head_hash == trace_genesis(info)
         assert store.verify(info.id).ok
 
 

@@ -17,8 +17,8 @@ from packr_replay.storage import (
     Outcome,
     TraceStatus,
     TraceStore,
-    chain_genesis,
     chain_hash,
+    trace_genesis,
 )
 
 from .util import raw, write_events
@@ -88,7 +88,7 @@ class TestChainAssignment:
 
     def test_seq_and_hash(self, store: TraceStore) -> None:
         writer = store.begin_trace(None)
-        assert writer.head == chain_genesis(writer.uuid)
+        assert writer.head == trace_genesis(store.trace(writer.trace_id).info)
         assert [writer.append(1, EventKind.IMPORT, "i", "f", bytes([n])) for n in range(3)] == [
             0,
             1,
@@ -96,7 +96,7 @@ class TestChainAssignment:
         ]
         assert len(writer) == 3
         writer.finish()
-        head = chain_genesis(writer.uuid)
+        head = trace_genesis(store.trace(writer.trace_id).info)
         for event in store.trace(writer.trace_id).events():
             head = chain_hash(head, event)
             assert event.hash == head
