@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import msgpack
 import pytest
@@ -235,3 +236,92 @@ class TestReadingChecksTheChain:
         rewrite(store.path, trace_id, first, data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
         with pytest.raises(IntegrityError, match="event 63 does not match"):
             store.export_trace(trace_id, io.BytesIO())
+
+
+class TestHeaderIsCovered:
+    """From format 3 on the chain starts from a hash of the trace's header: editing what
+    a replay runs (module, settings) or how it is labelled breaks it at event 0."""
+
+    EDITS: ClassVar[dict[str, tuple[str, object]]] = {
+        "meta (fuel)": ("UPDATE traces SET meta = ? WHERE id = ?",
+                        msgpack.packb({"fuel": None, "reply": "scratch"})),
+        "label": ("UPDATE traces SET label = ? WHERE id = ?", "reproduced"),
+        "host": ("UPDATE traces SET host = ? WHERE id = ?", "elsewhere"),
+        "created_at": ("UPDATE traces SET created_at = ? WHERE id = ?", "1999-01-01T00:00:00"),
+        "uuid": ("UPDATE traces SET uuid = ? WHERE id = ?", "00000000-0000-0000-0000-000000000000"),
+        "format_version": ("UPDATE traces SET format_version = ? WHERE id = ?", 2),
+    }  # fmt: skip
+
+    @pytest.mark.parametrize("edit", list(EDITS))
+    def test_an_edited_header_breaks_the_chain(self, store: TraceStore, edit: str) -> None:
+        trace_id = make_trace(store)
+        sql, value = self.EDITS[edit]
+        raw(store.path, sql, (value, trace_id))
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert report.first_bad_seq == 0
+        assert "header" in report.message or edit == "format_version"
+        with pytest.raises(IntegrityError, match="event 0"):
+            list(store.trace(trace_id).events())
+
+    def test_an_edited_header_breaks_an_empty_sealed_trace(self, store: TraceStore) -> None:
+        trace_id = make_trace(store, n=0)
+        raw(store.path, "UPDATE traces SET label = 'x' WHERE id = ?", (trace_id,))
+        assert not store.verify(trace_id).ok
+
+    def test_pointing_at_another_stored_module(self, store: TraceStore, module_sha: str) -> None:
+        other = store.add_module(b"\0asm\x01\0\0\0", "other.wasm")
+        trace_id = make_trace(store, module=module_sha)
+        raw(store.path, "UPDATE traces SET module_sha256 = ? WHERE id = ?", (other, trace_id))
+        report = store.verify(trace_id)
+        assert not report.ok
+        assert report.first_bad_seq == 0
+
+    def test_a_swapped_module_is_never_handed_out(self, store: TraceStore, module_sha: str) -> None:
+        trace_id = make_trace(store, module=module_sha)
+        raw(store.path, "UPDATE modules SET wasm = ? WHERE sha256 = ?", (b"\0asm evil", module_sha))
+        with pytest.raises(IntegrityError, match="does not match its SHA-256"):
+            store.module_bytes(module_sha)
+        with pytest.raises(IntegrityError, match="does not match its SHA-256"):
+            store.trace(trace_id).module_bytes()
+        assert "altered" in store.verify(trace_id).message
+
+    def test_the_header_survives_export_import_and_bundles(
+        self, store: TraceStore, module_sha: str, tmp_path: Path
+    ) -> None:
+        import io
+
+        writer = store.begin_trace(module_sha, label="l", host="h", meta={"fuel": 7, "x": [1.5]})
+        write_events(writer, 30)
+        info = writer.finish()
+        stream = io.BytesIO()
+        store.export_trace(info.id, stream)
+        with TraceStore(tmp_path / "copy.db", create=True) as copy:
+            stream.seek(0)
+            copied = copy.import_trace(stream)
+            assert copy.verify(copied).ok
+        made = store.bundle(info.id, tmp_path / "bundle.db")
+        with TraceStore(made, readonly=True) as bundled:
+            assert bundled.verify(bundled.traces()[0].id).ok
+
+    def test_a_redacted_bundle_binds_what_was_redacted(
+        self, store: TraceStore, tmp_path: Path
+    ) -> None:
+        trace_id = make_trace(store, n=30)
+        made = store.bundle(trace_id, tmp_path / "r.db", redact=lambda e: (b"<r>", e.output))
+        with TraceStore(made) as bundled:
+            info = bundled.traces()[0]
+            assert info.format_version == 3
+            assert info.meta["redacted_events"] == 30
+            assert bundled.verify(info.id).ok
+        raw(made, "UPDATE traces SET meta = ?", (msgpack.packb({"redacted": []}),))
+        with TraceStore(made, readonly=True) as bundled:
+            assert bundled.verify(bundled.traces()[0].id).first_bad_seq == 0
+
+    def test_older_formats_keep_their_uuid_genesis(self, store: TraceStore) -> None:
+        """A format-2 trace (imported, or in a migrated file) verifies as it always did."""
+        from packr_replay.storage import chain_genesis, trace_genesis
+
+        trace_id = make_trace(store)
+        info = dataclasses.replace(store.trace(trace_id).info, format_version=2)
+        assert trace_genesis(info) == chain_genesis(info.uuid)
