@@ -21,6 +21,7 @@ __all__ = [
     "JsonOpt",
     "TraceArg",
     "TraceRefOpt",
+    "check_output_dir",
     "complete_trace",
     "open_store",
     "open_trace",
@@ -43,6 +44,15 @@ HostOpt = Annotated[
         ),
     ),
 ]
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse an output in a directory that is not there, before any work is done."""
+    parent = path.parent
+    if not parent.exists():
+        fail(f"cannot create {path}: no such directory {parent}")
+    if not parent.is_dir():
+        fail(f"cannot create {path}: {parent} is not a directory")
 
 
 def complete_trace(incomplete: str) -> list[str]:

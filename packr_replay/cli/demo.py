@@ -16,7 +16,7 @@ import typer
 
 from ..abi import UNIT, String, Value
 from . import render
-from .common import JsonOpt
+from .common import JsonOpt, check_output_dir
 from .errors import DIFFERENT, fail
 
 __all__ = ["register"]
@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
         """Record a nondeterministic example guest, replay it offline, run it live again, and diff the two runs, explaining each step."""
         if output is not None and output.exists():
             fail(f"{output} already exists; give a new file for the demo's traces")
+        if output is not None:
+            check_output_dir(output)
         with tempfile.TemporaryDirectory(prefix="packr-replay-demo-") as tmp:
             path = output if output is not None else Path(tmp) / "demo.db"
             _run(path, keep=output is not None, as_json=as_json)

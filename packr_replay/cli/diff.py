@@ -41,9 +41,13 @@ def register(app: typer.Typer) -> None:
         """
         from ..replay import diff_traces
 
-        with open_trace(a) as (_, ta), open_trace(b) as (_, tb):
+        with open_trace(a) as (sa, ta), open_trace(b) as (sb, tb):
             result = diff_traces(ta, tb, max_changes=max(limit, 1))
             info_a, info_b = ta.info, tb.info
+            names = [
+                store.module_info(sha).name if sha is not None else "?"
+                for store, sha in ((sa, info_a.module_sha256), (sb, info_b.module_sha256))
+            ]
         if as_json:
             data = render.trace_diff_json(result)
             data["changes"] = data["changes"][: max(limit, 0)]
@@ -60,6 +64,13 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"{side}: {render.escape(render.trace_title(info))} "
                     f"({info.event_count} events) from {render.escape(spec)}"
+                )
+            if result.modules_differ:
+                shas = [(info.module_sha256 or "")[:12] for info in (info_a, info_b)]
+                console.print(
+                    f"[yellow]note: the traces ran different modules: a ran "
+                    f"{render.escape(names[0])} (sha256 {shas[0]}), b ran "
+                    f"{render.escape(names[1])} (sha256 {shas[1]})[/yellow]"
                 )
             if result.identical:
                 console.print(f"[green bold]identical[/green bold]: {result.events_a} events")

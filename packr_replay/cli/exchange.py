@@ -13,7 +13,7 @@ from typing import IO, Annotated
 import typer
 
 from . import render
-from .common import JsonOpt, TraceArg, TraceRefOpt, open_trace
+from .common import JsonOpt, TraceArg, TraceRefOpt, check_output_dir, open_trace
 from .errors import fail
 
 __all__ = ["register"]
@@ -29,6 +29,7 @@ def _write_stream(dest: str, write: Callable[[IO[bytes]], int]) -> int:
         stream.flush()
         return count
     path = Path(dest)
+    check_output_dir(path)
     partial = path.with_name(f".{path.name}.partial")
     try:
         with open(partial, "wb") as fileobj:
@@ -147,6 +148,7 @@ def register(app: typer.Typer) -> None:
         patterns = list(redact or [])
         if output.exists() and not force:
             fail(f"{output} already exists (pass --force to overwrite it)")
+        check_output_dir(output)
         with open_trace(trace, trace_ref) as (store, chosen):
             info = chosen.info
             if patterns:
@@ -184,6 +186,7 @@ def register(app: typer.Typer) -> None:
         )
         if patterns:
             console.print(
-                f"redacted {rewritten} event(s) of {render.escape(', '.join(redacted) or '-')}"
+                f"redacted {rewritten} host call(s) of "
+                f"{render.escape(', '.join(redacted) or '-')}"
             )
         console.print(f"replay it anywhere with: packr-replay play {render.escape(str(output))}")

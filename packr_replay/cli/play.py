@@ -15,6 +15,7 @@ from . import render
 from .common import HostOpt, JsonOpt, TraceArg, TraceRefOpt, open_trace, split_spec
 from .errors import DIFFERENT
 from .hosts import resolve_hosts
+from .record import host_output
 
 if TYPE_CHECKING:  # wasmtime and SQLite load when the command runs
     from ..replay import ReplayReport
@@ -111,6 +112,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--until",
                 metavar="SEQ",
+                min=0,
                 help="Stop after event SEQ and show where the guest is.",
             ),
         ] = None,
@@ -150,6 +152,12 @@ def register(app: typer.Typer) -> None:
             info = source.info
         redacted = [str(n) for n in info.meta.get("redacted") or []]
         notes = render.err()
+        if until is not None and until >= info.event_count:
+            last = f"#0-#{info.event_count - 1}" if info.event_count else "none"
+            notes.print(
+                f"note: --until {until} is past the end of the trace ({info.event_count} "
+                f"events: {last}); replaying all of it"
+            )
         if redacted and not as_json:
             notes.print(
                 f"note: this trace is redacted: the values of {', '.join(redacted)} are "
@@ -170,7 +178,7 @@ def register(app: typer.Typer) -> None:
                         "serving its placeholder"
                     )
 
-        with progress, warnings.catch_warnings():
+        with progress, host_output(as_json), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a module mismatch is in the report
             report = api.replay(
                 path,

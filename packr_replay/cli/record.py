@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ import typer
 from ..abi import UNIT, EncodedValue, Value, parse_value
 from ..errors import GuestRuntimeError, ParseError, ReplayDivergence
 from . import render
-from .common import HostOpt, JsonOpt
+from .common import HostOpt, JsonOpt, check_output_dir
 from .errors import DIFFERENT, fail
 from .hosts import check_imports, resolve_hosts
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # wasmtime and SQLite load when a command runs, not for --hel
 #: runtime.DEFAULT_FUEL, for the help text (tests/cli/test_startup.py keeps them equal).
 DEFAULT_FUEL_TEXT = "5,000,000,000"
 
-__all__ = ["parse_call", "parse_calls_file", "register"]
+__all__ = ["host_output", "parse_call", "parse_calls_file", "register"]
 
 Call = tuple[str, Value]
 
@@ -113,6 +114,11 @@ def _call_json(index: int, export: str, value: Value, output: Any, error: Any) -
     }
 
 
+def host_output(as_json: bool) -> contextlib.AbstractContextManager[Any]:
+    """Under ``--json`` stdout holds one JSON document: what a host prints goes to stderr."""
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
 def _is_recording(path: Path, label: str, mode: str) -> bool:
     """Whether a record mode will run the live host (and so needs every import)."""
     if mode == "none":
@@ -195,6 +201,7 @@ def register(app: typer.Typer) -> None:
 
         Example: [bold]packr-replay record guest.wasm --host demo --call 'run="Ada"' -o bug.db[/bold]
         """
+        check_output_dir(output)
         calls = [parse_call(c) for c in call or []]
         if calls_file is not None:
             calls += parse_calls_file(calls_file)
@@ -228,7 +235,10 @@ def _record(
     console = render.out()
     rows: list[dict[str, Any]] = []
     failed = 0
-    with render.LazyProgress("recording", len(calls), enabled=not as_json) as progress:
+    with (
+        host_output(as_json),
+        render.LazyProgress("recording", len(calls), enabled=not as_json) as progress,
+    ):
 
         def on_result(result: api.CallResult) -> None:
             nonlocal failed
@@ -308,7 +318,10 @@ def _session(
     written: int | None = None
     replaying = False
     try:
-        with api.Session(mod, store=output, label=label, mode=mode, host=hosts) as session:
+        with (
+            host_output(as_json),
+            api.Session(mod, store=output, label=label, mode=mode, host=hosts) as session,
+        ):
             replaying = session.replaying
             written = session.writer.trace_id if session.writer is not None else None
             for index, (export, value) in enumerate(calls, 1):
@@ -349,11 +362,20 @@ def _session(
                 "divergence": None if divergence is None else render.divergence_json(divergence),
             }
         )
+    elif divergence is not None:  # the verdict against, and why, as messages on stderr
+        notes = render.err()
+        notes.print(f"[red]{render.escape(divergence.report)}[/red]")
+        done = f"after {len(rows)} of {len(calls)} call(s)" if rows else "at the first call"
+        notes.print(
+            f"[red bold]diverged[/red bold]: the run did not reproduce trace {render.escape(repr(label))} "
+            f"(mode {mode}) {done}; nothing recorded in {render.escape(str(output))}"
+            if written is None
+            else f"[red bold]diverged[/red bold] from trace {render.escape(repr(label))} (mode {mode}) "
+            f"{done}"
+        )
     else:
-        if divergence is not None:
-            render.err().print(f"[red]{render.escape(divergence.report)}[/red]")
         what = {
-            "replayed": f"replayed trace {label!r} (mode {mode}); nothing new recorded",
+            "replayed": f"reproduced trace {label!r} (mode {mode}); nothing new recorded",
             "recorded": f"recorded trace {label!r} (mode {mode})",
             "replayed+recorded": f"replayed trace {label!r} and recorded the run (mode {mode})",
         }[action]

@@ -358,6 +358,7 @@ def trace_diff_json(diff: TraceDiff) -> dict[str, Any]:
             "removed": diff.removed,
             "text": diff.summary(),
         },
+        "modules_differ": diff.modules_differ,
         "first": None if diff.first is None else trace_change_json(diff.first),
         "changes": [trace_change_json(c) for c in diff.changes],
         "calls": {

@@ -283,6 +283,8 @@ def replay_source(
             event = replayer.next_export()
             if event is None:
                 break
+            if not instance.has_export(event.function):
+                raise _missing_export(module, event, other_build=mismatch is not None)
             entry = ExportReplay(event.seq, event.call, event.function, reproduced=False)
             report.exports.append(entry)
             try:
@@ -313,6 +315,21 @@ def replay_source(
     if report.divergence is None and report.stopped is None:
         report.reproduced = True
     return _finish(report, replayer, t0)
+
+
+def _missing_export(module: Module, event: Event, *, other_build: bool) -> ReplayDivergence:
+    """The trace calls an export the module lacks: say so, not "calls left over"."""
+    which = "the new build" if other_build else f"module {module.name}"
+    exports = sorted(
+        e.name for e in module.exports
+        if e.kind == "func" and not e.name.startswith("__") and e.name != "_start"
+    )  # fmt: skip
+    return ReplayDivergence(
+        f"replay diverged at event #{event.seq}: {which} has no export {event.function!r} "
+        f"(the trace calls it; {module.name} exports: {', '.join(exports) or 'no functions'})",
+        seq=event.seq,
+        expected=event,
+    )
 
 
 def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport:

@@ -92,22 +92,36 @@ class TraceDiff:
     first: TraceChange | None = None
     changes: list[TraceChange] = field(default_factory=list)  # the first ``max_changes``
     calls: dict[str, CallStats] = field(default_factory=dict)
+    #: The sha256 of the module each trace ran (``None``: not recorded).
+    modules: tuple[str | None, str | None] = (None, None)
 
     @property
     def identical(self) -> bool:
+        """The events are the same (the modules may still differ: ``modules_differ``)."""
         return self.changed == self.inserted == self.removed == 0
+
+    @property
+    def modules_differ(self) -> bool:
+        """The two traces ran different guest modules (both known, not equal)."""
+        a, b = self.modules
+        return a is not None and b is not None and a != b
 
     def __bool__(self) -> bool:  # truthy when there *are* differences, like a diff
         return not self.identical
 
     def summary(self) -> str:
         if self.identical:
-            return f"identical: {self.events_a} events"
-        return (
-            f"different: {self.changed} changed, {self.inserted} inserted, "
-            f"{self.removed} removed, {self.equal} equal "
-            f"({self.events_a} events in a, {self.events_b} in b)"
-        )
+            text = f"identical: {self.events_a} events"
+        else:
+            text = (
+                f"different: {self.changed} changed, {self.inserted} inserted, "
+                f"{self.removed} removed, {self.equal} equal "
+                f"({self.events_a} events in a, {self.events_b} in b)"
+            )
+        a, b = self.modules
+        if a is not None and b is not None and a != b:
+            text += f"; the modules differ (a ran sha256 {a[:12]}, b ran {b[:12]})"
+        return text
 
 
 Record = tuple[tuple[Any, ...], bytes]
@@ -245,6 +259,7 @@ def diff_traces(
         note(EventChange.INSERTED, None, rb)
     result.equal = equal
     result.events_a, result.events_b = sa.count, sb.count
+    result.modules = (a.info.module_sha256, b.info.module_sha256)
     result.changed = tally[EventChange.CHANGED]
     result.inserted = tally[EventChange.INSERTED]
     result.removed = tally[EventChange.REMOVED]

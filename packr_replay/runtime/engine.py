@@ -116,10 +116,7 @@ def _tick(engine: wasmtime.Engine) -> None:
 
 def _read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if data[:4] == b"\0asm":
-            return data, "module"
-        return _wat_to_wasm(data.decode("utf-8", "replace"), "module"), "module"
+        return _wasm_or_wat(bytes(source), "module", "the bytes")
     if isinstance(source, str) and _looks_like_wat(source):
         return _wat_to_wasm(source, "module"), "module"
     path = Path(source)
@@ -127,10 +124,22 @@ def _read_source(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
         data = path.read_bytes()
     except OSError as exc:
         raise ModuleLoadError(f"cannot read module {path}: {exc.strerror or exc}") from None
-    name = path.stem
+    return _wasm_or_wat(data, path.stem, str(path))
+
+
+def _wasm_or_wat(data: bytes, name: str, where: str) -> tuple[bytes, str]:
+    """Binary wasm as is, WAT text compiled; anything else refused by what it is (a
+    README is not "bad WAT at <anon>:1:1")."""
     if data[:4] == b"\0asm":
         return data, name
-    return _wat_to_wasm(data.decode("utf-8", "replace"), name), name
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not _looks_like_wat(text):
+        what = "an empty file" if not data else f"it starts with {data[:16]!r}"
+        raise ModuleLoadError(f"{where}: not a WebAssembly module (or WAT text): {what}")
+    return _wat_to_wasm(text, name), name
 
 
 def _looks_like_wat(text: str) -> bool:

@@ -12,8 +12,9 @@ every hash after it, so a redacted trace is **re-chained** under a fresh uuid (t
 different traces must not share one), in the current trace format (its chain starts
 from its header, which names what was redacted); its metadata records what was done::
 
-    meta["redacted"]       sorted names (``interface.function``) of rewritten events
-    meta["redacted_events"] how many events were rewritten
+    meta["redacted"]       sorted names (``interface.function``) of the redacted calls
+    meta["redacted_events"] how many calls were redacted (whether or not a value
+                           changed: a reply already equal to its placeholder counts too)
     meta["redacted_from"]  {"uuid": original uuid, "head_hash": original head (hex)}
 """
 
@@ -34,7 +35,7 @@ from .model import Event, TraceInfo, trace_genesis
 from .reader import decode_segment
 from .rows import TraceRef, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, open_database
-from .sqlite import translate_errors
+from .sqlite import check_new_file, translate_errors
 from .writer import FlushPolicy
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def bundle(
     dest = Path(dest)
     if dest.exists() and not overwrite:
         raise StoreError(f"{dest} already exists (pass overwrite=True to replace it)")
+    check_new_file(dest)  # before the temporary file beside it is named in an error
     trace = store.trace(ref)
     info = trace.info
     partial = dest.with_name(f".{dest.name}.{uuid_module.uuid4().hex[:8]}.partial")
@@ -136,9 +138,8 @@ def _copy_redacted(
                     replacement = redact(event)
                     if replacement is not None:
                         new_fields[5], new_fields[6] = _checked(replacement, event.seq)
-                        if new_fields[5:7] != list(fields[5:7]):
-                            rewritten += 1
-                            names.add(event.name)
+                        rewritten += 1
+                        names.add(event.name)
                     records += pack(new_fields)
                 checker.check_head(segment[0] + segment[1] - 1, segment[2])
                 db.execute(

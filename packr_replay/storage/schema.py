@@ -45,7 +45,7 @@ from sqlite_utils import Migrations
 
 from .._version import __version__
 from ..errors import TraceFormatError
-from .sqlite import Tracer, check_header, connect, translate_errors
+from .sqlite import Tracer, check_header, check_new_file, connect, translate_errors
 
 __all__ = [
     "APPLICATION_ID",
@@ -227,6 +227,8 @@ def open_database(
     """
     if path.exists():
         check_header(path)
+    elif create:
+        check_new_file(path)
     db = connect(
         path,
         readonly=readonly,

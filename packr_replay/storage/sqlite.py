@@ -59,6 +59,16 @@ def translate_errors(path: object) -> Iterator[None]:
         ) from exc
 
 
+def check_new_file(path: Path) -> None:
+    """Refuse to create ``path`` in a directory that is not there, naming the directory
+    (SQLite only says "unable to open database file")."""
+    parent = path.parent
+    if not parent.exists():
+        raise StoreError(f"cannot create {path}: no such directory {parent}")
+    if not parent.is_dir():
+        raise StoreError(f"cannot create {path}: {parent} is not a directory")
+
+
 def check_header(path: Path) -> None:
     """Refuse non-SQLite files before SQLite sees them (clearer than its message)."""
     try:

@@ -35,7 +35,8 @@ def test_json(cli: Invoke, recorded: Path) -> None:
     run = cli("diff", f"{recorded}#first", f"{recorded}#second", "--json", "-n", "3")
     data = json.loads(run.out)
     assert run.code == 1
-    assert set(data) == {"a", "b", "identical", "summary", "first", "changes", "calls"}
+    assert set(data) == {"a", "b", "identical", "summary", "modules_differ", "first", "changes",
+                         "calls"}  # fmt: skip
     assert data["a"]["trace"]["label"] == "first"
     assert data["summary"] | {"text": ""} == {"events_a": 14, "events_b": 14, "equal": 6,
                                               "changed": 8, "inserted": 0, "removed": 0, "text": ""}  # fmt: skip

@@ -112,7 +112,7 @@ class TestBundle:
         out = tmp_path / "report.db"
         run = cli("bundle", f"{recorded}#first", "-o", out, "--redact", "demo:host/log.*")
         assert run.code == 0, run.err
-        assert "redacted 4 event(s) of demo:host/log.write" in run.out
+        assert "redacted 4 host call(s) of demo:host/log.write" in run.out
         shown = cli("show", out, "--function", "write").out
         assert shown.count('"<redacted>" → ()') == 4
         assert "clock-actor" not in shown

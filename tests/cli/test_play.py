@@ -23,6 +23,20 @@ PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_repla
              "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace"}  # fmt: skip
 ECHO = GUESTS / "echo.wasm"
 
+#: Another build of clock_actor's ``run``: it echoes its input without calling the host,
+#: so a replay of a clock_actor trace diverges at the first host call (#1).
+OTHER_BUILD = """(module (memory (export "memory") 1)
+  (func (export "run") (param i32 i32 i32 i32) (result i32)
+    (i32.store (local.get 2) (local.get 0)) (i32.store (local.get 3) (local.get 1)) (i32.const 0)))
+"""
+
+
+@pytest.fixture
+def other(tmp_path: Path) -> Path:
+    path = tmp_path / "other.wat"
+    path.write_text(OTHER_BUILD)
+    return path
+
 
 class TestVerdicts:
     """Exit 0 reproduced, 1 diverged with the full report."""
@@ -38,27 +52,27 @@ class TestVerdicts:
         assert "trace 1 'first'" in cli("play", recorded, "--trace", "1").out
         assert cli("play", f"{recorded}#1", "--trace", "1").code == 2
 
-    def test_diverged_with_another_build(self, cli: Invoke, recorded: Path) -> None:
-        run = cli("play", f"{recorded}#first", "--module", ECHO)
+    def test_diverged_with_another_build(self, cli: Invoke, recorded: Path, other: Path) -> None:
+        run = cli("play", f"{recorded}#first", "--module", other)
         assert run.code == 1
-        assert "note: module echo (sha256" in run.out
+        assert "note: module other (sha256" in run.out
         assert "replay diverged at event #1" in run.out
         assert 'expected: #1 import demo:host/log.write("clock-actor: run Ada")' in run.out
         assert "nearest recorded calls:" in run.out
 
-    def test_json(self, cli: Invoke, recorded: Path) -> None:
+    def test_json(self, cli: Invoke, recorded: Path, other: Path) -> None:
         ok = json.loads(cli("play", recorded, "--json").out)
         assert set(ok) == PLAY_KEYS
         assert (ok["verdict"], ok["reproduced"], ok["divergence"]) == ("reproduced", True, None)
         assert [e["function"] for e in ok["exports"]] == ["run", "run"]
         assert set(ok["exports"][0]) == {"seq", "call", "function", "reproduced", "output", "error"}
-        run = cli("play", recorded, "--module", ECHO, "--json")
+        run = cli("play", recorded, "--module", other, "--json")
         bad = json.loads(run.out)
         assert (run.code, bad["verdict"]) == (1, "diverged")
         assert set(bad["divergence"]) == {"seq", "type", "report", "expected", "actual",
                                           "differences", "failed_matchers"}  # fmt: skip
         assert bad["divergence"]["expected"]["name"] == "demo:host/log.write"
-        assert bad["module_mismatch"].startswith("module echo")
+        assert bad["module_mismatch"].startswith("module other")
 
 
 class TestUntil:
@@ -85,11 +99,11 @@ class TestPdb:
     """--pdb opens the debugger at a divergence with the values in scope."""
 
     def test_names_in_scope(
-        self, cli: Invoke, recorded: Path, monkeypatch: pytest.MonkeyPatch
+        self, cli: Invoke, recorded: Path, other: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         seen: dict[str, Any] = {}
         monkeypatch.setattr(pdb, "set_trace", lambda: seen.update(sys._getframe(1).f_locals))
-        run = cli("play", f"{recorded}#first", "--module", ECHO, "--pdb")
+        run = cli("play", f"{recorded}#first", "--module", other, "--pdb")
         assert run.code == 1
         assert "--pdb: the replay diverged" in run.err
         assert isinstance(seen["expected_event"], Event)
@@ -121,10 +135,10 @@ class TestPdb:
         assert cli("play", recorded, "--pdb").code == 0
 
     def test_real_debugger_in_a_subprocess(
-        self, sh: Callable[..., subprocess.CompletedProcess[str]], recorded: Path
+        self, sh: Callable[..., subprocess.CompletedProcess[str]], recorded: Path, other: Path
     ) -> None:
         commands = "p expected\np actual_call.name\nq\n"
-        done = sh("play", f"{recorded}#first", "--module", ECHO, "--pdb", input=commands)
+        done = sh("play", f"{recorded}#first", "--module", other, "--pdb", input=commands)
         assert done.returncode == 1
         assert "(Pdb)" in done.stdout
         assert '<String "clock-actor: run Ada">' in done.stdout

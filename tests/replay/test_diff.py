@@ -93,8 +93,8 @@ class TestDiffValues:
         assert (diff_values(a, b) == []) == (a == b)
 
 
-def _trace(*specs: tuple[str, str, Value, Value]) -> MemoryTrace:
-    trace = MemoryTrace()
+def _trace(*specs: tuple[str, str, Value, Value], module: str | None = None) -> MemoryTrace:
+    trace = MemoryTrace(module_sha256=module)
     trace.append(1, EventKind.EXPORT, "", "run", b"")
     from packr_replay.abi import encode
 
@@ -115,6 +115,18 @@ class TestDiffTraces:
         assert d.identical
         assert d.equal == 3
         assert d.first is None
+
+    def test_modules_that_differ_are_said_to(self) -> None:
+        call = ("i", "f", S64(1), S64(2))
+        same = diff_traces(_trace(call, module="a" * 64), _trace(call, module="a" * 64))
+        assert (same.identical, same.modules_differ) == (True, False)
+        assert same.summary() == "identical: 3 events"
+        other = diff_traces(_trace(call, module="a" * 64), _trace(call, module="b" * 64))
+        assert (other.identical, other.modules_differ) == (True, True)
+        assert other.summary() == (
+            "identical: 3 events; the modules differ (a ran sha256 aaaaaaaaaaaa, b ran bbbbbbbbbbbb)"
+        )
+        assert not diff_traces(_trace(call), _trace(call, module="b" * 64)).modules_differ
 
     def test_changed_output_is_explained(self) -> None:
         a = _trace(("i", "now", UNIT, S64(1)), ("i", "f", S64(1), S64(2)))

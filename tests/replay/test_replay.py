@@ -123,6 +123,23 @@ class TestReproduce:
         assert report.module_mismatch is not None
 
 
+    def test_a_build_without_the_export(self, runtime: Runtime, db: Path) -> None:
+        """The trace calls an export the module lacks: named, not "events left over"."""
+        calls = [("a", S64(1))]
+        api.record_run(runtime.load_module(caller_wat(calls)), [("run", UNIT)], host=counting_host(), store=db)
+        other = runtime.load_module('(module (memory (export "memory") 1) (func (export "go")))')
+        with pytest.warns(UserWarning, match="differs from the recorded module"):
+            report = api.replay(db, module=other)
+        assert not report.reproduced
+        assert report.divergence is not None
+        assert report.divergence.seq == 0
+        assert report.divergence.report == (
+            "replay diverged at event #0: the new build has no export 'run' (the trace calls "
+            "it; module exports: go)"
+        )
+        assert report.exports == []
+
+
 class TestDivergence:
     """Each kind of divergence is caught at the first differing call and explained."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -181,6 +182,21 @@ class TestEcho:
             runtime.load_module("/no/such/file.wasm")
         with pytest.raises(ModuleLoadError, match="cannot compile"):
             runtime.load_module(b"\0asm\x01\0\0\0\xff")
+
+    def test_not_wasm_is_said_plainly(self, runtime: Runtime, tmp_path: Path) -> None:
+        """Text that is not WAT and binary that is not wasm are "not a WebAssembly
+        module", not a WAT syntax error at <anon>:1:1."""
+        cases = {"notes.md": b"# notes\n", "empty.wasm": b"", "noise.wasm": b"\x89PNG\r\n\x1a\n"}
+        for name, data in cases.items():
+            (tmp_path / name).write_bytes(data)
+            with pytest.raises(ModuleLoadError) as info:
+                runtime.load_module(tmp_path / name)
+            assert str(info.value).startswith(
+                f"{tmp_path / name}: not a WebAssembly module (or WAT text): "
+            )
+            assert "<anon>" not in str(info.value)
+        with pytest.raises(ModuleLoadError, match=r"^the bytes: not a WebAssembly module .*an empty"):
+            runtime.load_module(b"")
 
     def test_module_introspection(self, echo: Module) -> None:
         assert echo.imports == []

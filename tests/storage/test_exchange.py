@@ -211,6 +211,12 @@ class TestBundle:
         with closing(sqlite3.connect(dest)) as conn:
             assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
 
+    def test_into_a_missing_directory(self, store: TraceStore, recorded: int, tmp_path: Path) -> None:
+        dest = tmp_path / "nonexistent_dir" / "b.db"
+        with pytest.raises(StoreError) as info:
+            bundle(store, recorded, dest)
+        assert str(info.value) == f"cannot create {dest}: no such directory {dest.parent}"
+
     def test_redacted(self, store: TraceStore, recorded: int, tmp_path: Path) -> None:
         def redact(event: Event) -> tuple[bytes | None, bytes | None] | None:
             if event.kind is EventKind.IMPORT and event.interface == "wasi:io/streams":
@@ -237,6 +243,23 @@ class TestBundle:
                 else:
                     assert new == old
                     assert new.hash != old.hash  # a new chain from a new uuid
+
+    def test_redacted_calls_are_counted_even_when_no_value_changes(
+        self, store: TraceStore, recorded: int, tmp_path: Path
+    ) -> None:
+        """A redacted call whose values already equal their placeholders is still one
+        of the calls redacted: the count is of calls, not of changed values."""
+
+        def unchanged(event: Event) -> tuple[bytes | None, bytes | None] | None:
+            if event.kind is EventKind.IMPORT and event.interface == "wasi:io/streams":
+                return event.input, event.output
+            return None
+
+        dest = store.bundle(recorded, tmp_path / "same.db", redact=unchanged)
+        with TraceStore(dest) as b:
+            (info,) = b.traces()
+            assert info.meta["redacted"] == ["wasi:io/streams.read"]
+            assert info.meta["redacted_events"] == 12
 
     def test_redactor_must_return_bytes(
         self, store: TraceStore, recorded: int, tmp_path: Path

@@ -78,6 +78,15 @@ class TestOpening:
         with pytest.raises(StoreError, match="directory"):
             TraceStore(tmp_path)
 
+    def test_creating_in_a_missing_directory(self, tmp_path: Path) -> None:
+        path = tmp_path / "nonexistent_dir" / "t.db"
+        with pytest.raises(StoreError) as info:
+            TraceStore(path, create=True)
+        assert str(info.value) == f"cannot create {path}: no such directory {path.parent}"
+        (tmp_path / "afile").touch()
+        with pytest.raises(StoreError, match="afile is not a directory"):
+            TraceStore(tmp_path / "afile" / "t.db", create=True)
+
     def test_empty_file(self, tmp_path: Path) -> None:
         path = tmp_path / "empty.db"
         path.touch()
