@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from . import render
 from .common import JsonOpt, complete_trace, open_trace
-from .errors import DIFFERENT
+from .errors import DIFFERENT, fail
 
-__all__ = ["register"]
+__all__ = ["HTML_CHANGES", "register"]
+
+HTML_CHANGES = 500
+"""Changes an HTML comparison lists (and aligns events through)."""
 
 
 def register(app: typer.Typer) -> None:
@@ -33,21 +37,44 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[
             int, typer.Option("--limit", "-n", metavar="N", help="Show at most N changes.")
         ] = 20,
+        html: Annotated[
+            Path | None,
+            typer.Option(
+                "--html",
+                metavar="OUT.html",
+                help="Also write the comparison as one self-contained HTML page (both traces' events aligned, the first divergence highlighted).",
+            ),
+        ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.html if it exists.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Compare two traces: exit 0 when identical, 1 when they differ.
 
-        Shows the first divergence with the value paths where the values part, the changes, and a per-function summary. A FILE alone means its newest trace.
+        Shows the first divergence with the value paths where the values part, the changes, and a per-function summary. A FILE alone means its newest trace. --html OUT.html also writes it as a page to open in a browser.
         """
         from ..replay import diff_traces
 
+        if html is not None and html.exists() and not force:
+            fail(f"{html} already exists (pass --force to overwrite it)")
         with open_trace(a) as (sa, ta), open_trace(b) as (sb, tb):
-            result = diff_traces(ta, tb, max_changes=max(limit, 1))
+            wanted = max(limit, 1) if html is None else max(limit, HTML_CHANGES)
+            result = diff_traces(ta, tb, max_changes=wanted)
             info_a, info_b = ta.info, tb.info
             names = [
                 store.module_info(sha).name if sha is not None else "?"
                 for store, sha in ((sa, info_a.module_sha256), (sb, info_b.module_sha256))
             ]
+            if html is not None:
+                from ..html import diff_page, write_html
+
+                write_html(
+                    html, diff_page(ta, tb, result, source_a=a, source_b=b), overwrite=force
+                )
+                render.err().print(
+                    f"wrote the comparison to {render.escape(str(html))} "
+                    f"({render.human_bytes(html.stat().st_size)})"
+                )
+            result.changes = result.changes[: max(limit, 1)]
         if as_json:
             data = render.trace_diff_json(result)
             data["changes"] = data["changes"][: max(limit, 0)]

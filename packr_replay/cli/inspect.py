@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -147,6 +148,31 @@ def _show_event(path: str, trace: Trace, seq: int, as_json: bool) -> None:
         *_value_block("output", event.output, width),
     ):
         console.print(render.escape(line))
+
+
+def _write_html(
+    path: Path,
+    ref: int | str | None,
+    dest: Path,
+    force: bool,
+    interface: str | None,
+    function: str | None,
+    start: int,
+    limit: int,
+) -> None:
+    from ..html import PageLimits, TimelineFilter, trace_page, write_html
+
+    if dest.exists() and not force:
+        fail(f"{dest} already exists (pass --force to overwrite it)")
+    with open_trace(str(path), None if ref is None else str(ref)) as (store, chosen):
+        flt = TimelineFilter(interface, function, start=start)
+        events = limit if limit else max(len(chosen), 1)
+        text = trace_page(store, chosen, source=str(path), flt=flt, limits=PageLimits(events=events))
+    write_html(dest, text, overwrite=force)
+    render.err().print(
+        f"wrote {render.escape(render.trace_title(chosen.info))} to {render.escape(str(dest))} "
+        f"({render.human_bytes(dest.stat().st_size)})"
+    )
 
 
 # ------------------------------------------------------------------ info
@@ -309,21 +335,39 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--start", metavar="SEQ", help="Begin at event SEQ.")
         ] = 0,
         limit: Annotated[
-            int, typer.Option("--limit", "-n", metavar="N", help="At most N events (0: all).")
-        ] = 100,
+            int | None,
+            typer.Option(
+                "--limit", "-n", metavar="N", help="At most N events (0: all; default 100, 500 with --html)."
+            ),
+        ] = None,
+        html: Annotated[
+            Path | None,
+            typer.Option(
+                "--html",
+                metavar="OUT.html",
+                help="Write the trace as one self-contained HTML page (header, timeline, values) instead.",
+            ),
+        ] = None,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.html if it exists.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """List the traces in a file, a trace's events, or one event in full.
 
-        Without SEQ: a file of several traces lists them (name one with FILE#ID); a single trace (or a filter) lists its events, one line each with value previews, a page at a time (--start, --limit). With SEQ: that event's values, indented.
+        Without SEQ: a file of several traces lists them (name one with FILE#ID); a single trace (or a filter) lists its events, one line each with value previews, a page at a time (--start, --limit). With SEQ: that event's values, indented. --html OUT.html writes the trace (its newest, or FILE#REF) as a page to open in a browser: the first --limit events, what it left out, no network needed.
         """
         path, ref = split_spec(trace, trace_ref)
         filters = {"kind": kind, "interface": interface, "function": function, "call": call}
         filtering = any(v is not None for v in filters.values()) or start
         if seq is not None and filtering:
             fail("SEQ shows one event; it cannot be combined with filters or --start")
-        if start < 0 or limit < 0:
+        if start < 0 or (limit is not None and limit < 0):
             fail("--start and --limit must be >= 0")
+        if html is not None:
+            if seq is not None or kind is not None or call is not None or as_json:
+                fail("--html writes a trace's page; it takes --interface, --function, --start and --limit, not SEQ, --kind, --call or --json")
+            _write_html(path, ref, html, force, interface, function, start, 500 if limit is None else limit)
+            return
+        limit = 100 if limit is None else limit
         with open_store(path) as store:
             if ref is None and seq is None and not filtering:
                 infos = store.traces()

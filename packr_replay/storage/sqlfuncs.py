@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..abi import (
@@ -191,19 +193,37 @@ class _Decoder:
 @dataclass
 class _Events:
     """``packr_input``/``packr_output``: an event's bytes, one decoded segment cached
-    per trace (queries usually walk events in order)."""
+    per trace (queries usually walk events in order).
 
-    store: TraceStore
+    ``store`` is a store, or a function making one on first use (``None`` when the
+    connection's file is not a trace store: the functions then answer NULL).
+    """
+
+    store: TraceStore | Callable[[], TraceStore | None]
     traces: dict[int, Trace | None] = field(default_factory=dict)
+
+    def _store(self) -> TraceStore | None:
+        if callable(self.store):
+            try:
+                made = self.store()
+            except StoreError:
+                made = None
+            if made is None:
+                return None
+            self.store = made
+        return self.store
 
     def blob(self, trace_id: object, seq: object, index: int) -> bytes | None:
         if type(trace_id) is not int or type(seq) is not int or seq < 0:
             return None
         if trace_id not in self.traces:
+            store = self._store()
+            if store is None:
+                return None
             if len(self.traces) >= 64:
                 self.traces.clear()
             try:
-                self.traces[trace_id] = self.store.trace(trace_id)
+                self.traces[trace_id] = store.trace(trace_id)
             except (TraceNotFound, StoreError):
                 self.traces[trace_id] = None
         trace = self.traces[trace_id]
@@ -230,9 +250,25 @@ def _safe(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def register_functions(conn: sqlite3.Connection, store: TraceStore | None = None) -> None:
-    """Add the ``packr_*`` functions to ``conn`` (``packr_input``/``packr_output``
-    need the ``store`` whose events they read)."""
+def _store_over(conn: sqlite3.Connection, path: str | os.PathLike[str]) -> TraceStore:
+    from .store import TraceStore
+
+    return TraceStore.over_connection(conn, path)
+
+
+def register_functions(
+    conn: sqlite3.Connection,
+    store: TraceStore | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Add the ``packr_*`` functions to ``conn``.
+
+    ``packr_input``/``packr_output`` read events from ``store``, or, given the
+    ``path`` of the file ``conn`` has open (a Datasette connection), through ``conn``
+    itself with a read-only store made on their first call (NULL if the file is not
+    a trace store), so they never open the file another way.
+    """
     decoded = _Decoder()
 
     def packr_text(data: object, max_chars: object = DEFAULT_TEXT_CHARS) -> str | None:
@@ -264,8 +300,11 @@ def register_functions(conn: sqlite3.Connection, store: TraceStore | None = None
         ("packr_error", packr_error, 1),
     ):
         conn.create_function(name, nargs, _safe(fn), deterministic=True)
-    if store is not None:
-        events = _Events(store)
+    source: TraceStore | Callable[[], TraceStore | None] | None = store
+    if store is None and path is not None:
+        source = partial(_store_over, conn, path)
+    if source is not None:
+        events = _Events(source)
 
         def packr_input(trace_id: object, seq: object) -> bytes | None:
             return events.blob(trace_id, seq, 0)

@@ -23,7 +23,7 @@ import sqlite_utils
 from ..errors import StoreError, TraceFormatError
 from .codec import MAX_BLOB_BYTES
 
-__all__ = ["Tracer", "connect", "translate_errors"]
+__all__ = ["Tracer", "connect", "limit_length", "translate_errors"]
 
 Tracer = Callable[[str, Any], None]
 """Receives every SQL statement and its parameters (sqlite-utils' ``tracer=``)."""
@@ -105,6 +105,12 @@ def _harden(conn: sqlite3.Connection) -> None:
             setconfig(option, value)
 
 
+def limit_length(conn: sqlite3.Connection) -> None:
+    """Cap the blobs and strings a connection hands back (a hostile file's oversized
+    blob is then an error, not an allocation)."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
+
+
 def connect(
     path: Path,
     *,
@@ -123,7 +129,7 @@ def connect(
     with translate_errors(path):
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=not threads)
         try:
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
+            limit_length(conn)
             for pragma in (
                 f"busy_timeout={int(busy_timeout * 1000)}",
                 "trusted_schema=OFF",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -33,8 +34,8 @@ from .rows import (
     read_module,
     resolve_trace,
 )
-from .schema import open_database
-from .sqlite import Tracer, translate_errors
+from .schema import ensure_schema, open_database
+from .sqlite import Tracer, limit_length, translate_errors
 from .writer import FlushPolicy, TraceWriter
 
 __all__ = ["TraceRef", "TraceStore"]
@@ -65,6 +66,7 @@ class TraceStore:
         if not create and not self.path.exists():
             raise StoreError(f"no trace store at {self.path} (pass create=True to make a new one)")
         self.readonly = readonly
+        self._borrowed = False
         self._tracer = tracer
         self._busy_timeout = busy_timeout
         self._db: sqlite_utils.Database | None = None
@@ -77,6 +79,30 @@ class TraceStore:
             threads=threads,
         )
 
+    @classmethod
+    def over_connection(cls, conn: sqlite3.Connection, path: str | os.PathLike[str]) -> TraceStore:
+        """A read-only store on a connection someone else opened and owns (Datasette's,
+        opened ``mode=ro`` or ``immutable=1``), so reading never opens the file another way.
+
+        The schema is checked as for any open; the connection gets the store's cap on
+        blob length, and :meth:`close` leaves it open.
+        """
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        store.readonly = True
+        store._tracer = None
+        store._busy_timeout = 0.0
+        store._borrowed = True
+        with translate_errors(store.path):
+            limit_length(conn)
+            store._db = sqlite_utils.Database(
+                conn, recursive_triggers=False, execute_plugins=False
+            )
+            store.format_version = ensure_schema(
+                store._db, store.path, create=False, readonly=True
+            )
+        return store
+
     # ------------------------------------------------------------------ basics
 
     @property
@@ -87,9 +113,9 @@ class TraceStore:
         return self._db
 
     def close(self) -> None:
-        if self._db is not None:
+        if self._db is not None and not self._borrowed:
             self._db.close()
-            self._db = None
+        self._db = None
 
     def __enter__(self) -> TraceStore:
         return self
