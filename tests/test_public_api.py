@@ -13,6 +13,7 @@ PACKAGES = [
     "packr_replay.runtime",
     "packr_replay.replay",
     "packr_replay.storage",
+    "packr_replay.html",
     "packr_replay.errors",
     "packr_replay.api",
 ]

@@ -327,7 +327,7 @@ def _gap(segs: list[_Run | TraceChange], lo: int, hi: int) -> str:
     rest = hi - lo - equal - changes
     what = [f"{equal:,} equal pairs"]
     if changes:
-        what.append(f"{changes:,} changes")
+        what.append(f"{changes:,} change" + ("s" if changes != 1 else ""))
     if rest > 0:
         what.append(f"{rest:,} rows past the listed changes")
     return (

@@ -37,20 +37,19 @@ def record_clock(path: Path, seed: int, label: str) -> int:
 
 def write_hostile(path: Path) -> int:
     """A trace whose label, host, metadata, names, values and errors are markup."""
-    with TraceStore(path, create=True) as store:
-        with store.begin_trace(
-            None, label=HOSTILE_LABEL, host=HOSTILE_HOST, meta=dict(HOSTILE_META)
-        ) as w:
-            w.append(1, EventKind.EXPORT, "", HOSTILE_FUNCTION, encode(String(HOSTILE_VALUE)))
-            w.append(1, EventKind.IMPORT, HOSTILE_INTERFACE, HOSTILE_FUNCTION,
-                     encode(String(HOSTILE_VALUE)), encode(String(CONTROL_TEXT)), status=0,
-                     depth=1)  # fmt: skip
-            w.append(1, EventKind.IMPORT, HOSTILE_INTERFACE, "fails", encode(String("x")),
-                     None, status=-1, outcome=Outcome.IMPORT_ERROR, error_kind="Handler",
-                     error=HOSTILE_ERROR, depth=1)  # fmt: skip
-            w.append(1, EventKind.RETURN, "", HOSTILE_FUNCTION, None, None, status=-1,
-                     outcome=Outcome.GUEST_ERROR, error_kind="guest", error=HOSTILE_ERROR)  # fmt: skip
-            trace_id = w.trace_id
+    with TraceStore(path, create=True) as store, store.begin_trace(
+        None, label=HOSTILE_LABEL, host=HOSTILE_HOST, meta=dict(HOSTILE_META)
+    ) as w:
+        w.append(1, EventKind.EXPORT, "", HOSTILE_FUNCTION, encode(String(HOSTILE_VALUE)))
+        w.append(1, EventKind.IMPORT, HOSTILE_INTERFACE, HOSTILE_FUNCTION,
+                 encode(String(HOSTILE_VALUE)), encode(String(CONTROL_TEXT)), status=0,
+                 depth=1)  # fmt: skip
+        w.append(1, EventKind.IMPORT, HOSTILE_INTERFACE, "fails", encode(String("x")),
+                 None, status=-1, outcome=Outcome.IMPORT_ERROR, error_kind="Handler",
+                 error=HOSTILE_ERROR, depth=1)  # fmt: skip
+        w.append(1, EventKind.RETURN, "", HOSTILE_FUNCTION, None, None, status=-1,
+                 outcome=Outcome.GUEST_ERROR, error_kind="guest", error=HOSTILE_ERROR)  # fmt: skip
+        trace_id = w.trace_id
     return trace_id
 
 
@@ -78,3 +77,12 @@ def write_long(path: Path, n: int, label: str, *, change_at: int | None = None,
             i += 1
         trace_id = w.trace_id
     return trace_id
+
+
+def tamper(path: Path, trace_id: int, seq: int) -> None:
+    """Flip one byte of event ``seq``'s stored input, as an editor of the file would."""
+    from tests.storage.test_integrity import record_offsets, rewrite, segment_of
+
+    first, data = segment_of(path, trace_id, seq)
+    at, _ = record_offsets(data, first, seq)
+    rewrite(path, trace_id, first, data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :])

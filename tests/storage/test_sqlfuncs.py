@@ -259,3 +259,57 @@ class TestQueries:
             assert unindexed_traces(store) == [1, 2]
             index_all(store, ["b"])
             assert unindexed_traces(store) == [1]
+
+
+class TestBorrowedConnection:
+    """On a connection someone else opened (Datasette's), the functions and a
+    read-only store read through that connection."""
+
+    def _file(self, path: Path) -> int:
+        from .util import write_events
+
+        with TraceStore(path, create=True) as store, store.begin_trace(None) as w:
+            write_events(w, 12)
+            return w.trace_id
+
+    def test_events_through_the_connection(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        trace_id = self._file(path)
+        with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+            register_functions(conn, path=path)
+            got = conn.execute("select packr_input(?, 1), packr_output(?, 4)", [trace_id] * 2)
+            assert got.fetchone() == (bytes([7]) * 32, b"r" + (4).to_bytes(4, "little"))
+            assert conn.execute("select packr_input(?, 99)", [trace_id]).fetchone() == (None,)
+
+    def test_null_on_a_file_that_is_not_a_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "other.db"
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("create table t (x)")
+            register_functions(conn, path=path)
+            assert conn.execute("select packr_input(1, 0), packr_kind(x'00')").fetchone() == (
+                None,
+                None,
+            )
+
+    def test_close_leaves_the_connection_open(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        trace_id = self._file(path)
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            store = TraceStore.over_connection(conn, path)
+            assert store.readonly
+            assert len(store.trace(trace_id)) == 12
+            assert store.verify(trace_id).ok
+            with pytest.raises(StoreError, match="read-only"):
+                store.begin_trace(None)
+            store.close()
+            assert conn.execute("select count(*) from traces").fetchone() == (1,)
+
+    def test_foreign_schema_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        self._file(path)
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("create view extra as select 1")
+            conn.commit()
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with closing(conn), pytest.raises(StoreError):
+            TraceStore.over_connection(conn, path)
