@@ -165,9 +165,11 @@ tr.gap td { color: var(--warn); background: var(--warnbg); text-align: center; f
 tr.stop td { color: var(--bad); background: var(--badbg); font-weight: 600; }
 .badge { display: inline-block; min-width: 4.2em; font-size: 11px; text-transform: uppercase;
   letter-spacing: .03em; color: var(--muted); }
-.d0 { padding-left: 0; } .d1 { padding-left: 1.4em; } .d2 { padding-left: 2.8em; }
-.d3 { padding-left: 4.2em; } .d4 { padding-left: 5.6em; } .d5 { padding-left: 7em; }
-.d6 { padding-left: 8.4em; } .d7 { padding-left: 9.8em; } .d8 { padding-left: 11.2em; }
+table.grid td.d0 { padding-left: .5em; } table.grid td.d1 { padding-left: 1.9em; }
+table.grid td.d2 { padding-left: 3.3em; } table.grid td.d3 { padding-left: 4.7em; }
+table.grid td.d4 { padding-left: 6.1em; } table.grid td.d5 { padding-left: 7.5em; }
+table.grid td.d6 { padding-left: 8.9em; } table.grid td.d7 { padding-left: 10.3em; }
+table.grid td.d8 { padding-left: 11.7em; }
 .none { color: var(--muted); }
 .bad { color: var(--bad); }
 .big { color: var(--warn); }
@@ -201,7 +203,7 @@ section.event .side p { margin: .1em 0; color: var(--muted); font-size: 12px; }
 section.event:target { background: var(--hi); }
 div.sides { display: flex; flex-wrap: wrap; gap: 0 3em; }
 div.sides h2 { margin: .4em 0 .2em; }
-td.name { overflow-wrap: anywhere; }
+td.name { min-width: 17em; overflow-wrap: anywhere; }
 td.val { min-width: 14em; }
 """.strip()
 
