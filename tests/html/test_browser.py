@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from urllib.parse import quote
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -140,7 +140,8 @@ class TestDatasette:
         assert page.locator("h1").inner_text() == "trace 1 'first'"
         assert "hash chain intact" in page.locator("dl.meta").inner_text()
         row = rows(page).nth(2).inner_text()
-        assert "demo:host/clock.now" in row and "1700000000000000000u64" in row
+        assert "demo:host/clock.now" in row
+        assert "1700000000000000000u64" in row
         export = rows(page).nth(6)
         assert "report{greeting: \"Hello, Ada\"" in export.inner_text()
         indent = [
@@ -183,7 +184,8 @@ class TestDatasette:
         assert background == HIGHLIGHT
         box = page.locator("#divergence").inner_text()
         assert "changed import demo:host/clock.now (a #2, b #2): output" in box
-        assert "1700000000000000000u64" in box and "1700000000001000000u64" in box
+        assert "1700000000000000000u64" in box
+        assert "1700000000001000000u64" in box
         assert page.locator("table.aligned tbody tr.c-changed").count() == 8
         save_screenshot(page, shots, "datasette-diff.png", doc=True)
 
