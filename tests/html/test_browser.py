@@ -285,7 +285,7 @@ class TestFiles:
         page.check("input[name=failures]")
         assert visible_seqs(page) == [2, 3]
         assert_not_run(page)
-        save_screenshot(page, shots, "html-hostile.png")
+        save_screenshot(page, shots, "html-hostile.png", doc=True)
 
 
 def test_screenshots_are_pictures(shots: Path, context: Any) -> None:
