@@ -16,9 +16,12 @@ from typing import Any
 from ..errors import TraceFormatError
 from ..runtime import DEFAULT_FUEL, ReplyMode, Runtime
 
-__all__ = ["DEFAULT_SCRATCH_CAPACITY", "RunSettings", "settings_meta"]
+__all__ = ["DEFAULT_SCRATCH_CAPACITY", "LEGACY_SCRATCH_CAPACITY", "RunSettings", "settings_meta"]
 
-DEFAULT_SCRATCH_CAPACITY = 32768
+DEFAULT_SCRATCH_CAPACITY: int | None = None
+"""No cap on a host's scratch reply, as packr 0.7.0."""
+LEGACY_SCRATCH_CAPACITY = 32768
+"""The cap a trace whose metadata does not say was recorded under (the old default)."""
 _UNSET: Any = object()
 
 
@@ -30,7 +33,7 @@ class RunSettings:
     fuel: int | None = DEFAULT_FUEL
     timeout: float | None = None
     memory_limit: int | None = None
-    scratch_capacity: int | None = DEFAULT_SCRATCH_CAPACITY
+    scratch_capacity: int | None = LEGACY_SCRATCH_CAPACITY
     redacted: tuple[str, ...] = ()
 
     @classmethod
@@ -38,7 +41,8 @@ class RunSettings:
         cls, meta: dict[str, Any] | None, trace: str = "trace", base: RunSettings | None = None
     ) -> RunSettings:
         """Read and check the settings; a key a trace lacks (an older recorder) keeps
-        ``base``'s value (default: the defaults above)."""
+        ``base``'s value (default: the defaults above), except the scratch cap, which
+        older recorders always had: 32 KiB."""
         meta = meta or {}
         base = base or cls()
         where = f"{trace}: metadata"
@@ -58,14 +62,20 @@ class RunSettings:
             fuel=_limit(meta, "fuel", base.fuel, where),
             timeout=_seconds(meta, "timeout", base.timeout, where),
             memory_limit=_limit(meta, "memory_limit", base.memory_limit, where),
-            scratch_capacity=_limit(meta, "scratch_capacity", base.scratch_capacity, where),
+            # (a trace that does not say was recorded when 32 KiB was the default)
+            scratch_capacity=_limit(meta, "scratch_capacity", LEGACY_SCRATCH_CAPACITY, where),
             redacted=tuple(redacted),
         )
 
     @classmethod
     def of_runtime(cls, runtime: Runtime) -> RunSettings:
         """The defaults ``runtime`` gives its instances."""
-        return cls(fuel=runtime.fuel, timeout=runtime.timeout, memory_limit=runtime.memory_limit)
+        return cls(
+            fuel=runtime.fuel,
+            timeout=runtime.timeout,
+            memory_limit=runtime.memory_limit,
+            scratch_capacity=runtime.scratch_capacity,
+        )
 
     def runtime(self, *, debug_info: bool = False) -> Runtime:
         """A runtime whose defaults are these settings."""
@@ -73,6 +83,7 @@ class RunSettings:
             fuel=self.fuel,
             timeout=self.timeout,
             memory_limit=self.memory_limit,
+            scratch_capacity=self.scratch_capacity,
             debug_info=debug_info,
         )
 
@@ -88,7 +99,7 @@ def settings_meta(runtime: Runtime, reply: ReplyMode | str) -> dict[str, Any]:
         "timeout": runtime.timeout,
         "memory_limit": runtime.memory_limit,
         "reply": str(ReplyMode(reply)),
-        "scratch_capacity": DEFAULT_SCRATCH_CAPACITY,
+        "scratch_capacity": runtime.scratch_capacity,
     }
 
 

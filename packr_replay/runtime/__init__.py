@@ -8,6 +8,7 @@ from ..errors import (
     GuestTimeout,
     GuestTrap,
     HostFunctionError,
+    InterfaceError,
     InvalidGuestOutput,
     LinkError,
 )
@@ -22,19 +23,34 @@ from .host import (
     HostLinkerBuilder,
     InterfaceBuilder,
     ReplyMode,
+    log_host_error,
 )
 from .instance import Instance
-from .interceptor import CallInterceptor, ExportCall, ImportCall, ImportReply
+from .interceptor import CallInterceptor, ExportCall, ImportCall, ImportReply, RoutedInterceptor
 from .interface import InterfaceFunction, InterfaceImpl, interface_from_impl, type_desc_of
+from .interface_check import ExpectedSignature, validate_instance_implements_interface
+from .layout import (
+    INPUT_BUFFER_OFFSET,
+    OUTPUT_BUFFER_CAPACITY,
+    OUTPUT_BUFFER_OFFSET,
+    RESULT_LEN_OFFSET,
+    RESULT_PTR_OFFSET,
+)
 from .memory import GuestMemory
 
 __all__ = [
     "DEFAULT_FUEL",
+    "INPUT_BUFFER_OFFSET",
+    "OUTPUT_BUFFER_CAPACITY",
+    "OUTPUT_BUFFER_OFFSET",
+    "RESULT_LEN_OFFSET",
+    "RESULT_PTR_OFFSET",
     "AsyncCtx",
     "CallInterceptor",
     "Ctx",
     "DefaultHostProvider",
     "DemoHost",
+    "ExpectedSignature",
     "ExportCall",
     "ExportNotFound",
     "ExternInfo",
@@ -51,13 +67,17 @@ __all__ = [
     "ImportReply",
     "Instance",
     "InterfaceBuilder",
+    "InterfaceError",
     "InterfaceFunction",
     "InterfaceImpl",
     "InvalidGuestOutput",
     "LinkError",
     "Module",
     "ReplyMode",
+    "RoutedInterceptor",
     "Runtime",
     "interface_from_impl",
+    "log_host_error",
     "type_desc_of",
+    "validate_instance_implements_interface",
 ]

@@ -23,7 +23,8 @@ from .interceptor import CallInterceptor
 from .wasm import WasmFormatError, find_cgrf_segment
 
 if TYPE_CHECKING:
-    from ..abi.metadata import PackageMetadata
+    from ..abi import Value
+    from ..abi.metadata import PackageMetadata, TypeDefs, TypeDesc
     from .instance import Instance
 
 __all__ = ["DEFAULT_FUEL", "ExternInfo", "Module", "Runtime"]
@@ -54,6 +55,8 @@ class Runtime:
     ``timeout``: wall-clock seconds per export call (``None``: none).
     ``memory_limit``: the most bytes of linear memory one instance may use (``None``:
     wasm's own limits); a guest growing past it sees ``memory.grow`` fail.
+    ``scratch_capacity``: the largest typed-import reply written to the scratch buffer
+    (``None``: no cap, as packr 0.7.0; packr 0.7.3 caps at 512 KiB, HEAD at 32 KiB).
     ``debug_info``: emit DWARF so a replay can run under gdb/lldb.
     """
 
@@ -63,6 +66,7 @@ class Runtime:
         fuel: int | None = DEFAULT_FUEL,
         timeout: float | None = None,
         memory_limit: int | None = None,
+        scratch_capacity: int | None = None,
         debug_info: bool = False,
     ) -> None:
         config = wasmtime.Config()
@@ -77,6 +81,7 @@ class Runtime:
         self.fuel = fuel
         self.timeout = timeout
         self.memory_limit = memory_limit
+        self.scratch_capacity = scratch_capacity
         self.debug_info = debug_info
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
@@ -92,6 +97,32 @@ class Runtime:
             raise ModuleLoadError(f"cannot compile {default_name}: {exc}") from None
         return Module(self, compiled, wasm, name or default_name)
 
+    # -- packr's schema-checked codec (Runtime::decode_arg and friends)
+
+    def decode_arg(self, types: TypeDefs, data: bytes, type: Any) -> Value:
+        """Decode an argument and check it against its declared type (packr's
+        ``Runtime::decode_arg``): raises :class:`~packr_replay.errors.SchemaError`.
+
+        ``type`` is a metadata ``TypeDesc`` or anything :func:`.interface.type_desc_of`
+        takes (a Python annotation, a dataclass, a ``TaggedUnion``); ``types`` holds the
+        named types its references resolve to (packr's ``TypeDef`` list)."""
+        from ..abi.schema import decode_with_schema
+
+        return decode_with_schema(data, _desc(type), types)
+
+    def encode_result(self, value: Value) -> bytes:
+        """packr's ``Runtime::encode_result``: plain CGRF encoding."""
+        from ..abi import encode
+
+        return encode(value)
+
+    def encode_result_with_schema(self, types: TypeDefs, value: Value, type: Any) -> bytes:
+        """Check ``value`` against its declared type, then encode it (packr's
+        ``Runtime::encode_result_with_schema``): raises ``SchemaError``."""
+        from ..abi.schema import encode_with_schema
+
+        return encode_with_schema(value, _desc(type), types)
+
     # -- epoch ticking for wall-clock deadlines
 
     def deadline_ticks(self, timeout: float | None) -> int:
@@ -106,6 +137,12 @@ class Runtime:
                     )
                     self._ticker.start()
         return max(1, int(timeout / _EPOCH_TICK) + 1)
+
+
+def _desc(spec: Any) -> TypeDesc:
+    from .interface import type_desc_of
+
+    return type_desc_of(spec)
 
 
 def _tick(engine: wasmtime.Engine) -> None:
@@ -246,7 +283,7 @@ class Module:
         on_error: ErrorHandler | None = None,
         fuel: int | str | None = "default",
         timeout: float | str | None = "default",
-        scratch_capacity: int | None = 32768,
+        scratch_capacity: int | str | None = "default",
         memory_limit: int | str | None = "default",
     ) -> Instance:
         """Instantiate with host functions and return an :class:`Instance`.
@@ -254,9 +291,13 @@ class Module:
         ``host`` is a function taking the :class:`HostLinkerBuilder`, a
         :class:`HostFunctionProvider`, or a list of them. ``reply`` chooses where typed
         import replies go (``"scratch"`` for every guest version, ``"guest"`` for
-        packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (packr HEAD's
-        32 KiB; ``None`` for v0.7.0's no cap). ``fuel`` / ``timeout`` override the
+        packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (default: the
+        runtime's, which is no cap, as packr 0.7.0; 32768 is packr HEAD's cap; a reply
+        over it fails with ``MemoryWrite``). ``fuel`` / ``timeout`` override the
         runtime's per-call budget and ``memory_limit`` its memory cap (bytes).
+        ``interceptor`` and ``on_error`` serve every typed import and export call;
+        interceptors and handlers set on the builder serve the interfaces created after
+        them (packr's scope).
         """
         from .instance import Instance
 
@@ -269,6 +310,8 @@ class Module:
             on_error=on_error,
             fuel=self.runtime.fuel if fuel == "default" else fuel,  # type: ignore[arg-type]
             timeout=self.runtime.timeout if timeout == "default" else timeout,  # type: ignore[arg-type]
-            scratch_capacity=scratch_capacity,
+            scratch_capacity=self.runtime.scratch_capacity
+            if scratch_capacity == "default"
+            else scratch_capacity,  # type: ignore[arg-type]
             memory_limit=self.runtime.memory_limit if memory_limit == "default" else memory_limit,  # type: ignore[arg-type]
         )

@@ -217,16 +217,25 @@ class ExportCalls(GuestHeap):
         """The async variant: the guest runs in a worker thread, interceptor and async
         host-function coroutines run on this event loop, and the guest waits for them
         (packr's back-pressure)."""
+        out: EncodedValue = await self._on_worker(self.call_raw, name, value)
+        return out.value
+
+    async def call_async(self, name: str, *args: int | float) -> Any:
+        """:meth:`call` (a plain export, wasm numbers in and out), awaited as
+        :meth:`call_with_value_async` is (packr's ``call_i32_i32_to_i32_async``)."""
+        return await self._on_worker(self.call, name, *args)
+
+    async def _on_worker(self, fn: Any, *args: Any) -> Any:
+        """Run a call in a worker thread, one at a time, with this loop serving its
+        coroutines."""
         if self._call_lock is None:
             self._call_lock = asyncio.Lock()
         async with self._call_lock:
-            loop = asyncio.get_running_loop()
-            self.driver.loop = loop
+            self.driver.loop = asyncio.get_running_loop()
             try:
-                out = await asyncio.to_thread(self.call_raw, name, value)
+                return await asyncio.to_thread(fn, *args)
             finally:
                 self.driver.loop = None
-        return out.value
 
     # --------------------------------------------------------------- metadata
 

@@ -9,13 +9,14 @@ instances and lets instantiation list every missing import at once.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..abi import Value, ValueType
-from ..errors import HostFunctionError
+from ..errors import GuestMemoryError, HostFunctionError
 from .interceptor import CallInterceptor
 
 if TYPE_CHECKING:
@@ -34,9 +35,22 @@ __all__ = [
     "RawFunction",
     "ReplyMode",
     "TypedFunction",
+    "log_host_error",
 ]
 
 ErrorHandler = Callable[[HostFunctionError], None]
+
+#: Where host-function errors go when no error handler is set.
+logger = logging.getLogger("packr_replay.runtime")
+
+
+def log_host_error(error: HostFunctionError) -> None:
+    """The default error handler: packr prints a failed host function on stderr; this
+    logs it at ERROR on the ``packr_replay.runtime`` logger, which shows on stderr
+    until logging is configured, and can be turned off like any logger
+    (``logging.getLogger("packr_replay.runtime").setLevel(logging.CRITICAL)``)."""
+    logger.error("%s", error)
+
 
 #: The wasm signature of every typed import and export.
 PACKR_SIGNATURE = (("i32", "i32", "i32", "i32"), ("i32",))
@@ -85,14 +99,27 @@ class Ctx:
         return decode(self.memory.read(ptr, length))
 
     def write_value_at(self, ptr: int, capacity: int, value: Value) -> int:
-        """Encode ``value`` at ``ptr``; fails if it needs more than ``capacity`` bytes."""
+        """Encode ``value`` at ``ptr`` and return its length; a value needing more than
+        ``capacity`` bytes raises :class:`GuestMemoryError` (packr's ``MemoryError``)."""
         from ..abi import encode
 
         data = encode(value)
         if len(data) > capacity:
-            raise ValueError(f"value needs {len(data)} bytes, capacity is {capacity}")
+            raise GuestMemoryError(
+                f"output buffer too small: need {len(data)} bytes, have {capacity} capacity"
+            )
         self.memory.write(ptr, data)
         return len(data)
+
+    def write_value(self, value: Value) -> tuple[int, int]:
+        """packr's legacy writer: ``value`` at ``OUTPUT_BUFFER_OFFSET`` (16 KiB), at most
+        ``OUTPUT_BUFFER_CAPACITY`` bytes; returns ``(ptr, len)``. Prefer
+        :meth:`write_value_at` (this overwrites the export result slots)."""
+        from .layout import OUTPUT_BUFFER_CAPACITY, OUTPUT_BUFFER_OFFSET
+
+        return OUTPUT_BUFFER_OFFSET, self.write_value_at(
+            OUTPUT_BUFFER_OFFSET, OUTPUT_BUFFER_CAPACITY, value
+        )
 
     def read_string(self, ptr: int, length: int) -> str:
         """Raw UTF-8 text (not CGRF), as packr's legacy ``host.log`` reads it."""
@@ -156,6 +183,10 @@ class TypedFunction:
     #: ``abi.convert.from_value``, so a dataclass parameter receives a dataclass);
     #: ``None`` when the types came from ``params=``.
     param_hints: tuple[Any, ...] | None = None
+    #: The builder's interceptor and error handler when ``interface()`` was called
+    #: (packr captures both there); ``instantiate(interceptor=, on_error=)`` overrides.
+    interceptor: CallInterceptor | None = None
+    error_handler: ErrorHandler | None = None
 
     @property
     def signature(self) -> str:
@@ -176,6 +207,10 @@ class InterfaceBuilder:
     def __init__(self, builder: HostLinkerBuilder, name: str) -> None:
         self._builder = builder
         self.name = name
+        # packr's scope: the error handler and interceptor in force when interface() was
+        # called serve every typed function registered through this builder.
+        self.error_handler = builder.error_handler
+        self.interceptor = builder.interceptor
 
     def func_raw(
         self,
@@ -287,6 +322,8 @@ class InterfaceBuilder:
                     inspect.getdoc(fn) or "",
                     spread,
                     hints,
+                    self.interceptor,
+                    self.error_handler,
                 )
             )
             return fn
@@ -427,11 +464,19 @@ class HostLinkerBuilder:
         return self
 
     def on_error(self, handler: ErrorHandler) -> HostLinkerBuilder:
-        """Observe every failed typed import (the guest still gets status -1)."""
+        """Observe failed typed imports (the guest still gets status -1).
+
+        As in packr, the handler is captured by each :meth:`interface` call made after
+        this one: set it first. Without one, failures are logged (see
+        :func:`log_host_error`).
+        """
         self.error_handler = handler
         return self
 
     def set_interceptor(self, interceptor: CallInterceptor | None) -> HostLinkerBuilder:
+        """Intercept the typed imports of interfaces created after this call (packr's
+        scope: :meth:`interface` captures it). Export calls are intercepted only by
+        ``instantiate(interceptor=...)`` or :meth:`Instance.set_interceptor`."""
         self.interceptor = interceptor
         return self
 

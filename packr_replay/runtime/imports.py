@@ -101,8 +101,7 @@ class ImportDispatch(GuestHeap):
         memory = self._memory
         if memory is None:
             return self._report(
-                fn, None, "Decode", "Memory error: no exported memory named 'memory'", t0,
-                unserved=True,
+                fn, None, *_unreadable(fn, "no exported memory named 'memory'"), t0, unserved=True
             )
         in_len &= 0xFFFF_FFFF
         if in_len > _MAX_INPUT:
@@ -110,7 +109,7 @@ class ImportDispatch(GuestHeap):
                 fn,
                 None,
                 "Decode",
-                f"Decoding error: Invalid encoding: Buffer too large ({in_len} bytes)",
+                _undecodable(fn, f"Invalid encoding: Buffer too large ({in_len} bytes)"),
                 t0,
                 unserved=True,
             )
@@ -121,7 +120,7 @@ class ImportDispatch(GuestHeap):
             try:
                 data = memory.read(in_ptr, in_len, "import input")
             except GuestMemoryError as exc:
-                return self._report(fn, None, "Decode", f"Memory error: {exc}", t0, unserved=True)
+                return self._report(fn, None, *_unreadable(fn, str(exc)), t0, unserved=True)
 
         value: Value | None
         status: int | None = None
@@ -131,7 +130,7 @@ class ImportDispatch(GuestHeap):
             try:
                 value = decode(data)
             except AbiError as exc:
-                return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+                return self._report(fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc)
             try:
                 result = call(ctx, value)
             except Exception as exc:  # a handler bug must not crash the host
@@ -147,7 +146,7 @@ class ImportDispatch(GuestHeap):
                     value = decode(data)
                 except AbiError as exc:
                     return self._report(
-                        fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc, unserved=True
+                        fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc, unserved=True
                     )
             server = icpt.import_server
             if server is None and (
@@ -164,7 +163,7 @@ class ImportDispatch(GuestHeap):
                     try:
                         value = decode(data)
                     except AbiError as exc:
-                        return self._report(fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc)
+                        return self._report(fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc)
                 try:
                     result = call(ctx, value)
                 except Exception as exc:  # a handler bug must not crash the host
@@ -313,7 +312,7 @@ class ImportDispatch(GuestHeap):
                 try:
                     value = input.value
                 except AbiError as exc:
-                    return self._report(fn, input, "Decode", f"Decoding error: {exc}", t0, exc)
+                    return self._report(fn, input, "Decode", _undecodable(fn, exc), t0, exc)
             result = self._run_handler(fn, ctx, value, call, input, t0)
             if isinstance(result, int):  # -1: the failure is already reported
                 return result
@@ -443,3 +442,17 @@ class ImportDispatch(GuestHeap):
             return handler(ctx, *args)
 
         return raw
+
+
+def _unreadable(fn: TypedFunction, what: str) -> tuple[str, str]:
+    """How packr reports an input it cannot read: ``Decode("Memory error: ...")`` on the
+    sync path, ``MemoryRead(...)`` on the async one (``func_async``)."""
+    if fn.is_async:
+        return "MemoryRead", what
+    return "Decode", f"Memory error: {what}"
+
+
+def _undecodable(fn: TypedFunction, error: object) -> str:
+    """packr's message for input that does not decode: the sync path goes through its
+    linker's ``Decoding error: ...``; the async path reports the codec's text as is."""
+    return str(error) if fn.is_async else f"Decoding error: {error}"

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from ..errors import GuestRuntimeError, LinkError
+from ..abi import Value, decode, encode
+from ..errors import GuestRuntimeError, HostFunctionError, LinkError
 from . import fastcall
 from .base import fmt_sig, sig, trap_error
 from .exports import ExportCalls
@@ -25,9 +26,10 @@ from .host import (
     HostSpec,
     ReplyMode,
     TypedFunction,
+    log_host_error,
 )
 from .imports import ImportDispatch
-from .interceptor import CallInterceptor, CoroutineDriver
+from .interceptor import CallInterceptor, CoroutineDriver, RoutedInterceptor
 from .memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -60,10 +62,26 @@ class Instance(ImportDispatch, ExportCalls):
         self.fuel = fuel
         self.timeout = timeout
         self.scratch_capacity = scratch_capacity
-        builder = HostLinkerBuilder().apply(host)
+        builder = HostLinkerBuilder()
+        if interceptor is not None:
+            builder.set_interceptor(interceptor)  # as packr: before the host configures
+        builder.apply(host)
         self.builder = builder
-        self.interceptor = interceptor if interceptor is not None else builder.interceptor
-        self.error_handler = on_error or builder.error_handler
+        typed = [fn for fn in builder.functions.values() if isinstance(fn, TypedFunction)]
+        # packr's scope: each typed function keeps the interceptor and error handler in
+        # force when its interface() was called; export calls see only the instance's.
+        # An interceptor or handler given here serves every function (a recorder must
+        # see every call).
+        self._export_interceptor = interceptor
+        self._import_interceptors = {
+            (fn.module, fn.name): interceptor if interceptor is not None else fn.interceptor
+            for fn in typed
+        }
+        self._route_interceptors()
+        handlers = {
+            (fn.module, fn.name): on_error or fn.error_handler or log_host_error for fn in typed
+        }
+        self.error_handler = _error_router(handlers, on_error or log_host_error)
         self.driver = CoroutineDriver()
         self.ctx = Ctx(self, state)
         self._memory = None
@@ -86,6 +104,56 @@ class Instance(ImportDispatch, ExportCalls):
         self.store.set_epoch_deadline(1 << 62)
         self._instance = None
         self._link_and_instantiate(builder)
+
+    # --------------------------------------------------------- interception
+
+    def set_interceptor(self, interceptor: CallInterceptor | None) -> None:
+        """Intercept this instance's export calls from now on (packr's
+        ``AsyncInstance::set_interceptor``). Typed imports keep the interceptor they
+        were instantiated with: packr fixes those when the host is linked."""
+        self._export_interceptor = interceptor
+        self._route_interceptors()
+
+    def _route_interceptors(self) -> None:
+        """The one interceptor the runtime consults: the common one when every function
+        and the exports share it, else a router."""
+        exports = self._export_interceptor
+        if all(i is exports for i in self._import_interceptors.values()):
+            self.interceptor = exports
+        else:
+            self.interceptor = RoutedInterceptor(exports, dict(self._import_interceptors))
+
+    # ---------------------------------------------------------- guest memory
+
+    def read_memory(self, offset: int, length: int) -> bytes:
+        """``length`` bytes of guest memory at ``offset`` (raises GuestMemoryError)."""
+        return self.memory.read(offset, length)
+
+    def write_memory(self, offset: int, data: bytes) -> None:
+        self.memory.write(offset, data)
+
+    def memory_size(self) -> int:
+        """The guest memory's current size in bytes."""
+        return self.memory.size
+
+    def read_value(self, offset: int, length: int) -> Value:
+        """Decode the CGRF value at ``[offset, offset+length)`` (packr's
+        ``Instance::read_value``; AbiError for bad bytes)."""
+        return decode(self.memory.read(offset, length))
+
+    def write_value(self, offset: int, value: Value) -> int:
+        """Encode ``value`` at ``offset`` and return its length (packr's
+        ``Instance::write_value``)."""
+        data = encode(value)
+        self.memory.write(offset, data)
+        return len(data)
+
+    def validate_interface(self, interface: Any, *, legacy: bool = False) -> None:
+        """Raise :class:`InterfaceError` unless this instance exports ``interface``'s
+        functions (see :func:`validate_instance_implements_interface`)."""
+        from .interface_check import validate_instance_implements_interface
+
+        validate_instance_implements_interface(self, interface, legacy=legacy)
 
     # ------------------------------------------------------------- linking
 
@@ -171,3 +239,17 @@ class Instance(ImportDispatch, ExportCalls):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _error_router(
+    handlers: dict[tuple[str, str], ErrorHandler], default: ErrorHandler
+) -> ErrorHandler:
+    """One error handler for the instance: the common one, or a router by function."""
+    distinct = {id(h): h for h in handlers.values()}
+    if len(distinct) <= 1:
+        return next(iter(distinct.values()), default)
+
+    def route(error: HostFunctionError) -> None:
+        handlers.get((error.interface, error.function), default)(error)
+
+    return route

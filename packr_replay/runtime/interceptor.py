@@ -27,6 +27,7 @@ __all__ = [
     "ExportCall",
     "ImportCall",
     "ImportReply",
+    "RoutedInterceptor",
 ]
 
 T = TypeVar("T")
@@ -162,6 +163,77 @@ class CallInterceptor:
         ``decode_inputs``). A replayer consumes the recorded failure here; raising stops
         the guest. ``import_completed`` still follows, as for every failure."""
         return None
+
+
+class RoutedInterceptor(CallInterceptor):
+    """The interceptor an instance consults when its functions have different ones.
+
+    packr captures the interceptor per ``interface()`` call and gives export calls only
+    the instance's own, so one instance may have several. Each typed import goes to
+    its function's interceptor (through its synchronous seams when it has them), each
+    export call to ``exports``; ``None`` anywhere means not intercepted.
+    """
+
+    def __init__(
+        self,
+        exports: CallInterceptor | None,
+        imports: dict[tuple[str, str], CallInterceptor | None],
+    ) -> None:
+        self.exports = exports
+        self.imports = imports
+
+    async def before_import(
+        self, interface: str, function: str, input: EncodedValue
+    ) -> Value | EncodedValue | ImportReply | None:
+        icpt = self.imports.get((interface, function))
+        if icpt is None:
+            return None
+        server = icpt.import_server
+        if server is not None:
+            reply = server(interface, function, input.data)
+            if type(reply) is tuple:
+                return ImportReply(EncodedValue(reply[0]), reply[1])
+            return reply  # type: ignore[return-value]
+        if overrides(icpt, "before_import"):
+            return await icpt.before_import(interface, function, input)
+        return None
+
+    async def import_completed(self, call: ImportCall) -> None:
+        icpt = self.imports.get((call.interface, call.function))
+        if icpt is None:
+            return
+        observer = icpt.import_observer
+        if observer is not None:
+            observer(
+                call.interface,
+                call.function,
+                None if call.input is None else call.input.data,
+                None if call.output is None else call.output.data,
+                call.status,
+                call.error,
+                call.duration_ns,
+                call.replayed,
+            )
+        else:
+            await icpt.import_completed(call)
+
+    def import_unserved(
+        self, interface: str, function: str, input: bytes | None, error: HostFunctionError
+    ) -> None:
+        icpt = self.imports.get((interface, function))
+        if icpt is not None:
+            icpt.import_unserved(interface, function, input, error)
+
+    async def before_export(
+        self, function: str, input: EncodedValue
+    ) -> Value | EncodedValue | None:
+        if self.exports is None:
+            return None
+        return await self.exports.before_export(function, input)
+
+    async def export_completed(self, call: ExportCall) -> None:
+        if self.exports is not None:
+            await self.exports.export_completed(call)
 
 
 _BASE_HOOKS: dict[str, Any] = {

@@ -20,6 +20,7 @@ import wasmtime
 from ..errors import GuestMemoryError, GuestTimeout
 from . import fastcall
 from .base import InstanceBase, fmt_sig, i32, sig, trap_error
+from .layout import INPUT_BUFFER_OFFSET, RESULT_LEN_OFFSET, RESULT_PTR_OFFSET, SCRATCH_OFFSET
 
 __all__ = [
     "INPUT_FALLBACK_OFFSET",
@@ -33,10 +34,7 @@ __all__ = [
 
 # packr's fixed layout (spec §3-4): the export result slots, the scratch reply buffer,
 # and where an export's input goes when the guest has no __pack_alloc.
-RESULT_PTR_OFFSET = 16384
-RESULT_LEN_OFFSET = 16388
-SCRATCH_OFFSET = 16392
-INPUT_FALLBACK_OFFSET = 0
+INPUT_FALLBACK_OFFSET = INPUT_BUFFER_OFFSET
 
 _U32 = struct.Struct("<I")
 _pack_u32_into = pack_u32_into = _U32.pack_into

@@ -67,3 +67,34 @@ def test_replay_runs_under_the_recorded_limits(tmp_path: Path) -> None:
     replay_rt = new_runtime(meta)
     assert (replay_rt.fuel, replay_rt.timeout, replay_rt.memory_limit) == (123_456_789, 30.0, 4 << 20)
     assert api.replay(path, "limits").reproduced
+
+
+class TestScratchCapacity:
+    """packr 0.7.0's uncapped host reply is the default; the cap is a recorded setting."""
+
+    def test_no_cap_by_default_and_recorded(self) -> None:
+        meta = settings_meta(Runtime(), ReplyMode.SCRATCH)
+        assert meta["scratch_capacity"] is None
+        assert RunSettings.from_meta(meta).scratch_capacity is None
+        capped = settings_meta(Runtime(scratch_capacity=32768), ReplyMode.SCRATCH)
+        assert RunSettings.from_meta(capped).runtime().scratch_capacity == 32768
+
+    def test_a_trace_that_does_not_say_had_the_old_32k_cap(self) -> None:
+        assert RunSettings.from_meta({}).scratch_capacity == 32768
+        base = RunSettings.of_runtime(Runtime())
+        assert RunSettings.from_meta({}, base=base).scratch_capacity == 32768
+
+    def test_a_forty_kilobyte_reply_records_and_replays(self, tmp_path: Path) -> None:
+        from tests.runtime import guests
+
+        big = String("x" * 40_000)
+        module = Runtime().load_module(guests.typed_guest(("test", "big"), pages=3))
+        store = tmp_path / "big.db"
+
+        def host(b: Any) -> None:
+            b.interface("test").func_typed("big", lambda ctx, v: big)
+
+        result = api.record_run(module, [("big", String("go"))], host=host, store=store)
+        assert result.results[0].output == big
+        report = api.replay(store, result.trace_id, module=module)
+        assert report.reproduced, report.summary()

@@ -28,7 +28,7 @@ from packr_replay.abi import (
     encode,
 )
 from packr_replay.abi.convert import s64, u64
-from packr_replay.errors import GuestError, HostFunctionError
+from packr_replay.errors import GuestError, GuestMemoryError, HostFunctionError
 from packr_replay.runtime import (
     AsyncCtx,
     Ctx,
@@ -342,7 +342,7 @@ class TestTypedImports:
             inst.call_with_value("process", S64(1))
         assert [e.kind for e in errors] == ["Encode"]
 
-    def test_default_error_handler_absent_is_silent(self, load: Load) -> None:
+    def test_without_an_error_handler_the_guest_still_gets_minus_one(self, load: Load) -> None:
         def host(b: HostLinkerBuilder) -> None:
             b.interface("test").func_typed("process", lambda ctx, v: v)
 
@@ -830,10 +830,11 @@ class TestReplyModes:
         assert inst.call_with_value("double", S64(21)) == S64(42)
         assert inst.call("last_status") == 0
 
-    def test_scratch_cap(self, load: Load) -> None:
+    def test_scratch_cap_is_a_setting(self, load: Load) -> None:
+        """packr HEAD's 32 KiB cap, when asked for: a bigger reply is a MemoryWrite."""
         errors: list[HostFunctionError] = []
         inst = load(guests.typed_guest(("test", "big"), alloc=True)).instantiate(
-            self._big_host, on_error=errors.append
+            self._big_host, on_error=errors.append, scratch_capacity=32768
         )
         with pytest.raises(GuestError):
             inst.call_with_value("big", Tuple())
@@ -848,11 +849,23 @@ class TestReplyModes:
         )
         assert inst.call_with_value("big", Tuple()) == self.BIG
 
-    def test_no_cap_like_v070(self, load: Load) -> None:
+    def test_no_host_reply_cap_by_default_like_v070(self, load: Load) -> None:
+        """packr 0.7.0 puts no cap on a host's reply: 40 KB works by default."""
+        reply = String("z" * 40_000)
         inst = load(guests.typed_guest(("test", "big"), pages=3)).instantiate(
-            self._big_host, scratch_capacity=None
+            lambda b: b.interface("test").func_typed("big", lambda ctx, v: reply)
         )
-        assert inst.call_with_value("big", Tuple()) == self.BIG
+        assert inst.scratch_capacity is None
+        assert inst.call_with_value("big", Tuple()) == reply
+        assert inst.call("last_status") == 0  # in scratch, as v0.7.0 writes it
+
+    def test_the_runtime_default_cap(self, load: Load) -> None:
+        from packr_replay.runtime import Runtime
+
+        module = Runtime(scratch_capacity=1024).load_module(guests.typed_guest(("test", "big")))
+        inst = module.instantiate(self._big_host)
+        assert inst.scratch_capacity == 1024
+        assert module.instantiate(self._big_host, scratch_capacity=None).scratch_capacity is None
 
     def test_pack_alloc_failure_is_memory_write(self, load: Load) -> None:
         errors: list[HostFunctionError] = []
@@ -896,8 +909,10 @@ class TestCtx:
             seen["text"] = ctx.read_string(30000, 8)
             n = ctx.write_value_at(31000, 100, String("cgrf"))
             seen["value"] = ctx.read_value(31000, n)
-            with pytest.raises(ValueError, match="capacity"):
+            with pytest.raises(GuestMemoryError, match="output buffer too small: need 36 bytes, have 4 capacity"):
                 ctx.write_value_at(31000, 4, String("too long"))
+            seen["legacy"] = ctx.write_value(S64(3))
+            seen["legacy_value"] = ctx.read_value(*seen["legacy"])
             ptr = ctx.alloc(16)
             seen["alloc"] = ptr
             assert ctx.memory is ctx.caller.memory
@@ -910,6 +925,9 @@ class TestCtx:
         assert seen["text"] == "raw text"
         assert seen["value"] == String("cgrf")
         assert seen["alloc"] >= 65536
+        # packr's legacy Ctx::write_value: at OUTPUT_BUFFER_OFFSET, returns (ptr, len)
+        assert seen["legacy"] == (16384, len(encode(S64(3))))
+        assert seen["legacy_value"] == S64(3)
 
     def test_alloc_without_pack_alloc_is_zero(self, load: Load) -> None:
         got: list[int] = []
