@@ -211,13 +211,18 @@ _VERDICTS: OrderedDict[tuple[Any, ...], VerifyReport] = OrderedDict()
 
 
 def _verdict(store: TraceStore, trace_id: int, event_count: int) -> VerifyReport:
-    """``verify``'s report, remembered while the file is unchanged (a page view should
-    not re-hash a million events each time)."""
-    try:
-        st = os.stat(store.path)
-        key: tuple[Any, ...] = (str(store.path), st.st_mtime_ns, st.st_size, trace_id, event_count)
-    except OSError:
-        return store.verify(trace_id)
+    """``verify``'s report, remembered while the file and its WAL are unchanged (a page
+    view should not re-hash a million events each time)."""
+    key: tuple[Any, ...] = (str(store.path), trace_id, event_count)
+    for path in (store.path, store.path.with_name(store.path.name + "-wal")):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            key += (None,)
+        except OSError:
+            return store.verify(trace_id)
+        else:
+            key += (st.st_mtime_ns, st.st_size)
     report = _VERDICTS.get(key)
     if report is None:
         report = store.verify(trace_id)

@@ -174,3 +174,19 @@ class TestReadOnly:
         rows = (await ds.client.get("/other.json", params={"sql": "select packr_input(1, 0) as v",
                                                            "_shape": "array"})).json()  # fmt: skip
         assert rows == [{"v": None}]
+
+
+async def test_verdict_follows_the_file(files: Files, tmp_path: Path) -> None:
+    """verify's verdict is remembered between page views only while the file is unchanged."""
+    import shutil
+
+    from .traces import tamper
+
+    path = tmp_path / "t.db"
+    shutil.copy(files.long_a, path)
+    ds = Datasette([str(path)])
+    assert "hash chain intact" in await get(ds, "/-/packr/t/trace/1")
+    tamper(path, 1, 37)
+    html = await get(ds, "/-/packr/t/trace/1")
+    assert "TAMPERED at event #37" in html
+    assert "reading stopped: " in html
