@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,6 +89,15 @@ def _check_exports(module: Module, calls: list[Call]) -> None:
             f"{module.name} has no export {', '.join(map(repr, unknown))}; "
             f"it exports: {', '.join(callable_) or 'nothing callable'}"
         )
+
+
+def _check_settings(fuel: int | None, timeout: float | None) -> None:
+    """Refuse budgets a trace cannot hold before anything runs or is written (so what
+    ``record`` writes, ``play`` accepts)."""
+    if fuel is not None and fuel < 0:
+        fail(f"--fuel {fuel}: expected 0 (no limit) or a positive instruction count")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        fail(f"--timeout {timeout}: expected a positive number of seconds")
 
 
 def _result_line(index: int, export: str, value: Value, output: Any, error: Any) -> str:
@@ -201,6 +211,7 @@ def register(app: typer.Typer) -> None:
 
         Example: [bold]packr-replay record guest.wasm --host demo --call 'run="Ada"' -o bug.db[/bold]
         """
+        _check_settings(fuel, timeout)
         check_output_dir(output)
         calls = [parse_call(c) for c in call or []]
         if calls_file is not None:
@@ -209,7 +220,7 @@ def register(app: typer.Typer) -> None:
             fail("nothing to call: give --call EXPORT[=VALUE] or --calls FILE.jsonl")
         from ..runtime import DEFAULT_FUEL, Runtime
 
-        runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else (fuel or None), timeout=timeout)
+        runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else fuel, timeout=timeout)
         mod = runtime.load_module(module)
         _check_exports(mod, calls)
         hosts = resolve_hosts(host or [])

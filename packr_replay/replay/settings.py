@@ -57,9 +57,11 @@ class RunSettings:
         redacted = meta.get("redacted") or []
         if not isinstance(redacted, list) or not all(isinstance(r, str) for r in redacted):
             raise TraceFormatError(f"{where} 'redacted' is {redacted!r}; expected a list of names")
+        fuel = _limit(meta, "fuel", base.fuel, where)
         return cls(
             reply=reply_mode,
-            fuel=_limit(meta, "fuel", base.fuel, where),
+            fuel=fuel or None,  # 0 is "no limit", as for the runtime and --fuel
+
             timeout=_seconds(meta, "timeout", base.timeout, where),
             memory_limit=_limit(meta, "memory_limit", base.memory_limit, where),
             # (a trace that does not say was recorded when 32 KiB was the default)

@@ -9,6 +9,7 @@ forever, so an unbounded call would hang the host.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..abi.metadata import PackageMetadata, TypeDefs, TypeDesc
     from .instance import Instance
 
-__all__ = ["DEFAULT_FUEL", "ExternInfo", "Module", "Runtime"]
+__all__ = ["DEFAULT_FUEL", "ExternInfo", "Module", "Runtime", "check_fuel", "check_timeout"]
 
 #: About a few seconds of guest work; a spinning guest stops well before a user gives up.
 DEFAULT_FUEL = 5_000_000_000
@@ -48,10 +49,38 @@ class ExternInfo:
         return f"{self.module}.{self.name}" if self.module else self.name
 
 
+def check_fuel(fuel: object) -> int | None:
+    """A fuel budget as the runtime keeps it: ``None`` for no limit (0 means that too,
+    wherever a budget is given: here, ``--fuel 0`` and a trace's metadata)."""
+    if fuel is None or (type(fuel) is int and fuel >= 0):
+        return fuel or None
+    raise ValueError(
+        f"fuel is {fuel!r}; expected None or 0 (no limit), or a positive instruction count"
+    )
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A wall-clock limit in seconds: ``None`` (no limit) or a finite positive number."""
+    if timeout is None:
+        return None
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if number and math.isfinite(timeout) and timeout > 0:  # type: ignore[arg-type,operator]
+        return float(timeout)  # type: ignore[arg-type]
+    raise ValueError(
+        f"timeout is {timeout!r}; expected None (no limit) or a positive number of seconds"
+    )
+
+
+def _check_memory_limit(limit: object) -> int | None:
+    if limit is None or (type(limit) is int and limit >= 0):
+        return limit
+    raise ValueError(f"memory_limit is {limit!r}; expected None (no limit) or a number of bytes")
+
+
 class Runtime:
     """One wasmtime engine plus the defaults every instance inherits.
 
-    ``fuel``: instructions per export call (``None``: unlimited — not recommended).
+    ``fuel``: instructions per export call (``None`` or 0: unlimited — not recommended).
     ``timeout``: wall-clock seconds per export call (``None``: none).
     ``memory_limit``: the most bytes of linear memory one instance may use (``None``:
     wasm's own limits); a guest growing past it sees ``memory.grow`` fail.
@@ -77,10 +106,10 @@ class Runtime:
         if debug_info:
             config.debug_info = True
             config.cranelift_opt_level = "none"
+        self.fuel = check_fuel(fuel)
+        self.timeout = check_timeout(timeout)
+        self.memory_limit = _check_memory_limit(memory_limit)
         self.engine = wasmtime.Engine(config)
-        self.fuel = fuel
-        self.timeout = timeout
-        self.memory_limit = memory_limit
         self.scratch_capacity = scratch_capacity
         self.debug_info = debug_info
         self._ticker: threading.Thread | None = None
@@ -294,7 +323,7 @@ class Module:
         packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (default: the
         runtime's, which is no cap, as packr 0.7.0; 32768 is packr HEAD's cap; a reply
         over it fails with ``MemoryWrite``). ``fuel`` / ``timeout`` override the
-        runtime's per-call budget and ``memory_limit`` its memory cap (bytes).
+        runtime's per-call budget (fuel 0: no limit) and ``memory_limit`` its memory cap (bytes).
         ``interceptor`` and ``on_error`` serve every typed import and export call;
         interceptors and handlers set on the builder serve the interfaces created after
         them (packr's scope).
@@ -308,10 +337,14 @@ class Module:
             interceptor=interceptor,
             reply=ReplyMode(reply),
             on_error=on_error,
-            fuel=self.runtime.fuel if fuel == "default" else fuel,  # type: ignore[arg-type]
-            timeout=self.runtime.timeout if timeout == "default" else timeout,  # type: ignore[arg-type]
+            fuel=self.runtime.fuel if fuel == "default" else check_fuel(fuel),
+            timeout=self.runtime.timeout if timeout == "default" else check_timeout(timeout),
             scratch_capacity=self.runtime.scratch_capacity
             if scratch_capacity == "default"
             else scratch_capacity,  # type: ignore[arg-type]
-            memory_limit=self.runtime.memory_limit if memory_limit == "default" else memory_limit,  # type: ignore[arg-type]
+            memory_limit=(
+                self.runtime.memory_limit
+                if memory_limit == "default"
+                else _check_memory_limit(memory_limit)
+            ),
         )

@@ -207,3 +207,33 @@ class TestModes:
         data = json.loads(run.out)
         assert run.code == 0, run.err
         assert (data["action"], data["events"]) == ("replayed+recorded", 14)
+
+
+class TestSettings:
+    """Budgets are checked when recording (exit 2), so what record writes, play accepts;
+    0 means "no limit" for --fuel everywhere."""
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--fuel", "-5"], "--fuel -5: expected 0 (no limit) or a positive instruction count"),
+            (["--timeout", "0"], "--timeout 0.0: expected a positive number of seconds"),
+            (["--timeout", "-1"], "--timeout -1.0: expected a positive number of seconds"),
+            (["--timeout", "nan"], "--timeout nan: expected a positive number of seconds"),
+            (["--timeout", "inf"], "--timeout inf: expected a positive number of seconds"),
+        ],
+    )
+    def test_bad_settings_exit_2_before_anything_runs(
+        self, cli: Invoke, tmp_path: Path, args: list[str], message: str
+    ) -> None:
+        run = cli("record", CLOCK, "--host", "demo", "-c", "run", "-o", tmp_path / "t.db", *args)
+        assert run.code == 2
+        assert message in run.err
+        assert not (tmp_path / "t.db").exists()
+
+    def test_fuel_0_records_no_limit_and_replays(self, cli: Invoke, tmp_path: Path) -> None:
+        run = cli("record", CLOCK, "--host", "demo", "-c", "run", "--fuel", "0",
+                  "-o", tmp_path / "t.db", "--json")  # fmt: skip
+        assert run.code == 0, run.err
+        assert json.loads(run.out)["trace"]["meta"]["fuel"] is None
+        assert cli("play", tmp_path / "t.db").code == 0

@@ -98,3 +98,35 @@ class TestScratchCapacity:
         assert result.results[0].output == big
         report = api.replay(store, result.trace_id, module=module)
         assert report.reproduced, report.summary()
+
+
+class TestOneMeaningOfZero:
+    """Fuel 0 is "no limit" for the runtime, an instance and a trace's metadata alike."""
+
+    def test_runtime(self) -> None:
+        assert Runtime(fuel=0).fuel is None
+
+    def test_metadata(self) -> None:
+        assert RunSettings.from_meta({"fuel": 0}).fuel is None
+
+    def test_instantiate(self) -> None:
+        module = Runtime().load_module(example_guest("echo"))
+        assert module.instantiate(fuel=0).fuel is None
+        assert module.instantiate(fuel=0).call_with_value("echo", String("x")) == String("x")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fuel": -5}, "fuel is -5; expected None or 0 (no limit), or a positive instruction count"),
+        ({"fuel": 1.5}, "fuel is 1.5; expected None or 0"),
+        ({"fuel": True}, "fuel is True; expected None or 0"),
+        ({"timeout": 0}, "timeout is 0; expected None (no limit) or a positive number of seconds"),
+        ({"timeout": -1.0}, "timeout is -1.0; expected None"),
+        ({"timeout": float("nan")}, "timeout is nan; expected None"),
+        ({"memory_limit": -1}, "memory_limit is -1; expected None (no limit) or a number of bytes"),
+    ],
+)
+def test_runtime_refuses_settings_a_trace_could_not_hold(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Runtime(**kwargs)
