@@ -339,7 +339,13 @@ class Session:
         )
         self.recording = self.mode in (RecordMode.ALL, RecordMode.NEW_EPISODES) or not exists
         # threads: an async call (call_with_value_async) replays from a worker thread.
-        self.store = TraceStore(path, create=True, threads=True)
+        # A replay that records nothing only reads, so it works on read-only storage
+        # (traces committed in a checkout CI cannot write to).
+        self.store = (
+            TraceStore(path, create=True, threads=True)
+            if self.recording
+            else TraceStore(path, readonly=True, threads=True)
+        )
         self.runtime = _runtime_for(module, runtime)
         self.module = _module(module, self.runtime)
         self.replayer: Replayer | None = None

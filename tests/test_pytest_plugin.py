@@ -3,13 +3,16 @@ failure messages, per-test markers, async tests, and what lands in the trace fil
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import sys
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from packr_replay.storage import TraceStatus, TraceStore
+from tests.readonly import read_only_dir
 
 pytest_plugins = ["pytester"]
 
@@ -403,3 +406,26 @@ class TestFiles:
         result = run(pytester)
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*packr: cannot read trace file*not an SQLite file*"])
+
+
+class TestReadOnlyTraces:
+    """CI replays traces committed in a checkout it cannot write to."""
+
+    def test_ci_replays_from_read_only_storage(
+        self, pytester: pytest.Pytester, tmp_path: Path
+    ) -> None:
+        pytester.makepyfile(test_guest=GUEST_TESTS)
+        run(pytester, seed=1).assert_outcomes(passed=1)
+        with read_only_dir(tmp_path) as ro:
+            shutil.copytree(pytester.path, ro.source, dirs_exist_ok=True)
+            done = ro.run(
+                [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                 "-p", "no:hypothesispytest", "-p", "no:benchmark", "test_guest.py"],
+                cwd=ro.path,
+                env={"CI": "1", "PACKR_SEED": "2", "PYTHONDONTWRITEBYTECODE": "1"},
+            )  # fmt: skip
+            assert done.returncode == 0, (ro.how + "\n" + done.stdout[-3000:] + done.stderr[-2000:])
+            assert "ROLL Ada 1 replaying" in done.stdout
+            assert "0 trace(s) recorded, 1 replayed" in done.stdout
+            names = sorted(p.name for p in (ro.source / "traces" / "test_guest").iterdir())
+            assert names == ["test_clock.db"]

@@ -27,7 +27,8 @@ __all__ = ["Segment", "Trace", "decode_segment"]
 Segment = tuple[int, int, bytes, bytes]
 """``(first_seq, count, head_hash, data)`` as stored."""
 
-_PAGE = 32
+_PAGE = 64  # segments looked at per page
+_PAGE_BYTES = 1024 * 1024  # segment data fetched per page (at least one segment)
 
 
 def decode_segment(segment: Segment) -> Iterator[RawRecord]:
@@ -239,25 +240,44 @@ class Trace:
         if type(expected) is not int:
             raise TraceFormatError(f"{self._path}: segment position is not an integer")
         while True:
+            # Each page is fetched whole: no statement stays open while the caller works
+            # on a segment, so this connection holds no read snapshot between pages (a
+            # caller that writes meanwhile, as ``index`` does, would otherwise find its
+            # snapshot stale and its write refused at once instead of waiting its turn).
+            # A page is as many segments as fit in _PAGE_BYTES (at least one).
             with translate_errors(self._path):
-                cursor = self._db.execute(
-                    "SELECT first_seq, count, head_hash, data FROM segments "
+                sizes = self._db.execute(
+                    "SELECT first_seq, length(data) FROM segments "
                     "WHERE trace_id = ? AND first_seq >= ? ORDER BY first_seq LIMIT ?",
                     [trace_id, expected, _PAGE],
-                )
-                rows = 0
-                for raw in cursor:
-                    rows += 1
-                    segment = self._checked(raw)
-                    if segment[0] != expected:
-                        raise IntegrityError(
-                            trace_id,
-                            expected,
-                            f"trace {trace_id}: events {expected}..{segment[0] - 1} are missing",
-                        )
-                    expected = segment[0] + segment[1]
-                    yield segment
-            if rows < _PAGE:
+                ).fetchall()
+                if not sizes:
+                    return
+                take, total = 1, sizes[0][1]
+                while take < len(sizes):
+                    size = sizes[take][1]
+                    if type(total) is not int or type(size) is not int:
+                        break
+                    if total + size > _PAGE_BYTES:
+                        break
+                    total += size
+                    take += 1
+                page = self._db.execute(
+                    "SELECT first_seq, count, head_hash, data FROM segments "
+                    "WHERE trace_id = ? AND first_seq >= ? AND first_seq <= ? ORDER BY first_seq",
+                    [trace_id, expected, sizes[take - 1][0]],
+                ).fetchall()
+            for raw in page:
+                segment = self._checked(raw)
+                if segment[0] != expected:
+                    raise IntegrityError(
+                        trace_id,
+                        expected,
+                        f"trace {trace_id}: events {expected}..{segment[0] - 1} are missing",
+                    )
+                expected = segment[0] + segment[1]
+                yield segment
+            if not page or (take == len(sizes) and len(sizes) < _PAGE):
                 return
 
     def _checked(self, row: Any) -> Segment:

@@ -7,10 +7,20 @@ views or triggers), SQLite's defensive mode with triggers disabled where the Pyt
 version offers it, a hard cap on blob and string length (an oversized blob in a
 hostile file is an error, not an allocation) and foreign keys on. SQLite errors are
 translated at this boundary so callers only ever see the :class:`StoreError` tree.
+
+Trace files travel (bug-report attachments, CI artifacts, read-only checkouts), so a
+read must work where nothing can be written. SQLite reads a WAL-mode file through its
+``-shm`` companion, which it cannot create on read-only storage: there a read-only open
+falls back to ``immutable=1`` (no locks, no ``-shm``), which is exact when no writer
+can be live -- nothing can write to that storage -- and the file holds every committed
+change (no ``-wal`` with content beside it; that case is refused with the reason). A
+read-only connection also cannot fold the WAL back into the file when it closes, so
+:func:`tidy` does that after a read, leaving one self-contained file.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +33,7 @@ import sqlite_utils
 from ..errors import StoreError, TraceFormatError
 from .codec import MAX_BLOB_BYTES
 
-__all__ = ["Tracer", "connect", "limit_length", "translate_errors"]
+__all__ = ["Tracer", "connect", "limit_length", "tidy", "translate_errors"]
 
 Tracer = Callable[[str, Any], None]
 """Receives every SQL statement and its parameters (sqlite-utils' ``tracer=``)."""
@@ -111,6 +121,11 @@ def limit_length(conn: sqlite3.Connection) -> None:
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
 
 
+def writable(path: Path) -> bool:
+    """Whether SQLite could write ``path`` and create its companions beside it."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
 def connect(
     path: Path,
     *,
@@ -122,9 +137,31 @@ def connect(
 ) -> sqlite_utils.Database:
     """Open ``path`` with the store's settings (schema is checked by the caller).
 
-    ``threads`` allows handing the connection to another thread (one at a time).
+    ``threads`` allows handing the connection to another thread (one at a time). A
+    read-only open of a file on storage that cannot be written falls back to
+    ``immutable=1`` (see the module's docstring).
     """
-    mode = "ro" if readonly else ("rwc" if create else "rw")
+    if not readonly:
+        if path.parent.is_dir() and not writable(path):
+            raise StoreError(
+                f"{path}: cannot write here (read-only storage or no permission); reads "
+                "work, writes need a copy somewhere writable"
+            )
+        return _open(path, "rwc" if create else "rw", busy_timeout, tracer, threads)
+    try:
+        return _open(path, "ro", busy_timeout, tracer, threads)
+    except TraceFormatError:
+        raise
+    except StoreError:
+        if writable(path) or not path.is_file():
+            raise
+    _check_no_pending_wal(path)
+    return _open(path, "ro&immutable=1", busy_timeout, tracer, threads)
+
+
+def _open(
+    path: Path, mode: str, busy_timeout: float, tracer: Tracer | None, threads: bool
+) -> sqlite_utils.Database:
     uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
     with translate_errors(path):
         conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=not threads)
@@ -139,9 +176,52 @@ def connect(
             ):
                 conn.execute(f"PRAGMA {pragma}")
             _harden(conn)
-            if readonly:
+            if mode.startswith("ro"):
                 conn.execute("PRAGMA query_only=ON")
+                # SQLite opens lazily: read now, so a file it cannot open fails here.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return sqlite_utils.Database(conn, tracer=tracer, execute_plugins=False)
         except BaseException:
             conn.close()
             raise
+
+
+def _check_no_pending_wal(path: Path) -> None:
+    """An immutable read ignores the WAL: refuse a file whose WAL still holds changes."""
+    wal = Path(f"{path}-wal")
+    try:
+        size = wal.stat().st_size
+    except OSError:
+        return
+    if size:
+        raise StoreError(
+            f"{path}: its last changes are still in {wal.name} ({size} bytes), which SQLite "
+            f"reads only where it can write beside the file; copy {path.name} and "
+            f"{wal.name} somewhere writable and open it there (opening it once where it "
+            "was written folds them into one file)"
+        )
+
+
+def tidy(path: Path) -> None:
+    """After a read-only connection to ``path`` closed: fold its WAL back into the file
+    and remove the ``-wal``/``-shm`` companions, if nothing else has the file open.
+
+    A read-only connection cannot do that itself, so it would leave them behind. A
+    writable connection that only opens the file and closes does: SQLite checkpoints and
+    deletes the companions when the last connection closes (and does nothing while a
+    writer or another reader still has the file). The content does not change.
+    """
+    if not Path(f"{path}-shm").exists() or not writable(path):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=rw", uri=True, timeout=0)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("PRAGMA trusted_schema=OFF")
+        _harden(conn)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        pass  # busy or odd: leave the companions to the next connection
+    finally:
+        conn.close()

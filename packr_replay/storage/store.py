@@ -35,7 +35,7 @@ from .rows import (
     resolve_trace,
 )
 from .schema import ensure_schema, open_database
-from .sqlite import Tracer, limit_length, translate_errors
+from .sqlite import Tracer, limit_length, tidy, translate_errors
 from .writer import FlushPolicy, TraceWriter
 
 __all__ = ["TraceRef", "TraceStore"]
@@ -113,8 +113,12 @@ class TraceStore:
         return self._db
 
     def close(self) -> None:
+        """Close the file (a borrowed connection stays open); after a read-only use,
+        leave it one self-contained file (see :func:`.sqlite.tidy`)."""
         if self._db is not None and not self._borrowed:
             self._db.close()
+            if self.readonly:
+                tidy(self.path)
         self._db = None
 
     def __enter__(self) -> TraceStore:

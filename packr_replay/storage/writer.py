@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sqlite3
 import uuid as uuid_module
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,8 +330,19 @@ class TraceWriter:
             self._close()  # a failed commit cannot be retried; the trace reads incomplete
             raise
         self._info = fetch_info(self._db, self.trace_id, self._path)
+        self._checkpoint()
         self._close()
         return self._info
+
+    def _checkpoint(self) -> None:
+        """Copy the sealed trace from the WAL into the file itself, so the file alone holds
+        it even while other connections keep the WAL (a copy of just the ``.db`` is
+        complete). Passive: it never waits for, or blocks, anyone."""
+        assert self._db is not None
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # not fatal: the trace is sealed; the last connection to close does it
 
     def close(self) -> None:
         """Flush and release the file *without* sealing: the trace reads as incomplete.
