@@ -87,6 +87,7 @@ class InstanceBase:
     _last_import_error: HostFunctionError | None
     _call_lock: asyncio.Lock | None
     _keepalive: list[Any]  # C callbacks: must outlive the store
+    _native: Any  # the trampoline's per-instance state (native.speedups.Host), or None
 
     # ------------------------------------------------------------- accessors
 
@@ -123,6 +124,9 @@ class InstanceBase:
                 "instance runs one call at a time (use one instance per thread, or "
                 "await call_with_value_async, which queues calls)"
             )
+
+    def _native_sync(self) -> None:
+        """Tell the C trampoline how to serve imports now (see ``ImportDispatch``)."""
 
     # ------------------------------------------------------- interceptor hooks
 

@@ -20,6 +20,7 @@ import wasmtime
 
 from ..errors import MetadataError, ModuleLoadError
 from .host import ErrorHandler, HostSpec, ReplyMode
+from . import native as _native
 from .interceptor import CallInterceptor
 from .wasm import WasmFormatError, find_cgrf_segment
 
@@ -87,6 +88,8 @@ class Runtime:
     ``scratch_capacity``: the largest typed-import reply written to the scratch buffer
     (``None``: no cap, as packr 0.7.0; packr 0.7.3 caps at 512 KiB, HEAD at 32 KiB).
     ``debug_info``: emit DWARF so a replay can run under gdb/lldb.
+    ``native``: serve typed imports with the C trampoline when it is built (``None``:
+    the default, :data:`native.DEFAULT`); ``False`` keeps the Python path.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class Runtime:
         memory_limit: int | None = None,
         scratch_capacity: int | None = None,
         debug_info: bool = False,
+        native: bool | None = None,
     ) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
@@ -112,6 +116,7 @@ class Runtime:
         self.engine = wasmtime.Engine(config)
         self.scratch_capacity = scratch_capacity
         self.debug_info = debug_info
+        self.native = _native.DEFAULT if native is None else bool(native) and _native.AVAILABLE
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
 

@@ -61,7 +61,9 @@ class ExportCalls(GuestHeap):
         return func
 
     def _arm_budget(self) -> None:
+        """A call starts: a fresh budget, and imports served as the interceptor is now."""
         self._last_import_error = None
+        self._native_sync()
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
 

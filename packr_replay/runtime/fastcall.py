@@ -4,8 +4,9 @@ wasmtime-py's ``Func.__call__`` and ``Linker.define_func`` re-derive the functio
 and box every argument on every call: about 120 µs per export call and 28 µs per host
 call here. The unchecked API takes the raw argument array instead (5 µs and 2 µs). The
 types are fixed when a function is defined and checked by wasmtime at link time, so
-nothing is given up. This is the only module touching wasmtime's private ``_ffi``; the
-package pins the wasmtime major version it was written against.
+nothing is given up. This module and :mod:`.native` (the C trampoline's loader) are the
+only ones touching wasmtime's private ``_ffi``; the package pins the wasmtime major
+version it was written against.
 
 A Python exception raised inside a host function becomes a trap that unwinds the
 guest, and is then re-raised *as itself* out of :func:`call` (per thread, so async

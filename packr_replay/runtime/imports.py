@@ -14,8 +14,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import wasmtime
+
 from ..abi import AbiError, EncodedValue, Limits, Value, decode, encode
 from ..errors import GuestMemoryError, HostFunctionError
+from . import native
 from .handlers import ConversionFailed, handler_call, simple_call
 from .host import Ctx, RawFunction, ReplyMode, TypedFunction
 from .interceptor import CallInterceptor, ImportCall, ImportReply
@@ -24,6 +27,7 @@ from .memory import SCRATCH_OFFSET, GuestHeap, pack_u32_into
 __all__ = ["ImportDispatch"]
 
 _MAX_INPUT = Limits().max_buffer_size
+_STAGE_DECODE, _STAGE_CALL, _STAGE_ENCODE = 0, 1, 2  # where the trampoline's call failed
 
 
 class ImportDispatch(GuestHeap):
@@ -70,14 +74,110 @@ class ImportDispatch(GuestHeap):
         return -1
 
     def _typed_import(self, fn: TypedFunction) -> Callable[[int, int, int, int], int]:
+        """The Python path of ``fn``: ``(in_ptr, in_len, out_pp, out_lp) -> status``."""
+        ctx, call = self._import_parts(fn)
+        # A partial, not a closure: one Python frame less on every call.
+        return functools.partial(self._handle_import, fn, ctx, call)
+
+    def _import_parts(self, fn: TypedFunction) -> tuple[Ctx, Callable[[Ctx, Value], Value]]:
+        """``fn``'s context and its handler as ``call(ctx, value) -> Value``."""
         simple = (
             fn.params is None and fn.returns is None and fn.result_types is None and not fn.is_async
         )
         ctx = Ctx(self._whole, self.state)
         ctx.interface, ctx.function = fn.module, fn.name
         call = simple_call(fn.handler) if simple else handler_call(self._whole, fn)
-        # A partial, not a closure: one Python frame less on every call.
-        return functools.partial(self._handle_import, fn, ctx, call)
+        return ctx, call
+
+    # ------------------------------------------------------------ native path
+
+    def _define_native(self, linker: wasmtime.Linker, fn: TypedFunction) -> None:
+        """Define ``fn`` with the C trampoline (see :mod:`.native`); the Python path
+        (:meth:`_handle_import`) is what it hands any call it does not serve itself."""
+        assert native.speedups is not None and self._native is not None
+        ctx, call = self._import_parts(fn)
+        typed = native.speedups.TypedImport(
+            host=self._native,
+            interface=fn.module,
+            function=fn.name,
+            fallback=functools.partial(self._handle_import, fn, ctx, call),
+            call=call,
+            ctx=ctx,
+            failed=functools.partial(self._native_failed, fn),
+            write=functools.partial(self._native_write, fn),
+        )
+        self._keepalive.append(typed)
+        native.define_typed(linker, typed)
+
+    def _native_sync(self) -> None:
+        """Tell the trampoline how to serve imports from now on (at every call's start).
+
+        Natively only what the Python path would do without running Python code of the
+        interceptor's per call: no interceptor (live), the recorder's observer with its
+        row log (record), the replayer's server with its feed (replay). Anything else,
+        including a subclass hook or a changed seam, takes the Python path.
+        """
+        host = self._native
+        if host is None:
+            return
+        icpt = self.interceptor
+        mode, server = native.MODE_PYTHON, None
+        if icpt is None:
+            mode = native.MODE_LIVE
+        elif icpt.native_feed is not None:
+            if (
+                icpt.import_server is not None
+                and icpt.import_observer is None
+                and not icpt.decode_inputs
+                and not self._completes(icpt)
+            ):
+                mode, server = native.MODE_REPLAY, icpt.native_feed
+        elif icpt.native_log is not None:
+            if (
+                icpt.import_server is None
+                and icpt.import_observer is not None
+                and not self._hook(icpt, "before_import")
+            ):
+                mode, server = native.MODE_RECORD, icpt.native_log
+        host.configure(
+            mode, server, self.reply is ReplyMode.GUEST_ALLOC, self.scratch_capacity
+        )
+
+    def _native_failed(
+        self, fn: TypedFunction, stage: int, data: bytes, value: Value | None,
+        exc: BaseException, t0: int,
+    ) -> int:
+        """A failure after the trampoline read the input, reported as
+        :meth:`_handle_import` reports it (an exception it would not catch is raised)."""
+        icpt = self.interceptor
+        if stage == _STAGE_CALL:
+            if not isinstance(exc, Exception):
+                raise exc
+            return self._handler_failed(
+                fn, None if icpt is None else EncodedValue(data, value), exc, t0
+            )
+        if not isinstance(exc, AbiError):
+            raise exc
+        if stage == _STAGE_DECODE:
+            unserved = icpt is not None and icpt.decode_inputs
+            return self._report(
+                fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc,
+                unserved=unserved,
+            )
+        return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+
+    def _native_write(
+        self, fn: TypedFunction, data: bytes, value: Value, out: bytes, out_pp: int,
+        out_lp: int, t0: int,
+    ) -> int:
+        """A reply the trampoline could not put in the scratch buffer, written (or its
+        failure reported) as :meth:`_handle_import` does."""
+        try:
+            return self._write_reply(out, out_pp, out_lp, None)
+        except GuestMemoryError as exc:
+            return self._report(
+                fn, EncodedValue(data, value), "MemoryWrite", str(exc), t0, exc, False
+            )
 
     def _handle_import(
         self,

@@ -15,7 +15,7 @@ import wasmtime
 
 from ..abi import Value, decode, encode
 from ..errors import GuestRuntimeError, HostFunctionError, LinkError
-from . import fastcall
+from . import fastcall, native
 from .base import fmt_sig, sig, trap_error
 from .exports import ExportCalls
 from .host import (
@@ -96,6 +96,7 @@ class Instance(ImportDispatch, ExportCalls):
         self._last_import_error = None
         self._call_lock = None
         self._keepalive = []
+        self._native = native.speedups.Host() if self.runtime.native else None
         self.memory_limit = memory_limit
         self.store = wasmtime.Store(self.runtime.engine)
         if memory_limit is not None:
@@ -192,9 +193,13 @@ class Instance(ImportDispatch, ExportCalls):
                         )
                     )
                     continue
-                fastcall.define_func(
-                    linker, module, name, *PACKR_SIGNATURE, self._typed_import(fn), self._keepalive
-                )
+                if self._native is not None:
+                    self._define_native(linker, fn)
+                else:
+                    fastcall.define_func(
+                        linker, module, name, *PACKR_SIGNATURE, self._typed_import(fn),
+                        self._keepalive,
+                    )
             else:
                 if have != (fn.params, fn.results):
                     missing.append(
@@ -226,6 +231,8 @@ class Instance(ImportDispatch, ExportCalls):
             self._memory = GuestMemory(self.store, exported_memory)
         elif host_memory is not None:
             self._memory = GuestMemory(self.store, host_memory)
+        if self._native is not None and self._memory is not None:
+            self._native.set_memory(bytes(self._memory.memory._memory))
         ctors = exports.get("__wasm_call_ctors")
         if isinstance(ctors, wasmtime.Func):
             self._arm_budget()

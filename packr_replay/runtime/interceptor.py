@@ -129,6 +129,14 @@ class CallInterceptor:
         | None
     ) = None
 
+    #: The native seams, for the same two interceptors: state the C trampoline serves
+    #: ordinary calls from without calling Python (see :mod:`.native`). ``native_feed``
+    #: (a ``native.ReplayFeed``) goes with an ``import_server``, ``native_log`` (a
+    #: ``native.RecordLog``) with an ``import_observer``; the runtime uses them only
+    #: while those seams are the interceptor's whole per-call behaviour.
+    native_feed: Any = None
+    native_log: Any = None
+
     async def before_import(
         self, interface: str, function: str, input: EncodedValue
     ) -> Value | EncodedValue | ImportReply | None:
