@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from ..errors import MetadataError, ModuleLoadError
-from .host import ErrorHandler, HostSpec, ReplyMode
 from . import native as _native
+from .host import ErrorHandler, HostSpec, ReplyMode
 from .interceptor import CallInterceptor
 from .wasm import WasmFormatError, find_cgrf_segment
 

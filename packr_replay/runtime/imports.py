@@ -124,21 +124,21 @@ class ImportDispatch(GuestHeap):
         mode, server = native.MODE_PYTHON, None
         if icpt is None:
             mode = native.MODE_LIVE
-        elif icpt.native_feed is not None:
-            if (
-                icpt.import_server is not None
-                and icpt.import_observer is None
-                and not icpt.decode_inputs
-                and not self._completes(icpt)
-            ):
-                mode, server = native.MODE_REPLAY, icpt.native_feed
-        elif icpt.native_log is not None:
-            if (
-                icpt.import_server is None
-                and icpt.import_observer is not None
-                and not self._hook(icpt, "before_import")
-            ):
-                mode, server = native.MODE_RECORD, icpt.native_log
+        elif (
+            icpt.native_feed is not None
+            and icpt.import_server is not None
+            and icpt.import_observer is None
+            and not icpt.decode_inputs
+            and not self._completes(icpt)
+        ):
+            mode, server = native.MODE_REPLAY, icpt.native_feed
+        elif (
+            icpt.native_log is not None
+            and icpt.import_server is None
+            and icpt.import_observer is not None
+            and not self._hook(icpt, "before_import")
+        ):
+            mode, server = native.MODE_RECORD, icpt.native_log
         host.configure(
             mode, server, self.reply is ReplyMode.GUEST_ALLOC, self.scratch_capacity
         )

@@ -96,7 +96,7 @@ class Instance(ImportDispatch, ExportCalls):
         self._last_import_error = None
         self._call_lock = None
         self._keepalive = []
-        self._native = native.speedups.Host() if self.runtime.native else None
+        self._native = native.new_host() if self.runtime.native else None
         self.memory_limit = memory_limit
         self.store = wasmtime.Store(self.runtime.engine)
         if memory_limit is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "RecordLog",
     "ReplayFeed",
     "define_typed",
+    "new_host",
     "speedups",
 ]
 
@@ -110,3 +111,10 @@ def define_typed(linker: wasmtime.Linker, typed: Any) -> None:
         raise wasmtime.WasmtimeError._from_ptr(
             ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t))
         )
+
+
+def new_host() -> Any:
+    """An instance's trampoline state (a ``Host``), serving imports the Python way
+    until the instance's first call configures it."""
+    assert speedups is not None
+    return speedups.Host()
