@@ -23,3 +23,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+#: The two ways typed imports are served: the C trampoline and the Python path
+#: (packr_replay.runtime.native). Only the Python path when the extension is not built.
+IMPORT_PATHS = ["native", "python"]
+
+
+@pytest.fixture(params=IMPORT_PATHS)
+def import_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on each import path: every Runtime made while it runs, and the
+    session's ``runtime`` fixture if the test uses one, serve imports that way."""
+    from packr_replay.runtime import native
+
+    path: str = request.param
+    if path == "native" and not native.AVAILABLE:
+        pytest.skip(f"the C trampoline is not built: {native.UNAVAILABLE_REASON}")
+    monkeypatch.setattr(native, "DEFAULT", path == "native")
+    if "runtime" in request.fixturenames:
+        monkeypatch.setattr(request.getfixturevalue("runtime"), "native", path == "native")
+    return path

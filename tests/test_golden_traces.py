@@ -79,7 +79,9 @@ class TestGoldenFile:
                 assert report.ok, report.message
                 assert report.events == info.event_count
 
-    def test_every_trace_replays_and_its_replay_diffs_identical(self, golden: Path) -> None:
+    def test_every_trace_replays_and_its_replay_diffs_identical(
+        self, golden: Path, import_path: str
+    ) -> None:
         for trace_id in _ids(golden):
             report = api.replay(golden, trace_id, save=True)  # opening to write migrates
             assert report.reproduced, report.summary()

@@ -18,7 +18,7 @@ from ..errors import (
     HostFunctionError,
     InvalidGuestOutput,
 )
-from ..runtime import CallInterceptor, ExportCall, ImportCall
+from ..runtime import CallInterceptor, ExportCall, ImportCall, native
 from ..storage.model import EventKind, Outcome
 
 if TYPE_CHECKING:
@@ -66,6 +66,17 @@ class Recorder(CallInterceptor):
         self._pending: list[tuple[Any, ...]] = []
         self._deadline = monotonic() + max_delay
         self.import_observer = self._observe_import
+        # The native seam: on the C trampoline, a successful import's row is appended to
+        # _pending by C, as _observe_import would append it (a subclass that observes
+        # differently keeps the Python path).
+        self.native_log: Any = (
+            native.RecordLog(
+                self._pending, self._stack, self.drain, batch, max_delay, _IMPORT, _OK
+            )
+            if native.RecordLog is not None
+            and type(self)._observe_import is Recorder._observe_import
+            else None
+        )
 
     @property
     def _call(self) -> int:
@@ -80,8 +91,10 @@ class Recorder(CallInterceptor):
     def drain(self) -> None:
         """Hand every collected event to the sink (not yet a durability point)."""
         self._deadline = monotonic() + self.max_delay
-        if self._pending:
-            rows, self._pending = self._pending, []
+        pending = self._pending
+        if pending:
+            rows = pending.copy()  # (the list itself stays: the native log appends to it)
+            pending.clear()
             self.sink.extend(rows)
 
     def _observe_import(

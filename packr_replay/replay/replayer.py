@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..abi import AbiError, EncodedValue
 from ..abi.text import preview_bytes
 from ..errors import HostFunctionError, ReplayDivergence, ReplayError, TraceExhausted
-from ..runtime import CallInterceptor, ExportCall, ImportReply
+from ..runtime import CallInterceptor, ExportCall, ImportReply, native
 from ..storage.model import Event, EventKind, Outcome
 from .diff import Change, Difference, diff_values
 from .matchers import (
@@ -193,6 +193,13 @@ class Replayer(CallInterceptor):
         self.live = False  # switched to the real host (new_episodes)
         self._stack: list[tuple[Any, ...]] = []
         self.import_server = self._serve_import
+        # The native seam: on the C trampoline, plain matching runs in C over the next
+        # buffered records (see _refill); Python entry points take() what it served.
+        self.native_feed: Any = (
+            native.ReplayFeed(_IMPORT, _OK, self._refill)
+            if self._plain and native.ReplayFeed is not None
+            else None
+        )
 
     def bind(self, instance: Instance) -> None:
         """The instance being replayed (needed to re-invoke nested export calls)."""
@@ -200,13 +207,36 @@ class Replayer(CallInterceptor):
 
     @property
     def replayed(self) -> int:
-        """Recorded events consumed so far."""
-        return self.cursor.consumed
+        """Recorded events consumed so far (safe to sample from another thread)."""
+        feed = self.native_feed
+        return self.cursor.consumed + (feed.pending if feed is not None else 0)
+
+    # ------------------------------------------------------------ native seam
+
+    def _sync(self) -> None:
+        """Advance the cursor past what the trampoline served since the last look."""
+        feed = self.native_feed
+        if feed is not None:
+            served = feed.take()
+            if served:
+                self.cursor.pos += served
+
+    def _refill(self) -> None:
+        """The trampoline ran out of loaded records: load the ones that follow (plain
+        successful imports; C stops at the first other record, which Python serves)."""
+        self._sync()
+        if self.live or self.native_feed is None:
+            return
+        cur = self.cursor
+        if cur.pos >= len(cur.buf):
+            cur._fill(1)  # a failed read raises here, where _serve_import would raise it
+        self.native_feed.load(cur.buf, cur.pos)
 
     # ------------------------------------------------------------ navigation
 
     def next_export(self) -> Event | None:
         """The next top-level export call to re-run (does not consume it)."""
+        self._sync()
         while True:
             rec = self.cursor.peek()
             if rec is None:
@@ -218,6 +248,7 @@ class Replayer(CallInterceptor):
             self._consume()  # stray events (cannot normally happen): skip past them
 
     def remaining(self) -> Event | None:
+        self._sync()
         return self.cursor.peek_event()
 
     def _consume(self) -> tuple[Any, ...]:
@@ -231,6 +262,7 @@ class Replayer(CallInterceptor):
     # ----------------------------------------------------------------- hooks
 
     async def before_export(self, function: str, input: EncodedValue) -> None:
+        self._sync()
         if self.live:
             return None
         rec = self.cursor.peek()
@@ -268,6 +300,7 @@ class Replayer(CallInterceptor):
         the next record an import with the same name and input bytes) is one look at
         the cursor's buffer; everything else takes :meth:`_serve_checked`.
         """
+        self._sync()
         cur = self.cursor
         pos = cur.pos
         if pos < len(cur.buf) and self._plain and not self.live:
@@ -331,6 +364,7 @@ class Replayer(CallInterceptor):
         failing the same way (kind and message); it is consumed. Anything else is a
         divergence. Only the runtime's failure path calls this.
         """
+        self._sync()
         if self.live:
             return
         actual = CallKey(_IMPORT, interface, function, data)
@@ -389,6 +423,7 @@ class Replayer(CallInterceptor):
                 pass  # its recorded outcome was compared in export_completed
 
     async def export_completed(self, call: ExportCall) -> None:
+        self._sync()
         if self.live:
             return
         if not self._stack:

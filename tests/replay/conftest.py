@@ -82,3 +82,9 @@ def caller_wat(calls: Sequence[tuple[str, Value]], *, extra_export: bool = False
     (i32.const 0))
 {extra}
 )"""
+
+
+@pytest.fixture(autouse=True)
+def _both_import_paths(import_path: str) -> str:
+    """Every test here runs on the C trampoline and on the Python path."""
+    return import_path

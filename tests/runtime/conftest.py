@@ -89,3 +89,9 @@ def example(runtime: Runtime) -> Callable[[str], Module]:
 def guest(load: Load) -> Guest:
     """A typed_guest with an identity import, recording errors and calls."""
     return Guest(load)
+
+
+@pytest.fixture(autouse=True)
+def _both_import_paths(import_path: str) -> str:
+    """Every test here runs on the C trampoline and on the Python path."""
+    return import_path
