@@ -73,6 +73,20 @@ class ImportDispatch(GuestHeap):
             self.driver.run(icpt.import_completed(call), inline=icpt.inline)
         return -1
 
+    def _decode_failed(
+        self, fn: TypedFunction, data: bytes, exc: AbiError, t0: int, unserved: bool = False
+    ) -> int:
+        """The input did not decode (both paths report it through here)."""
+        return self._report(
+            fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc, unserved=unserved
+        )
+
+    def _encode_failed(
+        self, fn: TypedFunction, data: bytes, value: Value | None, exc: AbiError, t0: int
+    ) -> int:
+        """The handler's reply did not encode (both paths report it through here)."""
+        return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+
     def _typed_import(self, fn: TypedFunction) -> Callable[[int, int, int, int], int]:
         """The Python path of ``fn``: ``(in_ptr, in_len, out_pp, out_lp) -> status``."""
         ctx, call = self._import_parts(fn)
@@ -160,11 +174,8 @@ class ImportDispatch(GuestHeap):
             raise exc
         if stage == _STAGE_DECODE:
             unserved = icpt is not None and icpt.decode_inputs
-            return self._report(
-                fn, EncodedValue(data), "Decode", f"Decoding error: {exc}", t0, exc,
-                unserved=unserved,
-            )
-        return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+            return self._decode_failed(fn, data, exc, t0, unserved)
+        return self._encode_failed(fn, data, value, exc, t0)
 
     def _native_write(
         self, fn: TypedFunction, data: bytes, value: Value, out: bytes, out_pp: int,
@@ -230,7 +241,7 @@ class ImportDispatch(GuestHeap):
             try:
                 value = decode(data)
             except AbiError as exc:
-                return self._report(fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc)
+                return self._decode_failed(fn, data, exc, t0)
             try:
                 result = call(ctx, value)
             except Exception as exc:  # a handler bug must not crash the host
@@ -238,16 +249,14 @@ class ImportDispatch(GuestHeap):
             try:
                 out = encode(result)
             except AbiError as exc:
-                return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+                return self._encode_failed(fn, data, value, exc, t0)
         else:
             value = None
             if icpt.decode_inputs:
                 try:
                     value = decode(data)
                 except AbiError as exc:
-                    return self._report(
-                        fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc, unserved=True
-                    )
+                    return self._decode_failed(fn, data, exc, t0, True)
             server = icpt.import_server
             if server is None and (
                 icpt.import_observer is None
@@ -263,7 +272,7 @@ class ImportDispatch(GuestHeap):
                     try:
                         value = decode(data)
                     except AbiError as exc:
-                        return self._report(fn, EncodedValue(data), "Decode", _undecodable(fn, exc), t0, exc)
+                        return self._decode_failed(fn, data, exc, t0)
                 try:
                     result = call(ctx, value)
                 except Exception as exc:  # a handler bug must not crash the host
@@ -271,7 +280,7 @@ class ImportDispatch(GuestHeap):
                 try:
                     out = encode(result)
                 except AbiError as exc:
-                    return self._report(fn, EncodedValue(data, value), "Encode", str(exc), t0, exc)
+                    return self._encode_failed(fn, data, value, exc, t0)
             elif type(reply) is tuple:
                 out, status = reply
                 replayed = True
