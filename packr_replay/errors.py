@@ -11,6 +11,7 @@ carry their context as attributes rather than only in the message::
     │   ├── InvalidTag                      .tag, an unknown node-kind or type-tag byte
     │   └── TypeMismatch                    .expected, .got
     ├── ParseError (ValueError)             packr text format: .message, .position
+    │   └── TypedParseError                 text against a declared type: .path, .expected
     ├── ConversionError (TypeError)         Python value <-> Value with a declared type
     ├── SchemaError (ValueError)            packr's schema-checked codec: .kind, .node, ...
     ├── TypeValidationError (ValueError)    a value outside a type space: .kind, .context
@@ -73,6 +74,7 @@ __all__ = [
     "TraceNotFound",
     "TypeMismatch",
     "TypeValidationError",
+    "TypedParseError",
 ]
 
 
@@ -176,6 +178,21 @@ class ParseError(PackrReplayError, ValueError):
 
     def __str__(self) -> str:
         return f"parse error at {self.position}: {self.message}"
+
+
+class TypedParseError(ParseError):
+    """Value text read against a declared type (a guest's ``__pack_types``) does not fit
+    it: ``.path`` says where in the value (``expr.lst[2].num``; ``""`` is the whole
+    value), ``.expected`` the declared type there, ``.position`` the UTF-8 byte offset."""
+
+    def __init__(self, message: str, position: int, path: str = "", expected: str = "") -> None:
+        super().__init__(message, position)
+        self.path = path
+        self.expected = expected
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{where}{self.message} (at position {self.position})"
 
 
 class ConversionError(PackrReplayError, TypeError):

@@ -5,14 +5,24 @@ Free of I/O; every other layer builds on it. Byte-identical with packr 0.7's
 accelerator in front of it (``ACCELERATED`` says whether it is in use; see ``_accel``).
 """
 
-from ..errors import AbiError, BufferTooSmall, InvalidEncoding, InvalidTag, ParseError, TypeMismatch
+from ..errors import (
+    AbiError,
+    BufferTooSmall,
+    InvalidEncoding,
+    InvalidTag,
+    ParseError,
+    TypedParseError,
+    TypeMismatch,
+)
 from ._accel import ACCELERATED
 from .decoder import decode, decode_prefix
 from .encoded import EncodedValue, as_value
 from .encoder import encode
+from .jsonvalue import value_from_json, value_to_json
 from .limits import DEFAULT_LIMITS, Limits
 from .pretty import pretty_value
 from .text import format_value, parse_type, parse_value
+from .typedtext import parse_typed
 from .types import Kind, ValueType
 from .values import (
     F32,
@@ -72,6 +82,7 @@ __all__ = [
     "String",
     "Tuple",
     "TypeMismatch",
+    "TypedParseError",
     "Value",
     "ValueType",
     "Variant",
@@ -82,6 +93,9 @@ __all__ = [
     "format_value",
     "infer_type",
     "parse_type",
+    "parse_typed",
     "parse_value",
     "pretty_value",
+    "value_from_json",
+    "value_to_json",
 ]

@@ -74,7 +74,7 @@ def _export_json(entry: Any) -> dict[str, Any]:
         "call": entry.call,
         "function": entry.function,
         "reproduced": entry.reproduced,
-        "output": None if entry.output is None else render.value_json(entry.output.data)[0],
+        **render.value_fields("output", None if entry.output is None else entry.output.data),
         "error": entry.error,
     }
 

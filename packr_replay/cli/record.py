@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from ..abi import UNIT, EncodedValue, Value, parse_value
-from ..errors import GuestRuntimeError, ParseError, ReplayDivergence
+from ..abi import EncodedValue, Value
+from ..errors import GuestRuntimeError, ReplayDivergence
 from . import render
+from .calls import Call, call_value, declared_types, read_calls_file, split_call
 from .common import HostOpt, JsonOpt, check_output_dir
 from .errors import DIFFERENT, fail
 from .hosts import check_imports, resolve_hosts
 
 if TYPE_CHECKING:  # wasmtime and SQLite load when a command runs, not for --help
     from .. import api
+    from ..abi.metadata import PackageMetadata
     from ..runtime import Module
     from .hosts import Host
 
@@ -29,60 +29,21 @@ DEFAULT_FUEL_TEXT = "5,000,000,000"
 
 __all__ = ["host_output", "parse_call", "parse_calls_file", "register"]
 
-Call = tuple[str, Value]
+def parse_call(text: str, types: PackageMetadata | None = None) -> Call:
+    """``EXPORT`` (called with unit ``()``) or ``EXPORT=VALUE``, the value read as the
+    export declares in ``types`` (plain packr text without them)."""
+    pending = split_call(text)
+    return pending.export, call_value(pending, types)
 
 
-def parse_call(text: str) -> Call:
-    """``EXPORT`` (called with unit ``()``) or ``EXPORT=VALUE`` (packr text)."""
-    name, sep, value_text = text.partition("=")
-    name = name.strip()
-    if not name:
-        fail(f"--call {text!r}: no export name (expected EXPORT or EXPORT=VALUE)")
-    if not sep:
-        return name, UNIT
-    try:
-        return name, parse_value(value_text)
-    except ParseError as exc:
-        fail(f"--call {text!r}: bad value text: {exc}")
+def parse_calls_file(path: Path, types: PackageMetadata | None = None) -> list[Call]:
+    """The calls of a ``--calls`` file (see :func:`calls.read_calls_file`)."""
+    return [(p.export, call_value(p, types)) for p in read_calls_file(path)]
 
 
-def parse_calls_file(path: Path) -> list[Call]:
-    """JSON Lines, one call a line: ``{"export": "run", "value": "\\"Ada\\""}`` (value in
-    packr text; omit it for ``()``). Blank lines are skipped; ``-`` reads stdin."""
-    if str(path) == "-":
-        lines: Iterable[str] = sys.stdin.read().splitlines()
-    else:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            fail(f"--calls {path}: {exc.strerror or exc}")
-    calls: list[Call] = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"--calls {path}:{number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            fail(f"{where}: not JSON: {exc.msg}")
-        if not isinstance(item, dict) or not isinstance(item.get("export"), str):
-            fail(f'{where}: expected {{"export": NAME, "value": TEXT}}')
-        value_text = item.get("value")
-        if value_text is None:
-            calls.append((item["export"], UNIT))
-            continue
-        if not isinstance(value_text, str):
-            fail(f'{where}: "value" must be packr value text (a JSON string)')
-        try:
-            calls.append((item["export"], parse_value(value_text)))
-        except ParseError as exc:
-            fail(f"{where}: bad value text: {exc}")
-    return calls
-
-
-def _check_exports(module: Module, calls: list[Call]) -> None:
+def _check_exports(module: Module, exports: list[str]) -> None:
     names = {e.name for e in module.exports if e.kind == "func"}
-    unknown = sorted({name for name, _ in calls} - names)
+    unknown = sorted(set(exports) - names)
     if unknown:
         callable_ = sorted(n for n in names if not n.startswith("__") and n != "_start")
         fail(
@@ -109,16 +70,12 @@ def _result_line(index: int, export: str, value: Value, output: Any, error: Any)
 
 
 def _call_json(index: int, export: str, value: Value, output: Any, error: Any) -> dict[str, Any]:
-    text = None
-    if isinstance(output, EncodedValue):
-        text = render.value_json(output.data)[0]
-    elif isinstance(output, Value):
-        text = str(output)
+    out = output.data if isinstance(output, EncodedValue) else output
     return {
         "call": index,
         "export": export,
-        "input": str(value),
-        "output": text,
+        **render.value_fields("input", value),
+        **render.value_fields("output", out if isinstance(out, bytes | Value) else None),
         "error": None if error is None else str(error),
         "error_type": None if error is None else type(error).__name__,
     }
@@ -159,8 +116,9 @@ def register(app: typer.Typer) -> None:
                 "--call",
                 "-c",
                 metavar="EXPORT[=VALUE]",
-                help="Call EXPORT with VALUE in packr's text format (EXPORT alone: unit '()'). "
-                "Repeatable; calls run in order.",
+                help="Call EXPORT with VALUE in packr's text format, read as the guest "
+                "declares the export's parameters (case names, numbers of the declared width, "
+                "record fields); EXPORT alone passes unit '()'. Repeatable; calls run in order.",
             ),
         ] = None,
         calls_file: Annotated[
@@ -169,7 +127,8 @@ def register(app: typer.Typer) -> None:
                 "--calls",
                 metavar="FILE.jsonl",
                 help='More calls, one JSON object a line: {"export": "run", "value": "\\"Ada\\""} '
-                "('-' reads stdin). They run after the --call ones.",
+                "with the value as packr text or as a typed JSON value (what --json prints "
+                "as input_value); '-' reads stdin. They run after the --call ones.",
             ),
         ] = None,
         host: HostOpt = None,
@@ -213,16 +172,18 @@ def register(app: typer.Typer) -> None:
         """
         _check_settings(fuel, timeout)
         check_output_dir(output)
-        calls = [parse_call(c) for c in call or []]
+        pending = [split_call(c) for c in call or []]
         if calls_file is not None:
-            calls += parse_calls_file(calls_file)
-        if not calls:
+            pending += read_calls_file(calls_file)
+        if not pending:
             fail("nothing to call: give --call EXPORT[=VALUE] or --calls FILE.jsonl")
         from ..runtime import DEFAULT_FUEL, Runtime
 
         runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else fuel, timeout=timeout)
         mod = runtime.load_module(module)
-        _check_exports(mod, calls)
+        _check_exports(mod, [p.export for p in pending])
+        types = declared_types(mod, warn=lambda line: print(line, file=sys.stderr))
+        calls = [(p.export, call_value(p, types)) for p in pending]
         hosts = resolve_hosts(host or [])
         if mode == "all":
             _record(mod, calls, hosts, output, label, quiet, as_json)

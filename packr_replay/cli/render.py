@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..abi import AbiError, EncodedValue
+from ..abi import AbiError, EncodedValue, Value
 from ..abi.text import format_value, preview_bytes
 
 if TYPE_CHECKING:  # rich, the replay and storage layers load when output is made
@@ -48,6 +48,7 @@ __all__ = [
     "trace_json",
     "trace_title",
     "traces_table",
+    "value_fields",
     "value_json",
 ]
 
@@ -172,6 +173,29 @@ def value_json(data: bytes | None) -> tuple[str | None, str | None]:
         return None, f"not valid CGRF: {exc}"
 
 
+def value_fields(side: str, data: bytes | Value | None) -> dict[str, Any]:
+    """``{side: text, side_value: typed JSON}`` for encoded bytes or a value, with
+    ``side_error`` / ``side_value_error`` saying why a form is missing. The text is
+    packr's; the typed JSON form (``abi.jsonvalue``) keeps tags and float bits, so it
+    reads back into ``--calls`` exactly."""
+    from ..abi.jsonvalue import TooDeep, value_to_json
+
+    fields: dict[str, Any] = {side: None, f"{side}_value": None}
+    if data is None:
+        return fields
+    try:
+        value = data if isinstance(data, Value) else EncodedValue(data).value
+    except AbiError as exc:
+        fields[f"{side}_error"] = f"not valid CGRF: {exc}"
+        return fields
+    fields[side] = format_value(value)
+    try:
+        fields[f"{side}_value"] = value_to_json(value)
+    except TooDeep as exc:
+        fields[f"{side}_value_error"] = f"{exc}; the text form has it"
+    return fields
+
+
 def human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -259,11 +283,10 @@ def event_json(event: Event) -> dict[str, Any]:
         "duration_ns": event.duration_ns,
     }
     for side, raw in (("input", event.input), ("output", event.output)):
-        text, problem = value_json(raw)
-        data[side] = text
+        forms = value_fields(side, raw)
+        data[side] = forms.pop(side)
         data[f"{side}_bytes"] = None if raw is None else len(raw)
-        if problem is not None:
-            data[f"{side}_error"] = problem
+        data.update(forms)
     return data
 
 

@@ -25,6 +25,7 @@ from .host import ErrorHandler, HostLinkerBuilder, ReplyMode
 from .interceptor import CallInterceptor, CoroutineDriver, overrides
 
 if TYPE_CHECKING:
+    from ..abi.metadata import PackageMetadata
     from .engine import Module, Runtime
     from .handlers import Plan
     from .host import Ctx
@@ -86,6 +87,7 @@ class InstanceBase:
     # (packr guests panic on -1) gets it as the cause of its GuestTimeout.
     _last_import_error: HostFunctionError | None
     _call_lock: asyncio.Lock | None
+    _declared: tuple[PackageMetadata | None] | None  # call_text's types, once looked up
     _keepalive: list[Any]  # C callbacks: must outlive the store
     _native: Any  # the trampoline's per-instance state (native.speedups.Host), or None
 

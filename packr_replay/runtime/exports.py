@@ -215,6 +215,37 @@ class ExportCalls(GuestHeap):
         """Call export ``name`` with ``value`` and return its decoded result (spec §4)."""
         return self.call_raw(name, value).value
 
+    def call_text(self, name: str, text: str) -> Value:
+        """Call export ``name`` with value text read the way the guest declares the
+        export's parameters in its ``__pack_types`` (``abi.typedtext``): case names get
+        their tags, numbers their declared width, records their fields checked, and
+        several parameters are written as a tuple. Bad text raises
+        :class:`~packr_replay.errors.TypedParseError` naming the parameter and path. A
+        guest without metadata, or an export it does not declare, reads the text as
+        plain packr text (``parse_value``)."""
+        from ..abi.typedtext import export_signature, parse_arguments
+
+        if self._declared is None:
+            self._declared = (self._declared_types(),)
+        types = self._declared[0]
+        sig = None if types is None else export_signature(types, name)
+        if sig is None:
+            from ..abi import parse_value
+
+            return self.call_with_value(name, parse_value(text))
+        return self.call_with_value(name, parse_arguments(text, sig, types))
+
+    def _declared_types(self) -> PackageMetadata | None:
+        """The metadata, read statically (no guest code runs) or else from the call."""
+        try:
+            return self.module.types()
+        except MetadataError:
+            pass
+        try:
+            return self.types()
+        except MetadataError:
+            return None
+
     async def call_with_value_async(self, name: str, value: Value | EncodedValue) -> Value:
         """The async variant: the guest runs in a worker thread, interceptor and async
         host-function coroutines run on this event loop, and the guest waits for them

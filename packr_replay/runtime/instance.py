@@ -95,6 +95,7 @@ class Instance(ImportDispatch, ExportCalls):
         self._alloc_trap = None
         self._last_import_error = None
         self._call_lock = None
+        self._declared = None
         self._keepalive = []
         self._native = native.new_host() if self.runtime.native else None
         self.memory_limit = memory_limit

@@ -65,7 +65,8 @@ class TestVerdicts:
         assert set(ok) == PLAY_KEYS
         assert (ok["verdict"], ok["reproduced"], ok["divergence"]) == ("reproduced", True, None)
         assert [e["function"] for e in ok["exports"]] == ["run", "run"]
-        assert set(ok["exports"][0]) == {"seq", "call", "function", "reproduced", "output", "error"}
+        assert set(ok["exports"][0]) == {"seq", "call", "function", "reproduced", "output",
+                                     "output_value", "error"}  # fmt: skip
         run = cli("play", recorded, "--module", other, "--json")
         bad = json.loads(run.out)
         assert (run.code, bad["verdict"]) == (1, "diverged")

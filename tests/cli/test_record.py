@@ -64,7 +64,7 @@ class TestCalls:
         ("line", "message"),
         [
             ("not json", "calls.jsonl:1: not JSON"),
-            ('["run"]', 'calls.jsonl:1: expected {"export": NAME, "value": TEXT}'),
+            ('["run"]', 'calls.jsonl:1: expected {"export": NAME, "value": TEXT or typed JSON'),
             ('{"export": "run", "value": 3}', "must be packr value text"),
             ('{"export": "run", "value": "[1u8"}', "calls.jsonl:1: bad value text"),
         ],
@@ -167,7 +167,8 @@ class TestOutcomes:
             7,
         )
         assert data["trace"]["label"] == "j"
-        assert set(data["calls"][0]) == {"call", "export", "input", "output", "error", "error_type"}
+        assert set(data["calls"][0]) == {"call", "export", "input", "output", "error", "error_type",
+                                         "input_value", "output_value"}  # fmt: skip
 
 
 class TestModes:

@@ -8,18 +8,33 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from packr_replay.abi import S32, S64, Bool, Record, Result, String, Tuple, Value, ValueType, encode
+from packr_replay.abi import (
+    S32,
+    S64,
+    Bool,
+    Record,
+    Result,
+    String,
+    Tuple,
+    Value,
+    ValueType,
+    Variant,
+    encode,
+)
 from packr_replay.abi.convert import Err, Ok, TaggedUnion, case, s32, s64, u8
 from packr_replay.abi.metadata import FunctionSig, PackageMetadata, ParamSig, TypeDesc
-from packr_replay.errors import GuestError, MetadataError
+from packr_replay.errors import GuestError, MetadataError, TypedParseError
 from packr_replay.runtime import (
     Ctx,
+    DemoHost,
     HostErr,
     InterfaceImpl,
     Module,
+    Runtime,
     interface_from_impl,
     type_desc_of,
 )
+from packr_replay.runtime.demo import example_guest
 
 from . import guests
 
@@ -357,3 +372,26 @@ class TestInterfaceRegistration:
             inst.call_with_value("norm", Record("Point", [("x", S64(1)), ("y", S64(2))]))
         good = Record("Point", [("x", S32(-3)), ("y", S32(4))])
         assert inst.call_with_value("norm", good) == S32(7)
+
+
+class TestCallText:
+    """Instance.call_text: value text typed by the export's declared parameters."""
+
+    def test_declared_types(self) -> None:
+        runtime = Runtime()
+        kv = runtime.load_module(example_guest("kv_actor")).instantiate(DemoHost())
+        assert str(kv.call_text("init", '{namespace: "n"}')) == "()"
+        assert str(kv.call_text("handle", 'put("k", "v")')) == "response::ok"  # tag 1, not 0
+        assert str(kv.call_text("handle", "get(\"k\")")) == 'response::value(some<string>("v"))'
+        bench = runtime.load_module(example_guest("bench")).instantiate(DemoHost())
+        assert bench.call_text("calls", "4") == S64(10)  # an s64 parameter: 4 is 4s64
+
+    def test_errors_name_the_parameter(self) -> None:
+        sexpr = Runtime().load_module(example_guest("sexpr")).instantiate(DemoHost())
+        with pytest.raises(TypedParseError) as info:
+            sexpr.call_text("eval", 'lst([num("one")])')
+        assert (info.value.path, info.value.expected) == ("expr.lst[0].num", "s64")
+
+    def test_without_metadata_the_text_is_packrs(self, load: Load) -> None:
+        inst = load(guests.ECHO).instantiate()
+        assert inst.call_text("echo", "e::c(1s32)") == Variant("e", "c", 0, [S32(1)])
