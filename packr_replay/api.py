@@ -37,7 +37,7 @@ from .replay.session import new_runtime
 from .replay.settings import RunSettings, settings_meta
 from .runtime import CallInterceptor, HostLinkerBuilder, Instance, Module, ReplyMode, Runtime
 from .runtime.host import HostSpec
-from .storage import Trace, TraceStatus, TraceStore, TraceWriter
+from .storage import Trace, TraceInfo, TraceStatus, TraceStore, TraceWriter
 from .storage.model import Event
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "record",
     "record_run",
     "replay",
+    "replayable_trace",
 ]
 
 ModuleSource = Module | bytes | str | os.PathLike[str]
@@ -78,6 +79,18 @@ class RecordResult:
     events: int = 0
     bytes: int = 0
     duration_s: float = 0.0
+
+
+def replayable_trace(store: TraceStore, label: str, *, strict: bool = False) -> TraceInfo | None:
+    """The trace a record mode replays for ``label``: the newest *complete* one (a later
+    recording that failed or was cut short does not hide it). With ``strict`` (mode
+    ``none``, which never records) a label with no complete trace gives its newest
+    trace of any status; otherwise ``None`` (record it)."""
+    mine = [t for t in store.traces() if t.label == label]
+    complete = [t for t in mine if t.status is TraceStatus.COMPLETE]
+    if complete:
+        return complete[-1]
+    return mine[-1] if strict and mine else None
 
 
 def _runtime_for(module: ModuleSource, runtime: Runtime | None) -> Runtime:
@@ -298,10 +311,12 @@ class Session:
     """A guest whose typed imports are recorded or replayed according to a
     :class:`RecordMode` — the engine behind the pytest plugin and ``record --mode``.
 
-    ``label`` names the trace in ``store``. In ``none`` mode the trace must exist and
-    every call is served from it; ``once`` replays an existing trace or records a new
-    one; ``new_episodes`` replays the recorded prefix, then runs live, writing the whole
-    run to a new trace under the same label; ``all`` always records anew.
+    ``label`` names the trace in ``store``; the one replayed is the newest complete
+    trace with that label (:func:`replayable_trace`). In ``none`` mode the trace must
+    exist and every call is served from it; ``once`` replays an existing complete trace
+    or records a new one; ``new_episodes`` replays the recorded prefix, then runs live,
+    writing the whole run to a new trace under the same label; ``all`` always records
+    anew.
 
     Use as a context manager; :meth:`close` seals the trace being written and, when
     replaying strictly, fails if the run made fewer calls than were recorded.
@@ -325,10 +340,11 @@ class Session:
         self.label = label
         self.allow_unused = allow_unused
         path = Path(store)
-        exists = False
+        chosen: TraceInfo | None = None
         if path.exists():
             with TraceStore(path, readonly=True) as probe:
-                exists = label in probe
+                chosen = replayable_trace(probe, label, strict=self.mode is RecordMode.NONE)
+        exists = chosen is not None
         if self.mode is RecordMode.NONE and not exists:
             raise StoreError(
                 f"no trace labelled {label!r} in {path}; record it first "
@@ -354,7 +370,8 @@ class Session:
         interceptors: list[CallInterceptor] = []
         try:
             if self.replaying:
-                source = self.store.trace(label)
+                assert chosen is not None
+                source = self.store.trace(chosen.id)
                 meta = source.info.meta or {}
                 self.replayer = Replayer(
                     source, match_on=match_on, live_after_end=self.mode is RecordMode.NEW_EPISODES

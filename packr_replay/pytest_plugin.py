@@ -19,12 +19,14 @@ does):
 
 * ``none``: replay only. A missing trace, an unrecorded call, or any divergence fails
   the test with the full report (and the option that records it).
-* ``once``: replay if recorded, else record (a recording whose test failed is redone).
+* ``once``: replay the newest complete trace, else record (a test that failed while
+  recording leaves a ``failed`` trace, kept for inspection until the next one replaces it).
 * ``new_episodes``: replay the recorded calls, then run live and record the rest.
 * ``all``: always run live and record.
 * ``rewrite``: delete the test's trace file and record it anew.
 
-A file keeps only the newest complete trace per label, and each recorded trace is
+A file keeps only the newest complete trace per label (and at most the newest failed
+one), and each recorded trace is
 indexed (``packr_index`` ini option) so it reads in ``sqlite3`` or Datasette as is.
 The heavy imports (wasmtime, SQLite) happen only when a test asks for ``packr``.
 """
@@ -337,6 +339,9 @@ class PackrTraces:
         return self.record_mode
 
     def _recorded_status(self, label: str) -> Any:
+        """The status of the trace a replay would use (the newest complete one, else
+        the newest), or ``None`` when ``label`` has none."""
+        from .api import replayable_trace
         from .errors import StoreError
         from .storage import TraceStore
 
@@ -344,9 +349,10 @@ class PackrTraces:
             return None
         try:
             with TraceStore(self.path, readonly=True) as store:
-                return store.trace(label).info.status if label in store else None
+                chosen = replayable_trace(store, label, strict=True)
         except StoreError as exc:
             self._fail(f"cannot read trace file {self._where()}: {exc}")
+        return None if chosen is None else chosen.status
 
     # -------------------------------------------------------- ending the test
 
@@ -389,12 +395,29 @@ class PackrTraces:
                 index_trace(store, trace_id)
 
     def _abandon(self) -> None:
-        """The test failed: traces being recorded are sealed as ``failed`` (so ``once``
-        records them again next time) and every instance is released."""
+        """The test failed: traces being recorded are sealed as ``failed`` (``once``
+        replays the newest complete trace, or records anew when there is none), the
+        newest failed one is kept for inspection and older failed ones are deleted, and
+        every instance is released."""
         for traced in self.instances:
             if not traced.closed:
                 traced.closed = True
+                writer = traced.session.writer
                 traced.session.__exit__(_TestFailed, _TestFailed(), None)
+                if writer is not None:
+                    self._drop_older_failures(writer.trace_id, traced.label)
+
+    def _drop_older_failures(self, newest: int, label: str) -> None:
+        from .storage import TraceStatus, TraceStore, delete_traces
+
+        unfinished = (TraceStatus.FAILED, TraceStatus.INCOMPLETE)
+        with TraceStore(self.path) as store:
+            older = [
+                t.id for t in store.traces()
+                if t.label == label and t.id != newest and t.status in unfinished
+            ]  # fmt: skip
+            if older:
+                delete_traces(store, older)
 
     # -------------------------------------------------------------- messages
 

@@ -257,6 +257,34 @@ class TestRecordingModes:
             ["*ROLL Ada 2 replaying*"]
         )
 
+    def test_after_a_failed_all_run_once_replays_the_complete_trace(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """A failed ``all`` run does not hide the complete trace from ``once``, and only
+        the newest failed trace is kept (for inspection)."""
+        pytester.makepyfile(test_guest=GUEST_TESTS)
+        run(pytester, seed=1).assert_outcomes(passed=1)
+        complete = ("instance-1", TraceStatus.COMPLETE)
+        failed = ("instance-1", TraceStatus.FAILED)
+        for seed in (2, 3):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("PACKR_FAIL", "1")
+                broken = run(pytester, "--packr-record-mode=all", seed=seed)
+            broken.assert_outcomes(failed=1)
+            broken.stdout.fnmatch_lines([f"*ROLL Ada {seed} recording*"])
+            assert traces_in(trace_file(pytester)) == [complete, failed]
+            replayed = run(pytester, seed=4)  # the default, once
+            replayed.assert_outcomes(passed=1)
+            replayed.stdout.fnmatch_lines(["*ROLL Ada 1 replaying*", "*0 trace(s) recorded, 1 replayed*"])
+            assert traces_in(trace_file(pytester)) == [complete, failed]
+        with TraceStore(trace_file(pytester), readonly=True) as store:
+            kept = store.traces()[-1]
+            clock = next(store.trace(kept.id).events(function="now"))
+        assert str(clock.output_value.value) == "3000u64"  # type: ignore[union-attr]  # seed 3: the newest failure
+        run(pytester, "--packr-record-mode=none", seed=5).stdout.fnmatch_lines(
+            ["*ROLL Ada 1 replaying*"]
+        )
+
     def test_rewrite_deletes_the_old_file(self, pytester: pytest.Pytester) -> None:
         two = """
 from packr_replay.abi import String

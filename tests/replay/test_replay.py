@@ -29,7 +29,7 @@ from packr_replay.errors import ReplayDivergence, StoreError, TraceExhausted
 from packr_replay.replay import RecordMode, Replayer
 from packr_replay.runtime import Module, Runtime
 from packr_replay.runtime.demo import sexpr
-from packr_replay.storage import EventKind, Outcome, TraceStore
+from packr_replay.storage import EventKind, Outcome, TraceStatus, TraceStore, delete_traces
 
 from .conftest import TEST_FUEL, caller_wat, demo_host
 
@@ -370,6 +370,30 @@ class TestSession:
         with api.Session(guest("clock_actor"), store=db, label="t", mode="none") as s:
             assert s.call("run", String("Ada")) == first
             assert s.call("run", String("Bob")) == second
+
+    def test_replays_the_newest_complete_trace(self, guest: Callable[[str], Module], db: Path) -> None:
+        """A later recording that failed does not hide the complete one; with no complete
+        trace, once records and none replays what there is."""
+        with api.Session(guest("clock_actor"), store=db, label="t", mode="all", host=demo_host(1)) as s:
+            good = s.call("run", String("Ada"))
+        failing = api.Session(guest("clock_actor"), store=db, label="t", mode="all", host=demo_host(2))
+        failing.call("run", String("Ada"))
+        failing.__exit__(RuntimeError, RuntimeError("the caller failed"), None)  # sealed failed
+        with TraceStore(db, readonly=True) as store:
+            assert [t.status for t in store.traces()] == [TraceStatus.COMPLETE, TraceStatus.FAILED]
+            assert api.replayable_trace(store, "t") == store.traces()[0]
+            assert api.replayable_trace(store, "nope") is None
+        for mode in ("once", "none"):
+            with api.Session(guest("clock_actor"), store=db, label="t", mode=mode, host=demo_host(3)) as s:
+                assert s.replaying
+                assert not s.recording
+                assert s.call("run", String("Ada")) == good
+        with TraceStore(db) as store:
+            delete_traces(store, [store.traces()[0].id])  # only the failed one is left
+            assert api.replayable_trace(store, "t") is None
+            assert api.replayable_trace(store, "t", strict=True) == store.traces()[0]
+        with api.Session(guest("clock_actor"), store=db, label="t", mode="once", host=demo_host(3)) as s:
+            assert s.recording
 
     def test_all_always_records(self, guest: Callable[[str], Module], db: Path) -> None:
         for seed in (1, 2):
