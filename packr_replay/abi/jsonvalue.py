@@ -50,7 +50,14 @@ from .values import (
     Variant,
 )
 
-__all__ = ["MAX_JSON_DEPTH", "TooDeep", "type_from_json", "type_to_json", "value_from_json", "value_to_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "TooDeep",
+    "type_from_json",
+    "type_to_json",
+    "value_from_json",
+    "value_to_json",
+]
 
 #: JSON nesting levels :func:`value_to_json` writes at most (each value level takes 1-3).
 MAX_JSON_DEPTH = 400
@@ -110,7 +117,9 @@ def type_to_json(vt: ValueType) -> Any:
 
 def _one_key(obj: Any, path: str, what: str) -> tuple[str, Any]:
     if not isinstance(obj, dict) or len(obj) != 1:
-        raise ConversionError(f"{path or '(root)'}: expected a {what} (a one-key JSON object), got {_show(obj)}")
+        raise ConversionError(
+            f"{path or '(root)'}: expected a {what} (a one-key JSON object), got {_show(obj)}"
+        )
     ((key, arg),) = obj.items()
     return key, arg
 
@@ -207,21 +216,22 @@ def _leaf(v: Value) -> Any:
 
 
 def _compound(v: Value, kids: list[Any]) -> Any:
-    cls = type(v)
-    if cls is List:
-        return {"list": {"elem_type": type_to_json(v.elem_type), "items": kids}}  # type: ignore[attr-defined]
-    if cls is Tuple:
+    if isinstance(v, List):
+        return {"list": {"elem_type": type_to_json(v.elem_type), "items": kids}}
+    if isinstance(v, Tuple):
         return {"tuple": kids}
-    if cls is Record:
-        names = [n for n, _ in v.fields]  # type: ignore[attr-defined]
-        return {"record": {"type_name": v.type_name, "fields": [[n, k] for n, k in zip(names, kids, strict=True)]}}  # type: ignore[attr-defined]
-    if cls is Variant:
-        return {"variant": {"type_name": v.type_name, "case_name": v.case_name, "tag": v.tag, "payload": kids}}  # type: ignore[attr-defined]
-    if cls is Option:
-        return {"option": {"inner_type": type_to_json(v.inner_type), "value": kids[0] if kids else None}}  # type: ignore[attr-defined]
-    assert cls is Result
-    arm = "err" if v.is_err else "ok"  # type: ignore[attr-defined]
-    return {"result": {"ok_type": type_to_json(v.ok_type), "err_type": type_to_json(v.err_type), arm: kids[0]}}  # type: ignore[attr-defined]
+    if isinstance(v, Record):
+        fields = [[name, k] for (name, _), k in zip(v.fields, kids, strict=True)]
+        return {"record": {"type_name": v.type_name, "fields": fields}}
+    if isinstance(v, Variant):
+        variant = {"type_name": v.type_name, "case_name": v.case_name, "tag": v.tag}
+        return {"variant": {**variant, "payload": kids}}
+    if isinstance(v, Option):
+        inner = type_to_json(v.inner_type)
+        return {"option": {"inner_type": inner, "value": kids[0] if kids else None}}
+    assert isinstance(v, Result)
+    types = {"ok_type": type_to_json(v.ok_type), "err_type": type_to_json(v.err_type)}
+    return {"result": {**types, "err" if v.is_err else "ok": kids[0]}}
 
 
 # JSON levels a compound adds around its children.
@@ -282,7 +292,9 @@ def _bits(arg: Any, where: str, key: str, width: int) -> int:
     except ValueError:
         bits = -1
     if len(text) != width // 4 or bits < 0:
-        raise ConversionError(f"{where or '(root)'}: {key} takes {width // 4} hex digits, got {text!r}")
+        raise ConversionError(
+            f"{where or '(root)'}: {key} takes {width // 4} hex digits, got {text!r}"
+        )
     return bits
 
 
@@ -298,7 +310,9 @@ def _parts(key: str, arg: Any, where: str) -> tuple[list[tuple[Any, str]], Any]:
     try:
         if key == "list":
             items = _list(arg["items"], where, "list items")
-            return [(x, f"{where}[{i}]") for i, x in enumerate(items)], type_from_json(arg["elem_type"], f"{where}.elem_type")
+            return [(x, f"{where}[{i}]") for i, x in enumerate(items)], type_from_json(
+                arg["elem_type"], f"{where}.elem_type"
+            )
         if key == "option":
             inner = type_from_json(arg["inner_type"], f"{where}.inner_type")
             value = arg["value"]
@@ -307,7 +321,9 @@ def _parts(key: str, arg: Any, where: str) -> tuple[list[tuple[Any, str]], Any]:
             ok_t = type_from_json(arg["ok_type"], f"{where}.ok_type")
             err_t = type_from_json(arg["err_type"], f"{where}.err_type")
             if ("ok" in arg) == ("err" in arg):
-                raise ConversionError(f"{where or '(root)'}: a result has exactly one of \"ok\" and \"err\"")
+                raise ConversionError(
+                    f'{where or "(root)"}: a result has exactly one of "ok" and "err"'
+                )
             arm = "err" if "err" in arg else "ok"
             return [(arg[arm], f"{where}.{arm}")], (ok_t, err_t, arm == "err")
         if key == "record":
@@ -316,7 +332,9 @@ def _parts(key: str, arg: Any, where: str) -> tuple[list[tuple[Any, str]], Any]:
             names = []
             for f in fields:
                 if not isinstance(f, list) or len(f) != 2 or not isinstance(f[0], str):
-                    raise ConversionError(f"{where or '(root)'}: a record field is [name, value], got {_show(f)}")
+                    raise ConversionError(
+                        f"{where or '(root)'}: a record field is [name, value], got {_show(f)}"
+                    )
                 names.append(f[0])
             return [(f[1], f"{where}.{f[0]}") for f in fields], (name, names)
         if key == "variant":
@@ -356,7 +374,9 @@ def _leaf_from(key: str, arg: Any, where: str) -> Value | None:
             return cls(_int(arg, where, key))  # type: ignore[call-arg]
         if key == "bool":
             if type(arg) is not bool:
-                raise ConversionError(f"{where or '(root)'}: bool takes true or false, got {_show(arg)}")
+                raise ConversionError(
+                    f"{where or '(root)'}: bool takes true or false, got {_show(arg)}"
+                )
             return Bool(arg)
         if key == "f32":
             return F32.from_bits(_bits(arg, where, key, 32))

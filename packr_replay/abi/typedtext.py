@@ -369,7 +369,9 @@ class _Typer:
         dynamic ``string``."""
         for d in _chain(enc):
             if d.name:
-                return ValueType.variant(d.name) if d.kind == "variant" else ValueType.record(d.name)
+                return (
+                    ValueType.variant(d.name) if d.kind == "variant" else ValueType.record(d.name)
+                )
         return ValueType.STRING
 
     def container_type(
@@ -597,8 +599,7 @@ class _Typer:
             if annots is None:
                 how = {"some": "some<T>(x)", "none": "none<T>", "ok": "ok<O, E>(x)"}
                 message = (
-                    f"{case} needs its type here (declared value): "
-                    f"{how.get(case, 'err<O, E>(x)')}"
+                    f"{case} needs its type here (declared value): {how.get(case, 'err<O, E>(x)')}"
                 )
                 raise self.fail(node, path, message, "value")
             types = [self.retype(a) for a in annots]
@@ -606,7 +607,9 @@ class _Typer:
                 empty = Option(types[0])
                 self.later(lambda _: empty, [])
             elif case == "some":
-                self.later(lambda v: Option(types[0], v[0]), [(kids[0], None, (".some", path), enc)])
+                self.later(
+                    lambda v: Option(types[0], v[0]), [(kids[0], None, (".some", path), enc)]
+                )
             else:
                 is_err = case == "err"
                 self.later(

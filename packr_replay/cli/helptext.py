@@ -108,7 +108,9 @@ def _row(param: Any) -> tuple[str, str] | None:
 
 def usage_pieces(command: Any, ctx: Any) -> list[str]:
     """``[OPTIONS] MODULE [SEQ]`` for the usage line."""
-    pieces = ["[OPTIONS]"] if any(p.param_type_name == "option" for p in command.get_params(ctx)) else []
+    pieces = (
+        ["[OPTIONS]"] if any(p.param_type_name == "option" for p in command.get_params(ctx)) else []
+    )
     for param in command.get_params(ctx):
         if param.param_type_name != "argument":
             continue

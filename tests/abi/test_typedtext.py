@@ -188,7 +188,7 @@ class TestArguments:
     def test_several_parameters(self) -> None:
         assert parse_arguments('(3, "x")', self.SIG) == Tuple(U8(3), String("x"))
         with pytest.raises(TypedParseError) as info:
-            parse_arguments('(3, 4)', self.SIG)
+            parse_arguments("(3, 4)", self.SIG)
         assert (info.value.path, info.value.message) == ("label", "expected string, got 4")
         with pytest.raises(TypedParseError, match=r"2 arguments\), got 1"):
             parse_arguments("(3)", self.SIG)
@@ -199,7 +199,9 @@ class TestArguments:
         assert parse_arguments("()", FunctionSig("", "g")) == Tuple()
 
     def test_export_signature_by_wasm_name(self) -> None:
-        meta = PackageMetadata.build(exports=[FunctionSig("math", "double", (ParamSig("n", T.S64),))])
+        meta = PackageMetadata.build(
+            exports=[FunctionSig("math", "double", (ParamSig("n", T.S64),))]
+        )
         assert export_signature(meta, "math.double") is meta.exports[0]
         assert export_signature(meta, "double") is meta.exports[0]  # bare exports too (spec §6.2)
         assert export_signature(meta, "triple") is None

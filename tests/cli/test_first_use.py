@@ -15,7 +15,7 @@ HOST_ACTOR = GUESTS / "host_actor.wasm"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: clock_actor's host, printing what the guest logs (as the README's example host does).
-PRINTING_HOST = '''
+PRINTING_HOST = """
 from packr_replay.abi.convert import u64
 
 def register(builder):
@@ -34,7 +34,7 @@ def register(builder):
     @builder.interface("demo:host/env").func_typed("get")
     def getenv(ctx, name: str) -> str | None:
         return None
-'''
+"""
 
 
 class TestNotAGuest:
@@ -93,7 +93,9 @@ class TestMissingDirectory:
         stream = tmp_path / "s.pack"
         assert cli("export", recorded, "-o", stream).code == 0
         run = cli("import", stream, "-o", out)
-        assert run.err == f"packr-replay: error: cannot create {out}: no such directory {out.parent}\n"
+        assert (
+            run.err == f"packr-replay: error: cannot create {out}: no such directory {out.parent}\n"
+        )
 
     def test_a_file_where_the_directory_should_be(self, cli: Invoke, tmp_path: Path) -> None:
         (tmp_path / "afile").write_text("")
@@ -156,16 +158,16 @@ class TestRecordModeVerdicts:
         assert "reproduced trace 'm' (mode none); nothing new recorded" in run.out
         assert run.err == ""
 
-    def test_diverged_exits_1_and_says_so_on_stderr_only(
-        self, cli: Invoke, tmp_path: Path
-    ) -> None:
+    def test_diverged_exits_1_and_says_so_on_stderr_only(self, cli: Invoke, tmp_path: Path) -> None:
         db = tmp_path / "m.db"
         self._once(cli, db)
         run = cli("record", CLOCK, "-c", 'run="y"', "-o", db, "--mode", "none", "-l", "m")
         assert run.code == 1
         assert run.out == ""  # no call returned, and no verdict claiming it replayed
         assert "replay diverged at event #0" in run.err
-        assert "diverged: the run did not reproduce trace 'm' (mode none) at the first call" in run.err
+        assert (
+            "diverged: the run did not reproduce trace 'm' (mode none) at the first call" in run.err
+        )
 
     def test_more_calls_than_recorded(self, cli: Invoke, tmp_path: Path) -> None:
         db = tmp_path / "m.db"
@@ -229,6 +231,9 @@ class TestDiffAcrossModules:
     def test_same_module_no_note(self, cli: Invoke, recorded: Path) -> None:
         run = cli("diff", f"{recorded}#first", f"{recorded}#second")
         assert "different modules" not in run.out
-        assert json.loads(cli("diff", f"{recorded}#1", f"{recorded}#2", "--json").out)[
-            "modules_differ"
-        ] is False
+        assert (
+            json.loads(cli("diff", f"{recorded}#1", f"{recorded}#2", "--json").out)[
+                "modules_differ"
+            ]
+            is False
+        )

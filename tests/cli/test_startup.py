@@ -102,4 +102,6 @@ class TestHelpText:
 
     def test_top_level_lists_commands_with_their_first_sentence(self, cli: Invoke) -> None:
         text = cli("--help").out
-        assert re.search(r"^  import +Read a trace written by export into a trace file\.$", text, re.M)
+        assert re.search(
+            r"^  import +Read a trace written by export into a trace file\.$", text, re.M
+        )

@@ -60,37 +60,53 @@ def packr_sexpr_wat() -> str:
 #: they cover every declared parameter type of the seven guests.
 CASES: dict[str, tuple[str, bool, list[str]]] = {
     "clock_actor": ("clock_actor", True, ['run="Ada"', "run=()", "run"]),
-    "sexpr": ("sexpr", True, [
-        'eval=lst([sym("+"), num(1), num(-2), float(2.5)])',
-        'eval=lst([sym("if"), bool(true), str("yes"), nil])',
-        'eval=lst([sym("let"), lst([lst([sym("x"), num(7)])]), sym("x")])',
-        'eval=sexpr::lst([sexpr::sym("*"), sexpr::num(6s64), ::num(7)])',
-        'eval=err("boom")',
-        "eval=lst([])",
-        "eval=float(NaN)",
-        'eval=sym("answer")',
-    ]),
-    "kv_actor": ("kv_actor", True, [
-        'init={namespace: "t"}',
-        'handle=put("k", "v")',
-        'handle=get("k")',
-        'handle=request::delete("k")',
-        "handle=count",
-    ]),
-    "hostile": ("hostile", True, [
-        'import_echo=("a", [1u8, 2u8], some<s32>(3s32))',
-        "import_echo=point{x: 1.5f32, y: -0.0f64}",
-        "fail=()",
-    ]),
-    "echo": ("echo", False, [
-        "echo=[1s64, 2s64]",
-        "transform=(1s64, [2s64], some<s64>(3s64))",
-        "echo='c'",
-        "echo=flags(0x5)",
-        "echo=ok<u8, string>(1u8)",
-        "echo=[]<string>",
-        'echo=e::c("x")',
-    ]),
+    "sexpr": (
+        "sexpr",
+        True,
+        [
+            'eval=lst([sym("+"), num(1), num(-2), float(2.5)])',
+            'eval=lst([sym("if"), bool(true), str("yes"), nil])',
+            'eval=lst([sym("let"), lst([lst([sym("x"), num(7)])]), sym("x")])',
+            'eval=sexpr::lst([sexpr::sym("*"), sexpr::num(6s64), ::num(7)])',
+            'eval=err("boom")',
+            "eval=lst([])",
+            "eval=float(NaN)",
+            'eval=sym("answer")',
+        ],
+    ),
+    "kv_actor": (
+        "kv_actor",
+        True,
+        [
+            'init={namespace: "t"}',
+            'handle=put("k", "v")',
+            'handle=get("k")',
+            'handle=request::delete("k")',
+            "handle=count",
+        ],
+    ),
+    "hostile": (
+        "hostile",
+        True,
+        [
+            'import_echo=("a", [1u8, 2u8], some<s32>(3s32))',
+            "import_echo=point{x: 1.5f32, y: -0.0f64}",
+            "fail=()",
+        ],
+    ),
+    "echo": (
+        "echo",
+        False,
+        [
+            "echo=[1s64, 2s64]",
+            "transform=(1s64, [2s64], some<s64>(3s64))",
+            "echo='c'",
+            "echo=flags(0x5)",
+            "echo=ok<u8, string>(1u8)",
+            "echo=[]<string>",
+            'echo=e::c("x")',
+        ],
+    ),
     "bench": ("bench", True, ["calls=3", "calls=4s32", "nothing=[1s64]", "raw_calls=2"]),
     "host_actor": ("host_actor", True, ["process=5s64", "process=(7s64)"]),
 }
@@ -241,7 +257,9 @@ class TestDeclaredTypes:
         lines.write_text('{"export": "echo", "value": {"s64": "one"}}\n')
         run = cli("record", GUESTS / "echo.wasm", "--calls", lines, "-o", tmp_path / "t.db")
         assert run.code == 2
-        assert f"--calls {lines}:1: bad typed JSON value: (root): s64 takes a JSON integer" in run.err
+        assert (
+            f"--calls {lines}:1: bad typed JSON value: (root): s64 takes a JSON integer" in run.err
+        )
 
 
 class TestNotAPackrGuest:
