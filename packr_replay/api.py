@@ -25,6 +25,7 @@ from .replay import (
     Recorder,
     RecordMode,
     Replayer,
+    ReplayProgress,
     ReplayReport,
     TraceDiff,
     describe_event,
@@ -247,8 +248,12 @@ def replay(
     save: bool = False,
     debug_info: bool = False,
     on_event: Callable[[Event], None] | None = None,
+    progress: ReplayProgress | None = None,
 ) -> ReplayReport:
     """Replay a trace offline; ``report.reproduced`` says whether the run was reproduced.
+
+    ``progress`` (a :class:`ReplayProgress`) can be sampled while the replay runs;
+    ``on_event`` sees every event, which costs the native call path its speed.
 
     ``module`` replays a different build (regression testing): a module hash mismatch
     is warned about and replay continues. ``save`` records the replay as a trace of its
@@ -288,6 +293,7 @@ def replay(
                 match_on=match_on,
                 until=until,
                 on_event=on_event,
+                progress=progress,
                 record_into=writer,
                 recorded_module_sha=info.module_sha256,
             )

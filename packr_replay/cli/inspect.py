@@ -33,6 +33,9 @@ __all__ = ["register"]
 Kind = Literal["export", "import", "return"]
 
 _PRETTY_WIDTH = 80  # the widest line of a value shown in full
+#: Above this many events ``info`` shows the stored count alone unless asked for the
+#: per-call breakdown (``--calls``), which decodes every event.
+_COUNT_LIMIT = 1_000_000
 
 
 def _width() -> int:
@@ -215,7 +218,14 @@ def _module_json(store: TraceStore, sha: str | None) -> tuple[dict[str, Any] | N
     return data, notes
 
 
-def _counts(trace: Trace) -> dict[str, Any]:
+def _counts(trace: Trace, breakdown: bool | None) -> dict[str, Any]:
+    """The trace's events counted: the stored total always (no decoding); by kind,
+    outcome and call when ``breakdown`` (``None``: when the trace is small enough)."""
+    total = len(trace)  # where the last committed segment ends
+    if breakdown is None:
+        breakdown = total <= _COUNT_LIMIT
+    if not breakdown:
+        return {"events": total, "bytes": None, "by_kind": None, "outcomes": None, "calls": None}
     by_kind: Counter[str] = Counter()
     by_call: Counter[str] = Counter()
     failed: Counter[str] = Counter()
@@ -240,11 +250,18 @@ def _counts(trace: Trace) -> dict[str, Any]:
     }
 
 
-def _show_info(path: str, store: TraceStore, trace: Trace, as_json: bool) -> None:
+def _show_info(
+    path: str, store: TraceStore, trace: Trace, as_json: bool, breakdown: bool | None
+) -> None:
     info = trace.info
     total = len(store.traces())
     module, notes = _module_json(store, info.module_sha256)
-    counts = _counts(trace)
+    counts = _counts(trace, breakdown)
+    if counts["by_kind"] is None:
+        notes.append(
+            f"per-call counts skipped for {counts['events']:,} events (over "
+            f"{_COUNT_LIMIT:,}): add --calls to count them (decodes every event)"
+        )
     if as_json:
         render.emit_json(
             {
@@ -292,6 +309,9 @@ def _show_info(path: str, store: TraceStore, trace: Trace, as_json: bool) -> Non
     for note in notes:
         console.print(f"  note: {esc(note)}")
     kinds = counts["by_kind"]
+    if kinds is None:
+        console.print(f"[bold]events[/bold] {counts['events']}")
+        return
     console.print(
         f"[bold]events[/bold] {counts['events']} ({kinds.get('export', 0)} export calls, "
         f"{kinds.get('import', 0)} host calls, {render.human_bytes(counts['bytes'])} of values)"
@@ -385,11 +405,19 @@ def register(app: typer.Typer) -> None:
     def info(
         trace: TraceArg,
         trace_ref: TraceRefOpt = None,
+        calls: Annotated[
+            bool | None,
+            typer.Option(
+                "--calls/--no-calls",
+                help=f"Count events per function and outcome (default: for traces of up to {_COUNT_LIMIT:,} events; it decodes every event).",
+                show_default=False,
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Describe a trace: its header, the module it ran (imports, exports, declared types), and counts of its events per function and outcome."""
         with open_trace(trace, trace_ref) as (store, chosen):
-            _show_info(str(store.path), store, chosen, as_json)
+            _show_info(str(store.path), store, chosen, as_json, calls)
 
     @app.command(no_args_is_help=True)
     def verify(

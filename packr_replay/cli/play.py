@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
         def on_event(event: Event) -> None:
             nonlocal announced
             progress.advance()
-            if redacted and event.kind == "import" and event.name in redacted and not as_json:
+            if event.kind == "import" and event.name in redacted and not as_json:
                 announced += 1
                 if announced <= _LIVE_NOTES:
                     notes.print(
@@ -178,6 +178,14 @@ def register(app: typer.Typer) -> None:
                         "serving its placeholder"
                     )
 
+        # The bar samples a counter: a per-event callback would take every import off
+        # the native path. Only a redacted trace, whose placeholders are announced as
+        # they are served, watches each event.
+        from ..replay import ReplayProgress
+
+        sampled = ReplayProgress()
+        if not redacted:
+            progress.follow(lambda: sampled.events)
         with progress, host_output(as_json), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a module mismatch is in the report
             report = api.replay(
@@ -188,7 +196,8 @@ def register(app: typer.Typer) -> None:
                 until=until,
                 save=save,
                 debug_info=debug_info,
-                on_event=on_event,
+                on_event=on_event if redacted else None,
+                progress=sampled,
             )
         stop_context: tuple[list[Event], Event | None] | None = None
         if report.stopped is not None:

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..abi import AbiError, EncodedValue, Value
@@ -115,6 +115,7 @@ class LazyProgress:
         self.done = 0
         self._progress: Any = None
         self._task: Any = None
+        self._sampler: tuple[Any, Any] | None = None
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -143,7 +144,26 @@ class LazyProgress:
             self._task = self._progress.add_task(self.description, total=self.total)
         self._progress.update(self._task, completed=self.done)
 
+    def follow(self, counter: Callable[[], int], interval: float = 0.1) -> None:
+        """Advance to ``counter()`` every ``interval`` seconds from a thread of its own,
+        until :meth:`stop`: the work reports nothing per item (a replay on its fast
+        path), the bar samples how far it has got."""
+        import threading
+
+        stopped = threading.Event()
+
+        def sample() -> None:
+            while not stopped.wait(interval):
+                self.advance(max(counter() - self.done, 0))
+
+        self._sampler = (stopped, threading.Thread(target=sample, name="progress", daemon=True))
+        self._sampler[1].start()
+
     def stop(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler[0].set()
+            sampler[1].join()
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -221,6 +221,22 @@ class ReplayReport:
         return head + str(self.divergence)
 
 
+class ReplayProgress:
+    """How far a running replay has got, to sample from another thread (a progress
+    bar): :attr:`events` replayed so far. Given as ``progress=`` it costs nothing per
+    event, unlike an ``on_event`` callback, which takes every call through Python."""
+
+    __slots__ = ("_replayer",)
+
+    def __init__(self) -> None:
+        self._replayer: Replayer | None = None
+
+    @property
+    def events(self) -> int:
+        replayer = self._replayer
+        return 0 if replayer is None else replayer.replayed
+
+
 def replay_source(
     source: EventSource,
     module: Module,
@@ -231,10 +247,12 @@ def replay_source(
     on_event: Callable[[Event], None] | None = None,
     record_into: EventSink | None = None,
     recorded_module_sha: str | None = None,
+    progress: ReplayProgress | None = None,
 ) -> ReplayReport:
     """Re-run every export call of ``source`` against ``module`` with imports replayed.
 
     ``record_into``: also record the replay run (to save it as a trace of its own).
+    ``progress``: filled in as the replay goes (see :class:`ReplayProgress`).
     """
     info = source.info
     t0 = time.perf_counter()
@@ -251,6 +269,8 @@ def replay_source(
     replayer = Replayer(
         source, match_on=match_on, until=until, redacted=settings.redacted, on_event=on_event
     )
+    if progress is not None:
+        progress._replayer = replayer
     interceptor: CallInterceptor = replayer
     if record_into is not None:
         interceptor = Chain(replayer, Recorder(record_into))

@@ -7,6 +7,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from packr_replay.abi import parse_value
 from tests.cli.conftest import Invoke
 
@@ -121,6 +123,28 @@ class TestInfo:
         counts = data["counts"]
         assert counts["by_kind"] == {"export": 2, "import": 10, "return": 2}
         assert counts["calls"]["import demo:host/log.write"] == {"count": 4, "failed": 0}
+
+
+    def test_stored_count_only(self, cli: Invoke, recorded: Path) -> None:
+        """--no-calls (the default above a million events) decodes nothing."""
+        run = cli("info", f"{recorded}#second", "--no-calls")
+        assert run.code == 0
+        assert "events 14\n" in run.out
+        assert "per-call counts skipped for 14 events" in run.out
+        data = json.loads(cli("info", f"{recorded}#second", "--no-calls", "--json").out)
+        assert data["counts"] == {
+            "events": 14, "bytes": None, "by_kind": None, "outcomes": None, "calls": None,
+        }
+
+    def test_large_traces_skip_the_breakdown(
+        self, cli: Invoke, recorded: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from packr_replay.cli import inspect
+
+        monkeypatch.setattr(inspect, "_COUNT_LIMIT", 10)
+        assert json.loads(cli("info", f"{recorded}#second", "--json").out)["counts"]["calls"] is None
+        counts = json.loads(cli("info", f"{recorded}#second", "--json", "--calls").out)["counts"]
+        assert counts["by_kind"] == {"export": 2, "import": 10, "return": 2}
 
 
 class TestVerify:

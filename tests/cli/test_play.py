@@ -220,3 +220,24 @@ class TestDamagedTrace:
         assert run.code == 2, run.out + run.err
         assert f"event {seq} does not match its hash: it was altered after recording" in run.err
         assert "reproduced" not in run.out
+
+
+class TestProgressBar:
+    """The bar follows a sampled counter (no per-event callback on the replay)."""
+
+    def test_follow(self) -> None:
+        import time
+
+        from packr_replay.cli.render import LazyProgress
+
+        count = [0]
+        with LazyProgress("x", 10, enabled=False) as bar:
+            bar.follow(lambda: count[0], interval=0.005)
+            count[0] = 7
+            deadline = time.monotonic() + 5
+            while bar.done != 7 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert bar.done == 7
+        count[0] = 9
+        time.sleep(0.02)
+        assert bar.done == 7  # stopped with the block

@@ -26,7 +26,7 @@ from packr_replay.abi import (
     parse_value,
 )
 from packr_replay.errors import ReplayDivergence, StoreError, TraceExhausted
-from packr_replay.replay import RecordMode, Replayer
+from packr_replay.replay import RecordMode, Replayer, ReplayProgress
 from packr_replay.runtime import Module, Runtime
 from packr_replay.runtime.demo import sexpr
 from packr_replay.storage import EventKind, Outcome, TraceStatus, TraceStore, delete_traces
@@ -138,6 +138,41 @@ class TestReproduce:
             "it; module exports: go)"
         )
         assert report.exports == []
+
+
+class TestProgress:
+    """A ReplayProgress counts what was replayed, without taking calls off the fast path."""
+
+    def test_counts_every_event(self, guest: Callable[[str], Module], db: Path) -> None:
+        api.record_run(guest("bench"), [("calls", S64(700)), ("calls", S64(3))], host=demo_host(), store=db)
+        progress = ReplayProgress()
+        assert progress.events == 0
+        report = api.replay(db, progress=progress)
+        assert report.reproduced
+        assert progress.events == report.events_replayed == report.events_total == 707
+
+    def test_sampled_from_another_thread(self, guest: Callable[[str], Module], db: Path) -> None:
+        import threading
+
+        api.record_run(guest("bench"), [("calls", S64(3000))], host=demo_host(), store=db)
+        progress = ReplayProgress()
+        seen: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                seen.append(progress.events)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            report = api.replay(db, progress=progress)
+        finally:
+            done.set()
+            sampler.join()
+        assert report.reproduced
+        assert progress.events == 3002
+        assert all(0 <= n <= 3002 for n in seen)
 
 
 class TestDivergence:
