@@ -191,11 +191,17 @@ GUESTS: dict[str, Guest] = {
             "bench",
             # bench:host/raw.noop is a raw (i32)->i32 import: raw imports are not part
             # of packr metadata.
-            imports=(Func("bench:host/math", "inc", (("i", "s64"),), ("s64",)),),
+            imports=(
+                Func("bench:host/math", "inc", (("i", "s64"),), ("s64",)),
+                Func("bench:host/text", "echo", (("s", "string"),), ("string",)),
+            ),
             exports=(
                 Func("", "calls", (("n", "s64"),), ("s64",)),
                 Func("", "raw_calls", (("n", "s64"),), ("s64",)),
                 Func("", "nothing", (("input", "value"),), ()),
+                Func("", "spin", (("k", "s64"),), ("s64",)),
+                Func("", "work_calls", (("n", "s64"), ("k", "s64")), ("s64",)),
+                Func("", "text_calls", (("n", "s64"), ("size", "s64")), ("s64",)),
             ),
         ),
         Guest(

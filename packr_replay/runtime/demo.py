@@ -14,6 +14,7 @@ interface.function                what it does                                  
 ``math.double``                   ``2n`` (wrapping s64)                         host_actor
 ``theater:simple/runtime.log``    collect a message                             host_actor
 ``bench:host/math.inc``           ``i + 1`` (typed)                             bench
+``bench:host/text.echo``          returns its string (typed)                    bench
 ``bench:host/raw.noop``           returns its argument (raw wasm, no CGRF)      bench
 ``hostile:host/sink.take``        echoes its input                              hostile
 ================================  ============================================  =========
@@ -199,6 +200,9 @@ class DemoHost:
     def bench_inc(self, ctx: Ctx, i: s64) -> s64:
         return i + 1
 
+    def bench_echo(self, ctx: Ctx, s: str) -> str:
+        return s
+
     def sink_take(self, ctx: Ctx, input: Value) -> Value:
         self._count("hostile:host/sink.take")
         return input
@@ -233,6 +237,7 @@ class DemoHost:
             iface("math", double=self.math_double),
             iface("theater:simple/runtime", log=self.runtime_log),
             iface("bench:host/math", inc=self.bench_inc),
+            iface("bench:host/text", echo=self.bench_echo),
             iface("hostile:host/sink", take=self.sink_take),
         )
 

@@ -1228,6 +1228,33 @@ class TestBench:
         assert host.call("nothing", List(ValueType.STRING, [String("x")])) == UNIT
         assert host.calls == []
 
+    def test_spin_is_guest_work_only(self) -> None:
+        host = Host("bench")
+        first = host.call("spin", S64(1000))
+        assert first == host.call("spin", S64(1000)) != host.call("spin", S64(1001))
+        assert host.call("spin", S64(0)) == S64(1)
+        assert host.calls == []
+
+    def test_work_calls(self) -> None:
+        host = Host("bench", {"bench:host/math.inc": lambda v: S64(v.value + 1)})  # type: ignore[attr-defined]
+        assert host.call("work_calls", Tuple(S64(10), S64(500))) == S64(55)
+        assert host.typed_calls() == [("bench:host/math.inc", S64(i)) for i in range(10)]
+
+    def test_text_calls(self) -> None:
+        host = Host("bench", {"bench:host/text.echo": lambda v: v})
+        assert host.call("text_calls", Tuple(S64(3), S64(30))) == S64(90)
+        sent = [v for _, v in host.typed_calls()]
+        assert [len(v.value) for v in sent] == [30, 30, 30]  # type: ignore[attr-defined]
+        assert [v.value[:3] for v in sent] == ["Abc", "Bbc", "Cbc"]  # type: ignore[attr-defined]
+        with pytest.raises(GuestError, match="expected 0 <= size"):
+            host.call("text_calls", Tuple(S64(1), S64(-1)))
+        with pytest.raises(GuestError, match=r"expected \(n: s64, m: s64\)"):
+            host.call("text_calls", S64(1))
+
+    def test_text_wrong_reply_spins(self) -> None:
+        host = Host("bench", {"bench:host/text.echo": lambda v: String("x")}, fuel=SPIN_FUEL)
+        expect_spin(lambda: host.call("text_calls", Tuple(S64(1), S64(4))))
+
     def test_wrong_reply_spins(self) -> None:
         host = Host("bench", {"bench:host/math.inc": lambda v: S64(0)}, fuel=SPIN_FUEL)
         expect_spin(lambda: host.call("calls", S64(3)))
