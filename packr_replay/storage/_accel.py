@@ -22,7 +22,7 @@ __all__ = ["ACCELERATED", "PURE_PYTHON", "UNAVAILABLE_REASON", "select", "speedu
 
 #: The rules of chain.py/codec.py that _speedups.c follows, numbered: bump it here and in
 #: _speedups.c (``CONTRACT``) together when they change, so a stale build is not used.
-CONTRACT = 2
+CONTRACT = 3
 
 speedups: ModuleType | None
 UNAVAILABLE_REASON: str | None

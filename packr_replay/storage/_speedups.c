@@ -2,7 +2,8 @@
  * _speedups: a C accelerator for packr_replay.storage's segment record codec.
  *
  * Contract: exactly the bytes and records of the pure-Python codec (chain.py's
- * py_pack_chain / pack_row, codec.py's py_decode_segment).
+ * py_pack_chain / py_pack_rows / py_hash_records / pack_row, codec.py's
+ * py_decode_segment).
  *
  * A segment is records back to back: the msgpack array of an event's 13 chain fields
  * (as msgpack-python's Packer(use_bin_type=True) writes it), then HASH_PREFIX and the
@@ -50,7 +51,7 @@ static struct {
     int nkinds, noutcomes;
     PyTypeObject *enums[NENUMS];    /* EventKind, Outcome: str subclasses packed as their text */
     Py_ssize_t max_str;             /* codec.MAX_STR_BYTES: longer strings are Python's error */
-    PyObject *py_pack_row, *py_pack_chain, *py_decode_segment;
+    PyObject *py_pack_row, *py_pack_chain, *py_pack_rows, *py_decode_segment;
     int pack_ready, decode_ready;
 } C;
 
@@ -278,6 +279,59 @@ static int ensure_ready(int ready)
     return 0;
 }
 
+/* Pack `rows` as the records of events first_seq.. into `o`, which holds the hash they
+ * chain after in its first 32 bytes. With `lens` NULL each record is hashed as it is
+ * packed (the previous hash sits right before it, so one range is hashed); otherwise its
+ * length goes to `lens` (a uint32 each) and its hash slot is left zero for hash_records.
+ * Returns how many rows were packed, or -1 with an exception set. */
+static Py_ssize_t pack_into(Out *o, PyObject *rows, int64_t seq, Out *lens)
+{
+    Py_ssize_t i = 0;
+    /* A list can change size under the Python fallback: re-read its length each time. */
+    for (; i < PySequence_Fast_GET_SIZE(rows); i++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(rows, i);
+        Py_INCREF(row);
+        Py_ssize_t start = o->len;
+        int r = pack_row(o, seq, row);
+        if (r == PACK_DEFER) {
+            o->len = start;
+            r = pack_row_python(o, seq, row);
+        }
+        Py_DECREF(row);
+        if (r != PACK_OK || out_reserve(o, 34) < 0) return -1;
+        uint8_t *base = (uint8_t *)PyBytes_AS_STRING(o->obj);
+        uint8_t *p = base + o->len;
+        memcpy(p, HASH_PREFIX, 2);
+        Py_ssize_t n = o->len - start;
+        if (lens == NULL) {
+            sha256_once(base + start - 32, (size_t)(n + 32), p + 2);
+        } else {
+            if ((uint64_t)n > 0xFFFFFFFFULL) {
+                PyErr_SetString(PyExc_OverflowError, "an event record over 4 GiB");
+                return -1;
+            }
+            memset(p + 2, 0, 32);
+            if (out_reserve(lens, 4) < 0) return -1;
+            uint32_t n32 = (uint32_t)n;
+            memcpy(out_ptr(lens), &n32, 4);
+            lens->len += 4;
+        }
+        o->len += 34;
+        seq++;
+    }
+    return i;
+}
+
+/* The first_seq and head arguments, or 0 when the call is unusual (Python's). */
+static int plain_args(PyObject *rows, PyObject *first, long long *first_seq)
+{
+    int overflow = 1;
+    *first_seq = EXACT_INT(first) ? PyLong_AsLongLongAndOverflow(first, &overflow) : 0;
+    if (*first_seq == -1 && PyErr_Occurred()) return -1;
+    return (PyList_CheckExact(rows) || PyTuple_CheckExact(rows)) && !overflow &&
+           *first_seq >= 0 && *first_seq <= ((long long)1 << 62);
+}
+
 PyDoc_STRVAR(pack_chain_doc,
 "pack_chain($module, rows, first_seq, head, /)\n--\n\n"
 "Pack and chain rows (TraceWriter.extend's 12-field tuples) as segment records\n"
@@ -292,53 +346,125 @@ static PyObject *sp_pack_chain(PyObject *mod, PyObject *const *args, Py_ssize_t 
         PyErr_Format(PyExc_TypeError, "pack_chain expected 3 arguments, got %zd", nargs);
         return NULL;
     }
-    PyObject *rows = args[0], *first = args[1], *head = args[2];
-    int overflow = 1;
-    long long first_seq = EXACT_INT(first) ? PyLong_AsLongLongAndOverflow(first, &overflow) : 0;
-    if (first_seq == -1 && PyErr_Occurred()) return NULL;
+    PyObject *rows = args[0], *head = args[2];
+    long long first_seq;
+    int plain = plain_args(rows, args[1], &first_seq);
+    if (plain < 0) return NULL;
     /* Anything unusual about the call itself: the Python implementation, whole. */
-    if (!(PyList_CheckExact(rows) || PyTuple_CheckExact(rows)) || overflow || first_seq < 0 ||
-        first_seq > ((long long)1 << 62) || !PyBytes_CheckExact(head) || PyBytes_GET_SIZE(head) != 32)
+    if (!plain || !PyBytes_CheckExact(head) || PyBytes_GET_SIZE(head) != 32)
         return PyObject_Vectorcall(C.py_pack_chain, args, 3, NULL);
-
     Py_ssize_t nrows = PySequence_Fast_GET_SIZE(rows);
     Out o = {NULL, 0, 0};
     o.cap = 64 + nrows * 112;
     o.obj = PyBytes_FromStringAndSize(NULL, o.cap);
     if (o.obj == NULL) return NULL;
-    /* The buffer starts with the head, so every record has the hash it chains after
-     * right before it and is hashed as one range; the head is cut off at the end. */
     memcpy(out_ptr(&o), PyBytes_AS_STRING(head), 32);
     o.len = 32;
-    int64_t seq = (int64_t)first_seq;
-    Py_ssize_t i = 0;
-    /* A list can change size under the Python fallback: re-read its length each time. */
-    for (; i < PySequence_Fast_GET_SIZE(rows); i++) {
-        PyObject *row = PySequence_Fast_GET_ITEM(rows, i);
-        Py_INCREF(row);
-        Py_ssize_t start = o.len;
-        int r = pack_row(&o, seq, row);
-        if (r == PACK_DEFER) {
-            o.len = start;
-            r = pack_row_python(&o, seq, row);
-        }
-        Py_DECREF(row);
-        if (r != PACK_OK || out_reserve(&o, 34) < 0) goto error;
-        uint8_t *base = (uint8_t *)PyBytes_AS_STRING(o.obj);
-        uint8_t *p = base + o.len;
-        memcpy(p, HASH_PREFIX, 2);
-        sha256_once(base + start - 32, (size_t)(o.len - start + 32), p + 2);
-        o.len += 34;
-        seq++;
+    Py_ssize_t count = pack_into(&o, rows, (int64_t)first_seq, NULL);
+    if (count < 0) {
+        Py_DECREF(o.obj);
+        return NULL;
     }
     const char *base = PyBytes_AS_STRING(o.obj);
     PyObject *result = Py_BuildValue("(y#y#n)", base + 32, o.len - 32,
-                                     base + o.len - 32, (Py_ssize_t)32, i);
+                                     base + o.len - 32, (Py_ssize_t)32, count);
     Py_DECREF(o.obj);
     return result;
-error:
+}
+
+PyDoc_STRVAR(pack_rows_doc,
+"pack_rows($module, rows, first_seq, /)\n--\n\n"
+"Pack rows as pack_chain does, each record followed by its hash slot left zero.\n"
+"Returns (data, lens, count): lens holds each record's length (native uint32s), for\n"
+"hash_records to chain them later (chain.py_pack_rows' exact bytes).");
+
+static PyObject *sp_pack_rows(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (ensure_ready(C.pack_ready) < 0) return NULL;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "pack_rows expected 2 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    long long first_seq;
+    int plain = plain_args(rows, args[1], &first_seq);
+    if (plain < 0) return NULL;
+    if (!plain) return PyObject_Vectorcall(C.py_pack_rows, args, 2, NULL);
+    Py_ssize_t nrows = PySequence_Fast_GET_SIZE(rows);
+    Out o = {NULL, 0, 0}, lens = {NULL, 0, 0};
+    o.cap = 64 + nrows * 112;
+    lens.cap = 4 + nrows * 4;
+    o.obj = PyBytes_FromStringAndSize(NULL, o.cap);
+    lens.obj = PyBytes_FromStringAndSize(NULL, lens.cap);
+    PyObject *result = NULL;
+    if (o.obj != NULL && lens.obj != NULL) {
+        o.len = 32;  /* (room for a head, as pack_into expects; not returned) */
+        Py_ssize_t count = pack_into(&o, rows, (int64_t)first_seq, &lens);
+        if (count >= 0)
+            result = Py_BuildValue("(y#y#n)", PyBytes_AS_STRING(o.obj) + 32, o.len - 32,
+                                   PyBytes_AS_STRING(lens.obj), lens.len, count);
+    }
     Py_XDECREF(o.obj);
-    return NULL;
+    Py_XDECREF(lens.obj);
+    return result;
+}
+
+PyDoc_STRVAR(hash_records_doc,
+"hash_records($module, buf, lens, head, /)\n--\n\n"
+"Chain records packed by pack_rows: buf (writable) holds 32 bytes of room for the head,\n"
+"then the records, each followed by its hash slot; lens their lengths. Writes head and\n"
+"every hash in place, the GIL released, and returns the last hash (head if none).");
+
+static PyObject *sp_hash_records(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "hash_records expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[2]) || PyBytes_GET_SIZE(args[2]) != 32) {
+        PyErr_SetString(PyExc_ValueError, "hash_records: head must be 32 bytes");
+        return NULL;
+    }
+    Py_buffer buf, lens;
+    if (PyObject_GetBuffer(args[0], &buf, PyBUF_WRITABLE) < 0) return NULL;
+    if (PyObject_GetBuffer(args[1], &lens, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    /* Check the layout first: every record and slot inside buf, nothing left over. */
+    Py_ssize_t count = lens.len / 4, pos = 32;
+    int bad = lens.len % 4 != 0 || buf.len < 32;
+    for (Py_ssize_t i = 0; !bad && i < count; i++) {
+        uint32_t n;
+        memcpy(&n, (const uint8_t *)lens.buf + 4 * i, 4);
+        if (n == 0 || (Py_ssize_t)n > buf.len - pos - 34) bad = 1;
+        else pos += (Py_ssize_t)n + 34;
+    }
+    if (bad || pos != buf.len) {
+        PyBuffer_Release(&buf);
+        PyBuffer_Release(&lens);
+        PyErr_SetString(PyExc_ValueError, "hash_records: lens do not describe buf");
+        return NULL;
+    }
+    uint8_t *base = buf.buf, last[32];
+    memcpy(base, PyBytes_AS_STRING(args[2]), 32);
+    memcpy(last, base, 32);
+    Py_BEGIN_ALLOW_THREADS
+    pos = 32;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t n;
+        memcpy(&n, (const uint8_t *)lens.buf + 4 * i, 4);
+        uint8_t *slot = base + pos + n;
+        slot[0] = HASH_PREFIX[0];
+        slot[1] = HASH_PREFIX[1];
+        sha256_once(base + pos - 32, (size_t)n + 32, slot + 2);
+        memcpy(last, slot + 2, 32);
+        pos += (Py_ssize_t)n + 34;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&lens);
+    return PyBytes_FromStringAndSize((const char *)last, 32);
 }
 
 /* ------------------------------------------------------------------------ decoding */
@@ -634,7 +760,7 @@ PyDoc_STRVAR(configure_doc,
 "configure($module, config, /)\n--\n\n"
 "Give the accelerator what it checks against and what it defers to; keys may come in\n"
 "several calls. Decoding needs kinds, outcomes, enums, max_str_len and\n"
-"py_decode_segment; packing also needs py_pack_row and py_pack_chain.");
+"py_decode_segment; packing also needs py_pack_row, py_pack_chain and py_pack_rows.");
 
 static PyObject *sp_configure(PyObject *mod, PyObject *cfg)
 {
@@ -642,9 +768,11 @@ static PyObject *sp_configure(PyObject *mod, PyObject *cfg)
         PyErr_SetString(PyExc_TypeError, "configure() takes a dict");
         return NULL;
     }
-    static const char *const fns[] = {"py_pack_row", "py_pack_chain", "py_decode_segment"};
-    PyObject **slots[] = {&C.py_pack_row, &C.py_pack_chain, &C.py_decode_segment};
-    for (int i = 0; i < 3; i++) {
+    static const char *const fns[] = {"py_pack_row", "py_pack_chain", "py_pack_rows",
+                                      "py_decode_segment"};
+    PyObject **slots[] = {&C.py_pack_row, &C.py_pack_chain, &C.py_pack_rows,
+                          &C.py_decode_segment};
+    for (int i = 0; i < 4; i++) {
         PyObject *fn = PyDict_GetItemString(cfg, fns[i]);
         if (fn != NULL && !PyCallable_Check(fn)) {
             PyErr_Format(PyExc_TypeError, "configure: %s must be callable", fns[i]);
@@ -680,7 +808,7 @@ static PyObject *sp_configure(PyObject *mod, PyObject *cfg)
         (PyDict_GetItemString(cfg, "outcomes") != NULL &&
          take_names(cfg, "outcomes", C.outcomes, NOUTCOMES, &C.noutcomes) < 0))
         return NULL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         PyObject *fn = PyDict_GetItemString(cfg, fns[i]);
         if (fn != NULL) {
             Py_INCREF(fn);
@@ -697,12 +825,16 @@ static PyObject *sp_configure(PyObject *mod, PyObject *cfg)
     if (max_str != NULL) C.max_str = ms;
     int names = C.nkinds > 0 && C.noutcomes > 0 && C.enums[0] != NULL && C.max_str > 0;
     C.decode_ready = names && C.py_decode_segment != NULL;
-    C.pack_ready = names && C.py_pack_row != NULL && C.py_pack_chain != NULL;
+    C.pack_ready = names && C.py_pack_row != NULL && C.py_pack_chain != NULL &&
+                   C.py_pack_rows != NULL;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"pack_chain", (PyCFunction)(void (*)(void))sp_pack_chain, METH_FASTCALL, pack_chain_doc},
+    {"pack_rows", (PyCFunction)(void (*)(void))sp_pack_rows, METH_FASTCALL, pack_rows_doc},
+    {"hash_records", (PyCFunction)(void (*)(void))sp_hash_records, METH_FASTCALL,
+     hash_records_doc},
     {"decode_segment", (PyCFunction)(void (*)(void))sp_decode_segment, METH_FASTCALL,
      decode_segment_doc},
     {"configure", sp_configure, METH_O, configure_doc},
@@ -720,7 +852,7 @@ PyMODINIT_FUNC PyInit__speedups(void)
     PyObject *m = PyModule_Create(&moduledef);
     /* Bumped whenever chain.py/codec.py change a rule this file must follow: _accel
      * refuses a build whose number it does not expect (a stale editable build). */
-    if (m != NULL && PyModule_AddIntConstant(m, "CONTRACT", 2) < 0)
+    if (m != NULL && PyModule_AddIntConstant(m, "CONTRACT", 3) < 0)
         Py_CLEAR(m);
     return m;
 }

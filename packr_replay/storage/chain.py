@@ -9,6 +9,7 @@ check both against :func:`model.chain_hash`.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from hashlib import sha256
 from typing import Any
@@ -24,11 +25,15 @@ __all__ = [
     "KIND_NAMES",
     "OUTCOME_NAMES",
     "SegmentBuilder",
+    "hash_records",
     "new_packer",
     "normalize_fields",
     "pack_chain",
     "pack_row",
+    "pack_rows",
+    "py_hash_records",
     "py_pack_chain",
+    "py_pack_rows",
 ]
 
 KIND_NAMES = frozenset(str(k) for k in EventKind)
@@ -199,6 +204,57 @@ def py_pack_chain(
     return bytes(buf), head, seq - first_seq
 
 
-pack_chain: Callable[[Iterable[tuple[Any, ...]], int, bytes], tuple[bytes, bytes, int]] = (
-    _accel.select(__name__, {"py_pack_row": pack_row}, pack_chain=py_pack_chain)["pack_chain"]
+_SLOT = HASH_PREFIX + bytes(32)
+
+
+def py_pack_rows(rows: Iterable[tuple[Any, ...]], first_seq: int) -> tuple[bytes, bytes, int]:
+    """Pack writer rows as :func:`py_pack_chain` does but leave each hash slot zero, to
+    be chained later by :func:`hash_records` (off the recording thread).
+
+    Returns ``(data, lens, count)``: the records with their empty slots, each record's
+    length (native ``uint32``), and how many rows there were.
+    """
+    pack = new_packer().pack
+    buf = bytearray()
+    lens = array("I")
+    seq = first_seq
+    for row in rows:
+        packed = pack([seq, *_plain(row)])
+        buf += packed
+        buf += _SLOT
+        lens.append(len(packed))
+        seq += 1
+    return bytes(buf), lens.tobytes(), seq - first_seq
+
+
+def py_hash_records(buf: bytearray, lens: bytes, head: bytes) -> bytes:
+    """Chain records packed by :func:`pack_rows` in place: ``buf`` holds 32 bytes of
+    room for ``head``, then the records with their slots. Returns the last hash."""
+    sizes = array("I")
+    sizes.frombytes(lens)
+    if len(head) != 32 or len(buf) != 32 + sum(sizes) + 34 * len(sizes) or 0 in sizes:
+        raise ValueError("hash_records: lens do not describe buf")
+    buf[0:32] = head
+    pos = 32
+    for n in sizes:
+        head = sha256(buf[pos - 32 : pos + n]).digest()
+        buf[pos + n : pos + n + 34] = HASH_PREFIX + head
+        pos += n + 34
+    return head
+
+
+_chosen = _accel.select(
+    __name__,
+    {"py_pack_row": pack_row},
+    pack_chain=py_pack_chain,
+    pack_rows=py_pack_rows,
+    hash_records=py_hash_records,
 )
+pack_chain: Callable[[Iterable[tuple[Any, ...]], int, bytes], tuple[bytes, bytes, int]] = (
+    _chosen["pack_chain"]
+)
+pack_rows: Callable[[Iterable[tuple[Any, ...]], int], tuple[bytes, bytes, int]] = _chosen[
+    "pack_rows"
+]
+#: In C it runs with the GIL released: a writer's committer thread hashes in parallel.
+hash_records: Callable[[bytearray, bytes, bytes], bytes] = _chosen["hash_records"]

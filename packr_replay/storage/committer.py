@@ -1,7 +1,8 @@
 """Committing a writer's segments on a thread of its own.
 
-SQLite releases the GIL while it writes, so a committer thread lets one segment's
-INSERT, COMMIT and WAL checkpoint run while the recording thread packs and hashes the
+SQLite releases the GIL while it writes, and a segment's hashes are chained here with
+the GIL released too (``chain.hash_records``), so a committer thread lets one segment's
+hashing, INSERT, COMMIT and WAL checkpoint run while the recording thread packs the
 next one. Segments queue up to ``FlushPolicy.max_queued`` bytes -- enough to ride out
 the stall of a WAL checkpoint (its fsyncs) -- so a writer's memory is bounded and a
 guest outrunning the disk is slowed down, never buffered without bound.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,16 @@ import sqlite_utils
 from ..errors import StoreError
 from .sqlite import translate_errors
 
-__all__ = ["Committer", "InlineCommitter", "Statements", "run_transaction"]
+__all__ = ["Committer", "InlineCommitter", "Job", "Statements", "run_transaction"]
 
 Statements = tuple[tuple[str, list[Any]], ...]
+#: What a writer submits: statements, or a function run on the committer's thread, in
+#: submission order, that returns them (it may do work first: chaining a segment's hashes).
+Job = Statements | Callable[[], Statements]
+
+
+def _statements(job: Job) -> Statements:
+    return job() if callable(job) else job
 
 
 def run_transaction(db: sqlite_utils.Database, path: Path, statements: Statements) -> None:
@@ -50,7 +59,7 @@ class Committer:
         self._path = path
         self._max_queued = max_queued
         self._cond = threading.Condition()
-        self._jobs: deque[tuple[Statements | None, int]] = deque()
+        self._jobs: deque[tuple[Job | None, int]] = deque()
         self._queued = 0  # bytes submitted and not yet committed
         self._busy = False
         self._error: BaseException | None = None
@@ -59,13 +68,13 @@ class Committer:
         )
         self._thread.start()
 
-    def submit(self, statements: Statements, size: int = 0) -> None:
+    def submit(self, job: Job, size: int = 0) -> None:
         """Queue a transaction of ``size`` bytes; blocks while the queue is full."""
         self.check()
         with self._cond:
             while self._queued and self._queued + size > self._max_queued and not self._error:
                 self._cond.wait()
-            self._jobs.append((statements, size))
+            self._jobs.append((job, size))
             self._queued += size
             self._cond.notify_all()
 
@@ -102,10 +111,11 @@ class Committer:
                 if job is None:
                     return
                 if self._error is None:
-                    run_transaction(self._db, self._path, job)
+                    run_transaction(self._db, self._path, _statements(job))
             except BaseException as exc:  # handed to the recording thread by check()
                 self._error = exc
             finally:
+                job = None  # (a job may hold its writer: let an abandoned one be collected)
                 with self._cond:
                     self._busy = False
                     self._queued -= size
@@ -120,10 +130,10 @@ class InlineCommitter:
         self._path = path
         self._error: BaseException | None = None
 
-    def submit(self, statements: Statements, size: int = 0) -> None:
+    def submit(self, job: Job, size: int = 0) -> None:
         self.check()
         try:
-            run_transaction(self._db, self._path, statements)
+            run_transaction(self._db, self._path, _statements(job))
         except BaseException as exc:
             self._error = exc
             raise

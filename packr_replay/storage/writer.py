@@ -39,9 +39,9 @@ import sqlite_utils
 
 from .._version import __version__
 from ..errors import StoreError
-from .chain import pack_chain
+from .chain import hash_records, pack_rows
 from .codec import check_meta, pack_meta, unpack_meta
-from .committer import Committer, InlineCommitter
+from .committer import Committer, InlineCommitter, Statements
 from .liveness import WriterIdentity, live_writers, register_live, unregister_live
 from .model import EventKind, Outcome, TraceInfo, TraceStatus, header_genesis
 from .rows import fetch_info, now_iso
@@ -59,19 +59,20 @@ _FINAL = frozenset(
 class FlushPolicy:
     """When buffered events are committed (whichever threshold is reached first).
 
-    ``background=True`` commits on a thread of the writer's own, which may hold up to
-    ``max_queued`` bytes of segments waiting for the disk; the default commits on the
-    recording thread. Measured on 2 CPUs (``python -m bench``, figures 1b/1c), recording
-    a guest is cheaper inline (1.6x live against 2.0x): the guest's thread re-takes
-    the GIL at every host call, and a committer thread contending for it costs more
-    than the SQLite I/O it overlaps. A bulk writer that does not run a guest (import,
-    a writer of its own) may still gain from it.
+    ``background=True`` (the default) commits on a thread of the writer's own, which
+    may hold up to ``max_queued`` bytes of segments waiting for the disk; ``False``
+    commits on the recording thread. The committer also chains the segment's hashes,
+    with the GIL released, so the recording thread only packs: measured on 2 CPUs with
+    the native call path, the recording thread then spends 1.35x live's CPU time per
+    s64 call (1.8x when it hashes and commits inline), and 1.6x on 2 KB events (3x
+    inline). (With the old ctypes call path, whose guest thread re-took the GIL twice
+    per call, inline was cheaper; see BENCHMARKS.md 1b/1c.)
     """
 
     max_events: int = 1024
     max_bytes: int = 1024 * 1024
     max_delay: float = 0.1
-    background: bool = False
+    background: bool = True
     max_queued: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ class TraceWriter:
         "_first",
         "_head",
         "_info",
+        "_lens",
         "_max_bytes",
         "_max_delay",
         "_max_events",
@@ -150,10 +152,11 @@ class TraceWriter:
             self._db, path, policy.max_queued
         )
         # Hot-path state, kept in plain attributes.
-        self._head = genesis
+        self._head = genesis  # the last chained event's hash (set where segments are hashed)
         self._seq = 0
         self._first = 0  # seq of the first unflushed event
-        self._buf = bytearray()
+        self._buf = bytearray(32)  # room for the hash the segment chains after, then records
+        self._lens = bytearray()  # each pending record's length (uint32s), for hash_records
         self._max_events = policy.max_events
         self._max_bytes = policy.max_bytes
         self._max_delay = policy.max_delay
@@ -250,21 +253,24 @@ class TraceWriter:
         """Append many events at once; each row holds the 12 fields of :meth:`append`
         after ``seq``, in order. Returns the seq of the first one.
 
-        The recorder's batch path: one :func:`chain.pack_chain` call packs, type-checks
-        and chains the whole batch (rows whose fields are not the plain types are
+        The recorder's batch path: one :func:`chain.pack_rows` call packs and
+        type-checks the whole batch (rows whose fields are not the plain types are
         normalised or refused by ``normalize_fields``; a refused row leaves the writer
-        as it was).
+        as it was). Chaining the hashes waits for the segment's commit, where
+        :func:`chain.hash_records` does it (with the GIL released: on the committer
+        thread, in parallel with the recording).
         """
         if not self._open:
             raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
         first = self._seq
-        data, self._head, count = pack_chain(rows, first, self._head)
+        data, lens, count = pack_rows(rows, first)
         buf = self._buf
         buf += data
+        self._lens += lens
         self._seq = seq = first + count
         if (
             seq - self._first >= self._max_events
-            or len(buf) >= self._max_bytes
+            or len(buf) - 32 >= self._max_bytes
             or monotonic() >= self._deadline
         ):
             self._submit()
@@ -287,18 +293,20 @@ class TraceWriter:
             raise StoreError(
                 "a TraceWriter cannot be used after fork(); begin a trace in the child"
             )
-        data = bytes(self._buf)
-        segment = [self.trace_id, self._first, count, self._head, data]
-        self._buf.clear()
-        self._first = self._seq
-        self._committer.submit(
-            (
+        buf, lens, first, end = self._buf, bytes(self._lens), self._first, self._seq
+        self._buf = bytearray(32)
+        self._lens = bytearray()
+        self._first = end
+
+        def commit() -> Statements:  # run by the committer, in submission order
+            self._head = head = hash_records(buf, lens, self._head)
+            return (
                 ("INSERT INTO segments (trace_id, first_seq, count, head_hash, data) "
-                 "VALUES (?, ?, ?, ?, ?)", segment),
-                ("UPDATE traces SET event_count = ? WHERE id = ?", [self._seq, self.trace_id]),
-            ),
-            len(data),
-        )  # fmt: skip
+                 "VALUES (?, ?, ?, ?, ?)", [self.trace_id, first, count, head, memoryview(buf)[32:]]),
+                ("UPDATE traces SET event_count = ? WHERE id = ?", [end, self.trace_id]),
+            )  # fmt: skip
+
+        self._committer.submit(commit, len(buf))
 
     def finish(self, status: TraceStatus = TraceStatus.COMPLETE) -> TraceInfo:
         """Flush, then seal: final status, head hash, event count; the writer closes.
@@ -314,8 +322,9 @@ class TraceWriter:
             raise StoreError(f"trace {self.trace_id} was closed without being finished")
         try:
             self._submit()
-            self._committer.submit(
-                (
+
+            def seal() -> Statements:  # after every segment: the last one set the head
+                return (
                     (
                         "UPDATE traces SET status = ?, completed_at = ?, head_hash = ?, "
                         "event_count = ?, writer_host = NULL, writer_boot = NULL, "
@@ -323,7 +332,8 @@ class TraceWriter:
                         [str(status), now_iso(), self._head, self._seq, self.trace_id],
                     ),
                 )
-            )
+
+            self._committer.submit(seal)
             self._committer.wait()
             self._committer.stop()
         except BaseException:
@@ -368,7 +378,10 @@ class TraceWriter:
 
     @property
     def head(self) -> bytes:
-        """The hash of the last appended event (the genesis hash before any)."""
+        """The hash of the last appended event (the genesis hash before any). Events are
+        chained as they are committed, so pending ones are flushed first."""
+        if self._db is not None:
+            self.flush()
         return self._head
 
     @property

@@ -166,6 +166,54 @@ def test_a_row_refused_mid_batch_raises_the_python_error() -> None:
     assert c == outcome(lambda: py_pack_chain(rows, 0, HEAD))
 
 
+@needs_c
+@given(st.lists(rows_strategy, max_size=12), st.integers(0, 2**63 - 1))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_pack_rows_then_hash_records_is_pack_chain(rows: list[tuple[Any, ...]], first_seq: int) -> None:
+    """Packing now and chaining later (on the committer) gives pack_chain's bytes."""
+    packed = outcome(lambda: chain.pack_rows(rows, first_seq))
+    assert packed == outcome(lambda: chain.py_pack_rows(rows, first_seq))
+    whole = outcome(lambda: py_pack_chain(rows, first_seq, HEAD))
+    assert packed[0] == whole[0]
+    if packed[0] != "ok":
+        return
+    data, lens, count = packed[1]
+    c_buf, py_buf = bytearray(32) + data, bytearray(32) + data
+    c_head = chain.hash_records(c_buf, lens, HEAD)
+    assert c_head == chain.py_hash_records(py_buf, lens, HEAD)
+    assert c_buf == py_buf
+    assert (bytes(c_buf[32:]), c_head, count) == whole[1]
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "make_args",
+    [
+        lambda d, n: (bytearray(32) + d, n + b"\0", HEAD),  # lens not whole uint32s
+        lambda d, n: (bytearray(32) + d[:-1], n, HEAD),  # buf cut short
+        lambda d, n: (bytearray(32) + d + b"x", n, HEAD),  # bytes left over
+        lambda d, n: (bytearray(31) + d, n, HEAD),  # no room for the head
+        lambda d, n: (bytearray(32) + d, b"\xff\xff\xff\x7f" + n[4:], HEAD),  # a huge length
+        lambda d, n: (bytearray(32) + d, b"\0\0\0\0" + n[4:], HEAD),  # a zero length
+        lambda d, n: (bytes(32) + d, n, HEAD),  # not writable
+        lambda d, n: (bytearray(32) + d, n, HEAD[:5]),  # a short head
+    ],
+)
+def test_hash_records_refuses_what_does_not_add_up(make_args: Callable[..., tuple[Any, ...]]) -> None:
+    data, lens, _ = chain.pack_rows([row(), row(input=b"xyz")], 0)
+    args = make_args(data, lens)
+    c = outcome(lambda: chain.hash_records(*args))
+    assert c[0] == "raised"
+    py = outcome(lambda: chain.py_hash_records(*make_args(data, lens)))
+    assert py[0] == "raised"
+
+
+def test_hash_records_of_nothing_is_the_head() -> None:
+    buf = bytearray(32)
+    assert chain.hash_records(buf, b"", HEAD) == HEAD == chain.py_hash_records(bytearray(32), b"", HEAD)
+    assert buf == HEAD
+
+
 def segment(n: int = 30) -> bytes:
     rows = [
         row(call=i, kind=["export", "import", "return"][i % 3], input=bytes(i), output=None if i % 4 else b"o",
