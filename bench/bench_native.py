@@ -133,10 +133,15 @@ RATIOS = {
 }
 
 
-def ratios(n: int, rounds: int, work_n: int, text_n: int) -> dict[str, Any]:
-    """Every workload once per round, back to back; each ratio per round."""
+def ratios(n: int, rounds: int, work_n: int, text_n: int, play_n: int) -> dict[str, Any]:
+    """Every workload once per round, back to back; each ratio per round. ``play`` and
+    ``library`` replay one calls(play_n) trace (recorded once, up front)."""
     new, old = _module(True), _module(False)
     k = calibrate_spin()
+    spin = new.instantiate(DemoHost())
+    t = time.perf_counter()
+    spin.call_with_value("spin", S64(k * 100))
+    work_us = (time.perf_counter() - t) / 100 * 1e6
     calls, work, text = S64(n), Tuple(S64(work_n), S64(k)), Tuple(S64(text_n), S64(TEXT_SIZE))
     samples: dict[str, list[float]] = {}
 
@@ -144,6 +149,8 @@ def ratios(n: int, rounds: int, work_n: int, text_n: int) -> dict[str, Any]:
         samples.setdefault(name, []).append(seconds)
 
     with tempfile.TemporaryDirectory() as tmp:
+        played = Path(tmp) / "play.db"
+        run_record(new, "calls", S64(play_n), played)
         for r in range(rounds):
             d = Path(tmp) / f"r{r}"
             d.mkdir()
@@ -157,8 +164,8 @@ def ratios(n: int, rounds: int, work_n: int, text_n: int) -> dict[str, Any]:
             add("text-live", run_live(new, "text_calls", text))
             add("text-record", run_record(new, "text_calls", text, d / "text.db"))
             add("text-replay", run_replay(new, d / "text.db"))
-            add("play", _child([*_cli(), "play", str(d / "calls.db")])[0])
-            add("library", _child(_library_replay(d / "calls.db"))[0])
+            add("play", _child([*_cli(), "play", str(played)])[0])
+            add("library", _child(_library_replay(played))[0])
             shutil.rmtree(d)
     out: dict[str, Any] = {
         "calls": n,
@@ -166,6 +173,10 @@ def ratios(n: int, rounds: int, work_n: int, text_n: int) -> dict[str, Any]:
         "text_calls": text_n,
         "text_size": TEXT_SIZE,
         "spin_k": k,
+        "work_us": work_us,
+        "play_calls": play_n,
+        "play_s": statistics.median(samples["play"]),
+        "library_s": statistics.median(samples["library"]),
         "rounds": rounds,
         "seconds": samples,
     }
@@ -180,7 +191,7 @@ def ratios(n: int, rounds: int, work_n: int, text_n: int) -> dict[str, Any]:
     return out
 
 
-_RECORD = """
+_RECORD = f"""
 import sys
 from packr_replay.abi import S64
 from packr_replay.replay import Recorder
@@ -188,13 +199,13 @@ from packr_replay.runtime import Runtime
 from packr_replay.runtime.demo import DemoHost, example_guest
 from packr_replay.storage import TraceStore
 db, label, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-module = Runtime(fuel={fuel}).load_module(example_guest("bench"))
+module = Runtime(fuel={FUEL}).load_module(example_guest("bench"))
 with TraceStore(db, create=True) as store:
     writer = store.begin_trace(store.add_module(module.wasm, "bench"), label=label,
-                               meta={{"fuel": {fuel}}})
+                               meta={{"fuel": {FUEL}}})
     module.instantiate(DemoHost(), interceptor=Recorder(writer)).call_with_value("calls", S64(n))
     writer.finish()
-""".format(fuel=FUEL)
+"""
 
 
 def big(events: int) -> dict[str, Any]:
@@ -222,7 +233,7 @@ def main() -> int:
     parser.add_argument("--big", type=int, default=0, help="also the long run, of this many events")
     args = parser.parse_args()
     n, rounds = (20_000, 3) if args.quick else (100_000, 5)
-    result = ratios(n, rounds, n // 10, n // 10)
+    result = ratios(n, rounds, n // 10, n // 10, n * 10)
     for key in RATIOS:
         s = result[key]
         print(f"{key:24} {s['median']:.2f}x ({s['min']:.2f}-{s['max']:.2f})")

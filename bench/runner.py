@@ -68,6 +68,10 @@ class Profile:
     index_calls: int
     index_rounds: int
     startup_rounds: int
+    native_calls: int  # calls(n) for the native path's ratios (work: a quarter, text: a tenth)
+    native_rounds: int
+    play_calls: int  # the trace `play` and the library replay it (a process each)
+    big_events: int  # the long run's trace: record, play, verify, diff, info
 
 
 PROFILES = {
@@ -76,18 +80,21 @@ PROFILES = {
         store_events=10_000, store_repeat=2, diff_events=10_000, diff_repeats=2,
         codec_rounds=1, codec_tree=5_000, scaling_sizes=(1_000, 5_000), scaling_rounds=1,
         index_calls=5_000, index_rounds=2, startup_rounds=3,
+        native_calls=10_000, native_rounds=3, play_calls=20_000, big_events=50_000,
     ),
     "default": Profile(
         "default", record_calls=100_000, record_rounds=5, host_calls=2_000, host_rounds=7,
         store_events=200_000, store_repeat=5, diff_events=100_000, diff_repeats=3,
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000),
         scaling_rounds=3, index_calls=50_000, index_rounds=5, startup_rounds=21,
+        native_calls=100_000, native_rounds=5, play_calls=1_000_000, big_events=1_000_000,
     ),
     "full": Profile(
         "full", record_calls=100_000, record_rounds=7, host_calls=2_000, host_rounds=9,
         store_events=200_000, store_repeat=7, diff_events=1_000_000, diff_repeats=3,
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000, 1_000_000),
         scaling_rounds=2, index_calls=50_000, index_rounds=5, startup_rounds=31,
+        native_calls=100_000, native_rounds=7, play_calls=1_000_000, big_events=10_000_000,
     ),
 }  # fmt: skip
 
@@ -143,6 +150,19 @@ def _child_index(p: Profile) -> dict[str, Any]:
     return bench_index.run(p.index_calls, p.index_rounds)
 
 
+def _child_native(p: Profile) -> dict[str, Any]:
+    from bench import bench_native
+
+    n = p.native_calls
+    return bench_native.ratios(n, p.native_rounds, n // 4, n // 10, p.play_calls)
+
+
+def _child_big(p: Profile) -> dict[str, Any]:
+    from bench import bench_native
+
+    return bench_native.big(p.big_events)
+
+
 def _child_startup(p: Profile) -> dict[str, Any]:
     from bench import bench_startup
 
@@ -160,6 +180,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "scaling": ("record, replay and diff cost per call by run length", _child_scaling),
     "diff": ("diff_traces on two large traces: time and peak RSS", _child_diff),
     "startup": ("packr-replay --version / --help vs python -c pass", _child_startup),
+    "native": ("the native call path: record, replay, play and live against live", _child_native),
+    "big": ("one long trace through record, play, verify, diff and info", _child_big),
 }
 
 
@@ -423,6 +445,62 @@ def figures_startup(r: dict[str, Any], p: Profile) -> list[Figure]:
     ]  # fmt: skip
 
 
+def figures_native(r: dict[str, Any], p: Profile) -> list[Figure]:
+    n, w, t = _size(r["calls"]), _size(r["work_calls"]), _size(r["text_calls"])
+    us = r["us_per_call"]
+    rounds = f"{r['rounds']} rounds"
+
+    def fig(number: str, title: str, key: str, goal: float, what: str, note: str) -> Figure:
+        v = r[key]
+        return Figure(number, title, f"{what} ({rounds})", "x", v["median"], v["min"], v["max"],
+                      Goal("<=", goal, f"≤ {goal:g}x"), note=note)  # fmt: skip
+
+    return [
+        fig("N1", "record ÷ live, s64", "record_vs_live", 1.25,
+            f"calls({n}) recorded into a trace store file ÷ the same run live, both on the "
+            "native call path, no guest work between calls",
+            f"{us['record']:.2f} vs {us['live']:.2f} µs/call"),
+        fig("N2", "record ÷ live, s64 with guest work", "work_record_vs_live", 1.05,
+            f"work_calls({w}, k): about {r['work_us']:.1f} µs of guest work before each "
+            f"call (k={r['spin_k']}), recorded ÷ live",
+            f"{us['work-record']:.2f} vs {us['work-live']:.2f} µs/call"),
+        fig("N3", "replay ÷ live, s64", "replay_vs_live", 0.25,
+            f"replay_source of the calls({n}) trace (module compiled first) ÷ the live run",
+            f"{us['replay']:.2f} µs/call replaying"),
+        fig("N4", "play CLI ÷ library replay", "play_vs_library", 1.2,
+            f"`packr-replay play` of a calls({_size(r['play_calls'])}) trace ÷ "
+            "`api.replay` of it, each a process of its own (start-up included)",
+            f"{r['play_s']:.2f} vs {r['library_s']:.2f} s"),
+        fig("N5", "record ÷ live, 2 KB events", "text_record_vs_live", 2.0,
+            f"text_calls({t}, {r['text_size']}): a {r['text_size']}-byte string each way "
+            "(about 2.2 KB per event), recorded ÷ live",
+            f"{us['text-record']:.2f} vs {us['text-live']:.2f} µs/call"),
+        fig("N6", "replay ÷ live, 2 KB events", "text_replay_vs_live", 1.0,
+            "that trace replayed ÷ the live run",
+            f"{us['text-replay']:.2f} µs/call replaying"),
+        fig("N7", "new live ÷ old live", "live_vs_old_live", 0.5,
+            f"calls({n}) live through the C trampoline ÷ through the Python path "
+            "(Runtime(native=False)), same round",
+            f"{us['live']:.2f} vs {us['old-live']:.2f} µs/call"),
+    ]  # fmt: skip
+
+
+def figures_big(r: dict[str, Any], p: Profile) -> list[Figure]:
+    n = _size(r["events"])
+    out = []
+    for number, key in (("B1", "record"), ("B2", "play"), ("B3", "verify"), ("B4", "diff")):
+        seconds, rss = r[key]
+        out.append(Figure(number, f"{n}-event trace: {key}",
+                          f"`{key}` of a {n}-event trace (calls(n)), one child process",
+                          "s", seconds, note=f"peak RSS {rss:.0f} MB"))  # fmt: skip
+    seconds, rss = r["info"]
+    out.append(Figure("B5", f"{n}-event trace: info",
+                      "`packr-replay info` on that trace, one child process (start-up "
+                      "included)", "s", seconds, goal=Goal("<=", 1.0, "< 1 s"),
+                      note=f"peak RSS {rss:.0f} MB"))  # fmt: skip
+    return out
+
+
 FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "codec": figures_codec,
     "host_call": figures_host_call,
@@ -433,6 +511,8 @@ FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "scaling": figures_scaling,
     "diff": figures_diff,
     "startup": figures_startup,
+    "native": figures_native,
+    "big": figures_big,
 }
 
 
@@ -672,6 +752,18 @@ def _details(report: dict[str, Any]) -> list[str]:
                 ratio = "1.00x" if key == "python" else f"{r['vs_python'][key]['median']:.2f}x"
                 out.append(f"| {label} | {v['median']:.3f} | {v['min']:.3f}–{v['max']:.3f} | "
                            f"{ratio} |")  # fmt: skip
+        elif name == "native":
+            out += ["| run | median s | µs/call |", "|---|---|---|"]
+            for key, us in r["us_per_call"].items():
+                out.append(f"| {key} | {statistics.median(r['seconds'][key]):.3f} | {us:.2f} |")
+            out += ["", f"old-record ÷ old-live (the Python path recording): "
+                    f"{r['old_record_vs_old_live']['median']:.2f}x"]  # fmt: skip
+        elif name == "big":
+            out += ["| command | seconds | peak RSS MB |", "|---|---|---|"]
+            for key in ("record", "play", "verify", "diff", "info"):
+                out.append(f"| {key} | {r[key][0]:.2f} | {r[key][1]:.0f} |")
+            out += ["", f"{r['events']:,} events, a file of {r['file_bytes'] / 1e6:.0f} MB "
+                    "(two traces: diff compares them)"]  # fmt: skip
         elif name == "index":
             out += ["| ratio | median | spread |", "|---|---|---|"]
             for key in ("record_vs_live", "record_rows_vs_live", "record_index_vs_live",
