@@ -153,6 +153,7 @@ class TestSameTraces:
 
 def _stub_host(b: HostLinkerBuilder) -> None:
     b.interface("bench:host/math").func_typed("inc", _never)
+    b.interface("bench:host/text").func_typed("echo", _never)
     b.interface("bench:host/raw").func_raw("noop", lambda ctx, i: i, params=("i32",), results=("i32",))
 
 
