@@ -83,6 +83,17 @@ class TestCells:
         whole = await get(ds, link.group(1))
         assert "y" * 5000 in whole
 
+    async def test_blobs_in_a_table(self, ds: Datasette) -> None:
+        html = await get(ds, "/bug/modules")  # the guest's package metadata, a CGRF record
+        cell = re.search(r'<span class="packr-value"><span class="v">(package-metadata\{.*?)</span>', html)
+        assert cell is not None
+        assert "demo:host/clock" in cell.group(1)
+        assert re.search(r'<a class="more" href="/-/packr/value/[0-9a-f]{64}">show all</a>', html)
+
+    async def test_action_menus(self, ds: Datasette) -> None:
+        for path in ("/bug", "/bug/traces", "/bug/segments"):
+            assert 'href="/-/packr/bug"' in await get(ds, path), path
+
     async def test_unknown_value(self, ds: Datasette) -> None:
         assert "no longer held" in await get(ds, "/-/packr/value/" + "0" * 64, 404)
 
