@@ -33,11 +33,13 @@ from .replay import (
     fill_missing_imports,
     replay_source,
 )
+from .replay.caps import ReplayCaps, tighter
 from .replay.matchers import DEFAULT_MATCH_ON, Matcher
 from .replay.session import new_runtime
 from .replay.settings import RunSettings, settings_meta
 from .runtime import CallInterceptor, HostLinkerBuilder, Instance, Module, ReplyMode, Runtime
 from .runtime.host import HostSpec
+from .runtime.wasm import memory_count
 from .storage import Trace, TraceInfo, TraceStatus, TraceStore, TraceWriter
 from .storage.model import Event
 
@@ -246,9 +248,11 @@ def replay(
     match_on: Sequence[str | Matcher] = DEFAULT_MATCH_ON,
     until: int | None = None,
     save: bool = False,
+    save_to: StoreSource | None = None,
     debug_info: bool = False,
     on_event: Callable[[Event], None] | None = None,
     progress: ReplayProgress | None = None,
+    caps: ReplayCaps | None = None,
 ) -> ReplayReport:
     """Replay a trace offline; ``report.reproduced`` says whether the run was reproduced.
 
@@ -256,9 +260,17 @@ def replay(
     ``on_event`` sees every event, which costs the native call path its speed.
 
     ``module`` replays a different build (regression testing): a module hash mismatch
-    is warned about and replay continues. ``save`` records the replay as a trace of its
-    own (``replay_of`` the original; status ``diverged`` when it diverged).
+    is warned about and replay continues. Without it the stored module runs, and one
+    whose bytes no longer match their SHA-256 is refused (``IntegrityError``).
+    ``save`` records the replay as a trace of its own (``replay_of`` the original;
+    status ``diverged`` when it diverged) in the same file; ``save_to`` records it into
+    another store instead, and the trace's own file is only read.
+    ``caps`` are the limits the replay runs under (default ``ReplayCaps()``: 60 s,
+    1 GiB, the default fuel per call); the trace's recorded settings only tighten them,
+    and a run they cut ends with ``report.capped`` set.
     """
+    if save and save_to is not None:
+        raise ValueError("give save=True (into the trace's own file) or save_to=, not both")
     with _store(store, readonly=not save) as ts:
         if trace is None:
             traces = ts.traces()
@@ -267,43 +279,58 @@ def replay(
             trace = traces[-1].id
         source = ts.trace(trace)
         info = source.info
-        rt = new_runtime(info.meta, trace=f"trace {info.id}", debug_info=debug_info)
-        if module is not None:
-            mod = _module(module, rt)
-        else:
+        wasm = None
+        if module is None:
             if info.module_sha256 is None:
                 raise StoreError(f"trace {info.id} has no stored module; pass module=")
             name = ts.module_info(info.module_sha256).name
-            mod = rt.load_module(ts.module_bytes(info.module_sha256), name=name)
-        writer = None
-        if save:
-            sha = ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
-            writer = ts.begin_trace(
-                sha,
-                label=f"replay of {info.label or info.id}",
-                host="replay",
-                meta={**info.meta, "replay_tool_version": __version__},
-                replay_of=info.id,
-            )
-        try:
-            report = replay_source(
-                source,
-                mod,
-                host=host,
-                match_on=match_on,
-                until=until,
-                on_event=on_event,
-                progress=progress,
-                record_into=writer,
-                recorded_module_sha=info.module_sha256,
-            )
-        except BaseException:
+            wasm = ts.module_bytes(info.module_sha256)  # checked against its SHA-256
+        rt = new_runtime(
+            info.meta,
+            trace=f"trace {info.id}",
+            debug_info=debug_info,
+            multi_memory=wasm is not None and memory_count(wasm) > 1,
+        )
+        if module is not None:
+            mod = _module(module, rt)
+        else:
+            assert wasm is not None
+            mod = rt.load_module(wasm, name=name)
+        with contextlib.ExitStack() as stack:
+            into = ts if save else None
+            if save_to is not None:
+                into = stack.enter_context(_store(save_to, create=True))
+            writer = None
+            if into is not None:
+                sha = into.add_module(mod.wasm, mod.name, mod.metadata_bytes())
+                writer = into.begin_trace(
+                    sha,
+                    label=f"replay of {info.label or info.id}",
+                    host="replay",
+                    meta={**info.meta, "replay_tool_version": __version__},
+                    replay_of=info.id if into is ts else None,
+                    replay_of_uuid=info.uuid,
+                )
+            try:
+                report = replay_source(
+                    source,
+                    mod,
+                    host=host,
+                    match_on=match_on,
+                    until=until,
+                    on_event=on_event,
+                    progress=progress,
+                    record_into=writer,
+                    recorded_module_sha=info.module_sha256,
+                    caps=caps,
+                )
+            except BaseException:
+                if writer is not None:
+                    writer.finish(TraceStatus.FAILED)
+                raise
             if writer is not None:
-                writer.finish(TraceStatus.FAILED)
-            raise
-        if writer is not None:
-            writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
-            report.saved_trace = writer.trace_id
+                writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
+                report.saved_trace = writer.trace_id
         return report
 
 
@@ -326,6 +353,8 @@ class Session:
 
     Use as a context manager; :meth:`close` seals the trace being written and, when
     replaying strictly, fails if the run made fewer calls than were recorded.
+    A replaying session runs under ``caps`` (default ``ReplayCaps()``; ``time`` counts
+    from instantiation): the runtime's own settings only tighten them.
     """
 
     def __init__(
@@ -341,6 +370,7 @@ class Session:
         match_on: Sequence[str | Matcher] = DEFAULT_MATCH_ON,
         reply: ReplyMode | str = ReplyMode.SCRATCH,
         allow_unused: bool = False,
+        caps: ReplayCaps | None = None,
     ) -> None:
         self.mode = RecordMode(mode)
         self.label = label
@@ -396,11 +426,21 @@ class Session:
                 )
                 interceptors.append(Recorder(self.writer))
             interceptor = interceptors[0] if len(interceptors) == 1 else Chain(*interceptors)
+            limits: dict[str, Any] = {}
+            if self.replaying:  # a recorded trace runs under the replayer's caps
+                caps = ReplayCaps() if caps is None else caps
+                rt = self.runtime
+                limits = {
+                    "fuel": tighter(rt.fuel, caps.fuel),
+                    "memory_limit": tighter(rt.memory_limit, caps.memory),
+                    "deadline": None if caps.time is None else time.monotonic() + caps.time,
+                }
             self.instance: Instance = self.module.instantiate(
                 fill_missing_imports(self.module, host) if self.replaying else host,
                 state=state,
                 interceptor=interceptor,
                 reply=reply,
+                **limits,
             )
             if self.replayer is not None:
                 self.replayer.bind(self.instance)

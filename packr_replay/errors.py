@@ -386,11 +386,16 @@ class GuestTrap(_ExportFailure):
 
 
 class GuestTimeout(_ExportFailure):
-    """The guest used up its fuel or time budget; packr guests spin forever on panic."""
+    """The guest used up its fuel or time budget; packr guests spin forever on panic.
 
-    def __init__(self, export: str, budget: str) -> None:
+    ``limit`` says which: ``"fuel"``, ``"timeout"`` (the call's own) or
+    ``"deadline"`` (the instance's, for a whole run).
+    """
+
+    def __init__(self, export: str, budget: str, limit: str = "") -> None:
         self.export = export
         self.budget = budget
+        self.limit = limit
         super().__init__(
             f"guest export '{export}' exceeded its budget ({budget}); a packr guest that "
             "panics spins forever, so this usually means the guest panicked"

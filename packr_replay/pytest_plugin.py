@@ -25,6 +25,10 @@ does):
 * ``all``: always run live and record.
 * ``rewrite``: delete the test's trace file and record it anew.
 
+A replayed trace runs under the replayer's caps (``--packr-max-fuel``,
+``--packr-max-time``, ``--packr-max-memory``, or the ``packr_max_*`` ini options; the
+defaults are those of ``packr-replay play``), whatever the runtime given allows.
+
 A file keeps only the newest complete trace per label (and at most the newest failed
 one), and each recorded trace is
 indexed (``packr_index`` ini option) so it reads in ``sqlite3`` or Datasette as is.
@@ -58,6 +62,12 @@ MODES = ("none", "once", "new_episodes", "all", "rewrite")
 """``--packr-record-mode`` values: the four of :class:`~.replay.RecordMode` and ``rewrite``."""
 
 _OPTION = "--packr-record-mode"
+#: The replay caps (``replay.caps.ReplayCaps``), as in ``packr-replay play --max-*``.
+_CAPS = {
+    "fuel": "fuel per guest call (default 5000000000)",
+    "time": "number of seconds per instance (default 60)",
+    "memory": "guest memory size, e.g. 512MiB (default 1GiB)",
+}
 _CI_FALSE = {"", "0", "false", "no", "off"}
 
 
@@ -69,6 +79,7 @@ class _Tally:
 
 _TALLY = pytest.StashKey[_Tally]()
 _TRACES = pytest.StashKey["PackrTraces"]()
+_CAPS_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 # ------------------------------------------------------------------- options
@@ -90,6 +101,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="directory of trace files, <dir>/<test module>/<test>.db (default: "
         "a 'traces' directory beside each test module)",
     )
+    for cap, what in _CAPS.items():
+        group.addoption(
+            f"--packr-max-{cap}",
+            default=None,
+            metavar="VALUE|none",
+            help=f"replayed traces run under this {what}, whatever the runtime allows "
+            "('none' lifts the cap)",
+        )
+        parser.addini(f"packr_max_{cap}", f"default of --packr-max-{cap}", default="")
     parser.addini("packr_record_mode", "default record mode of the `packr` fixture", default="")
     parser.addini(
         "packr_trace_dir", "trace directory, relative to the ini file's directory", default=""
@@ -113,6 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if ini and ini not in MODES:
         raise pytest.UsageError(f"packr_record_mode = {ini!r}; expected one of {', '.join(MODES)}")
     config.stash[_TALLY] = _Tally()
+    config.stash[_CAPS_KEY] = _caps(config)
 
 
 def _in_ci() -> bool:
@@ -130,6 +151,21 @@ def _default_mode(config: pytest.Config) -> tuple[str, str]:
     if _in_ci():
         return "none", "the default when CI is set"
     return "once", "the default outside CI"
+
+
+def _caps(config: pytest.Config) -> dict[str, Any]:
+    """The ``ReplayCaps`` keywords the options (or ini values) give."""
+    from ._units import parse_caps
+
+    values: dict[str, str | None] = {}
+    for cap in _CAPS:
+        option = config.getoption(f"packr_max_{cap}")
+        ini = str(config.getini(f"packr_max_{cap}")).strip()
+        values[cap] = option if option is not None else (ini or None)
+    try:
+        return parse_caps(values["fuel"], values["time"], values["memory"])
+    except ValueError as exc:
+        raise pytest.UsageError(f"--packr-{exc}") from None
 
 
 def _trace_dir(config: pytest.Config, test_file: Path) -> Path:
@@ -206,6 +242,7 @@ def packr(request: pytest.FixtureRequest) -> Iterator[PackrTraces]:
         allow_unused=bool(kwargs.get("allow_unused", False)),
         index=bool(request.config.getini("packr_index")),
         tally=request.config.stash.get(_TALLY, _Tally()),
+        caps=request.config.stash.get(_CAPS_KEY, {}),
     )
     node.stash[_TRACES] = traces
     yield traces
@@ -247,8 +284,10 @@ class PackrTraces:
         allow_unused: bool = False,
         index: bool = True,
         tally: _Tally | None = None,
+        caps: dict[str, Any] | None = None,
     ) -> None:
         self.path = path
+        self.caps = dict(caps or {})  # ReplayCaps keywords; replayed instances run under them
         self.record_mode = record_mode
         self.mode_source = mode_source
         self.nodeid = nodeid
@@ -281,6 +320,7 @@ class PackrTraces:
         """
         from .api import Session
         from .errors import StoreError
+        from .replay.caps import ReplayCaps
         from .replay.matchers import DEFAULT_MATCH_ON
 
         label = label if label is not None else f"instance-{len(self.instances) + 1}"
@@ -299,6 +339,7 @@ class PackrTraces:
                 runtime=runtime,
                 match_on=match_on or self.match_on or DEFAULT_MATCH_ON,
                 allow_unused=self.allow_unused if allow_unused is None else allow_unused,
+                caps=ReplayCaps(**self.caps),
             )
         except StoreError as exc:
             self._fail(f"cannot use trace file {self._where()}: {exc}")

@@ -12,8 +12,9 @@ import typer
 from ..abi import AbiError, EncodedValue, Value
 from ..errors import ReplayDivergence
 from . import render
+from .caps import MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
 from .common import HostOpt, JsonOpt, TraceArg, TraceRefOpt, open_trace, split_spec
-from .errors import DIFFERENT
+from .errors import DIFFERENT, fail
 from .hosts import resolve_hosts
 from .record import host_output
 
@@ -137,16 +138,38 @@ def register(app: typer.Typer) -> None:
         host: HostOpt = None,
         save: Annotated[
             bool,
-            typer.Option("--save", help="Store the replay run as a trace of its own (replay_of)."),
+            typer.Option(
+                "--save",
+                help="Store the replay run as a trace of its own (replay_of) in the same file.",
+            ),
         ] = False,
+        save_to: Annotated[
+            Path | None,
+            typer.Option(
+                "--save-to",
+                metavar="OTHER.db",
+                dir_okay=False,
+                help="Store the replay run in another trace file (created if missing); "
+                "the trace's own file is only read.",
+            ),
+        ] = None,
+        max_fuel: MaxFuelOpt = None,
+        max_time: MaxTimeOpt = None,
+        max_memory: MaxMemoryOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Replay a trace offline (no host: every host call is served from the trace).
 
-        Exit 0 when the run reproduced (or stopped at --until), 1 when it diverged, with the full divergence report: which call, what was expected, what came, and where inside the values they differ.
+        The replay runs under caps of its own (--max-time, --max-fuel, --max-memory), whatever the trace says; its recorded settings only tighten them. Exit 0 when the run reproduced (or stopped at --until), 1 when it did not: it diverged, with the full divergence report (which call, what was expected, what came, and where inside the values they differ), or a cap cut it (which cap, and where).
         """
         path, ref = split_spec(trace, trace_ref)
+        caps_given = parse_caps(max_fuel, max_time, max_memory)
+        if save and save_to is not None:
+            fail("give --save (into the trace's own file) or --save-to OTHER.db, not both")
+        if save_to is not None and save_to.exists() and save_to.resolve() == path.resolve():
+            fail(f"--save-to {save_to} is the trace's own file; use --save for that")
         from .. import api  # after the usage checks: they need no wasmtime
+        from ..replay.caps import ReplayCaps
 
         with open_trace(str(path), None if ref is None else str(ref)) as (_, source):
             info = source.info
@@ -195,9 +218,11 @@ def register(app: typer.Typer) -> None:
                 host=hosts,
                 until=until,
                 save=save,
+                save_to=save_to,
                 debug_info=debug_info,
                 on_event=on_event if redacted else None,
                 progress=sampled,
+                caps=ReplayCaps(**caps_given),
             )
         stop_context: tuple[list[Event], Event | None] | None = None
         if report.stopped is not None:
@@ -216,6 +241,8 @@ def register(app: typer.Typer) -> None:
                 except bdb.BdbQuit:
                     pass
             raise typer.Exit(DIFFERENT)
+        if report.capped is not None:
+            raise typer.Exit(DIFFERENT)  # a verdict: not reproduced within the caps
 
 
 def _emit_json(
@@ -234,7 +261,22 @@ def _emit_json(
             "call_events": [render.event_json(e) for e in shown],
             "next": None if following is None else render.event_json(following),
         }
-    verdict = "stopped" if report.stopped else "reproduced" if report.reproduced else "diverged"
+    verdict = (
+        "stopped" if report.stopped
+        else "reproduced" if report.reproduced
+        else "capped" if report.capped
+        else "diverged"
+    )  # fmt: skip
+    capped = None
+    if report.capped is not None:
+        capped = {
+            "cap": report.capped.cap,
+            "option": report.capped.option,
+            "limit": report.capped.limit,
+            "where": report.capped.where,
+            "message": str(report.capped),
+            "detail": report.capped.detail,
+        }
     render.emit_json(
         {
             "store": str(path),
@@ -249,6 +291,7 @@ def _emit_json(
             if report.divergence is None
             else render.divergence_json(report.divergence),
             "stopped": stopped,
+            "capped": capped,
             "module_mismatch": report.module_mismatch,
             "redacted": redacted,
             "redacted_served": report.redacted_served,
@@ -293,7 +336,11 @@ def _show(
         elif entry.output is not None:
             body = "→ " + render.preview(entry.output.data, 300)
         else:
-            body = "(stopped inside)" if report.stopped is not None else "(diverged inside)"
+            body = (
+                "(stopped inside)" if report.stopped is not None
+                else "(cut inside)" if report.capped is not None
+                else "(diverged inside)"
+            )  # fmt: skip
         console.print(f"{mark} #{entry.seq} {render.escape(entry.function)} {render.escape(body)}")
     if announced > _LIVE_NOTES:
         console.print(f"note: {announced - _LIVE_NOTES} more redacted call(s) served")
@@ -311,7 +358,14 @@ def _show(
         else:
             console.print("next: nothing (that was the last event)")
         return
-    if report.divergence is not None:
+    if report.capped is not None:
+        console.print(f"[red]{render.escape(str(report.capped))}[/red]")
+        console.print(
+            f"[red bold]cut by --{report.capped.option.lstrip('-')}[/red bold] after "
+            f"{report.events_replayed} of {report.events_total} events "
+            f"({render.human_seconds(report.duration_s)})"
+        )
+    elif report.divergence is not None:
         console.print(f"[red]{render.escape(report.divergence.report)}[/red]")
         console.print(
             f"[red bold]diverged[/red bold] after {report.events_replayed} of "
@@ -325,7 +379,7 @@ def _show(
         if report.ended_early:
             text += "; the trace ends there (its recorder stopped before finishing)"
         console.print(f"[green bold]reproduced[/green bold]: {render.escape(text)}")
-    if report.redacted_served and report.divergence is None:
+    if report.redacted_served and report.divergence is None and report.capped is None:
         console.print(
             f"note: {len(report.redacted_served)} redacted call(s) were served "
             "with placeholder values"

@@ -2,6 +2,7 @@
 through the storage layer's ``EventSource`` / ``EventSink`` protocols)."""
 
 from ..errors import ReplayDivergence, TraceExhausted
+from .caps import CapHit, ReplayCaps
 from .diff import Change, Difference, diff_values
 from .matchers import DEFAULT_MATCH_ON, MATCHERS, CallKey, register_matcher
 from .recorder import Recorder
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_MATCH_ON",
     "MATCHERS",
     "CallKey",
+    "CapHit",
     "Chain",
     "Change",
     "Difference",
@@ -29,6 +31,7 @@ __all__ = [
     "ExportReplay",
     "RecordMode",
     "Recorder",
+    "ReplayCaps",
     "ReplayDivergence",
     "ReplayProgress",
     "ReplayReport",

@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from ..abi import EncodedValue, Value
 from ..errors import (
     GuestRuntimeError,
+    GuestTimeout,
     HostFunctionError,
     ReplayDivergence,
     ReplayError,
@@ -34,6 +35,8 @@ from ..runtime import (
 )
 from ..runtime.host import HostSpec
 from ..storage.model import Event, TraceInfo, TraceStatus
+from .._units import human_size
+from .caps import CapHit, ReplayCaps, tighter
 from .matchers import DEFAULT_MATCH_ON, Matcher
 from .recorder import Recorder
 from .replayer import Replayer, ReplayStopped, describe_event
@@ -180,8 +183,9 @@ class ReplayReport:
     """The result of replaying a trace.
 
     ``reproduced`` is true when every export call ran to its recorded end with every
-    import matching. Otherwise ``divergence`` explains the first difference, or
-    ``stopped`` says where an ``until`` limit halted replay.
+    import matching. Otherwise ``divergence`` explains the first difference,
+    ``stopped`` says where an ``until`` limit halted replay, or ``capped`` which of the
+    replayer's caps cut the run (it did not reproduce within them).
     """
 
     trace: TraceInfo
@@ -193,6 +197,7 @@ class ReplayReport:
     events_total: int = 0
     module_mismatch: str | None = None
     redacted_served: list[int] = field(default_factory=list)
+    capped: CapHit | None = None  # the run was cut by one of the replayer's caps
     trace_incomplete: bool = False
     ended_early: bool = False
     duration_s: float = 0.0
@@ -206,6 +211,8 @@ class ReplayReport:
         head = f"trace {t.id}{f' ({t.label})' if t.label else ''}: "
         if self.stopped is not None:
             return head + f"stopped as asked: {self.stopped}"
+        if self.capped is not None:
+            return head + str(self.capped)
         if self.reproduced:
             text = (
                 f"reproduced: {len(self.exports)} export call(s), "
@@ -248,14 +255,19 @@ def replay_source(
     record_into: EventSink | None = None,
     recorded_module_sha: str | None = None,
     progress: ReplayProgress | None = None,
+    caps: ReplayCaps | None = None,
 ) -> ReplayReport:
     """Re-run every export call of ``source`` against ``module`` with imports replayed.
 
     ``record_into``: also record the replay run (to save it as a trace of its own).
     ``progress``: filled in as the replay goes (see :class:`ReplayProgress`).
+    ``caps``: the limits the replay runs under (default ``ReplayCaps()``); the trace's
+    recorded settings only tighten them, and a run they cut ends with ``report.capped``.
     """
     info = source.info
     t0 = time.perf_counter()
+    caps = ReplayCaps() if caps is None else caps
+    deadline = None if caps.time is None else time.monotonic() + caps.time
     meta = info.meta or {}
     mismatch = None
     expected_sha = recorded_module_sha or info.module_sha256
@@ -265,7 +277,13 @@ def replay_source(
             f"module (sha256 {expected_sha[:12]}); replaying anyway"
         )
         warnings.warn(mismatch, stacklevel=2)
-    settings = RunSettings.from_meta(meta, f"trace {info.id}", RunSettings.of_runtime(module.runtime))
+    recorded = RunSettings.from_meta(meta, f"trace {info.id}", RunSettings.of_runtime(module.runtime))
+    settings = replace(
+        recorded,
+        fuel=tighter(recorded.fuel, caps.fuel),
+        memory_limit=tighter(recorded.memory_limit, caps.memory),
+    )
+    guard = _CapGuard(caps, recorded, settings, deadline, module)
     replayer = Replayer(
         source, match_on=match_on, until=until, redacted=settings.redacted, on_event=on_event
     )
@@ -290,18 +308,31 @@ def replay_source(
             timeout=settings.timeout,
             memory_limit=settings.memory_limit,
             scratch_capacity=settings.scratch_capacity,
+            deadline=deadline,
         )
     except ReplayDivergence as div:
-        report.divergence = div
+        report.capped = guard.hit(div, None, "the start function")
+        if report.capped is None:
+            report.divergence = div
         return _finish(report, replayer, t0)
     except ReplayStopped as stop:
         report.stopped = stop
         return _finish(report, replayer, t0)
+    except GuestRuntimeError as exc:
+        report.capped = guard.hit(exc, None, "the start function")
+        if report.capped is None:
+            raise
+        return _finish(report, replayer, t0)
     replayer.bind(instance)
+    where = "the replay"
     try:
         while True:
             event = replayer.next_export()
             if event is None:
+                break
+            where = f"export '{event.function}' (event #{event.seq})"
+            if guard.out_of_time():
+                report.capped = guard.time_hit(where)
                 break
             if not instance.has_export(event.function):
                 raise _missing_export(module, event, other_build=mismatch is not None)
@@ -311,6 +342,10 @@ def replay_source(
                 entry.output = instance.call_raw(event.function, event.input or b"")
             except GuestRuntimeError as exc:
                 entry.error = str(exc)  # recorded too: export_completed compared them
+                cut = guard.hit(exc, instance, where)
+                if cut is not None:
+                    report.capped = cut
+                    break
             entry.reproduced = True
         leftover = replayer.remaining()
         if leftover is not None:
@@ -327,12 +362,18 @@ def replay_source(
         if report.trace_incomplete and exh.seq is None:
             report.ended_early = True  # the recorder died here: reproduced up to the cut
         else:
-            report.divergence = exh
+            report.capped = guard.hit(exh, instance, where)
+            if report.capped is None:
+                report.divergence = exh
     except ReplayDivergence as div:
-        report.divergence = div
+        report.capped = guard.hit(div, instance, where)
+        if report.capped is None:
+            report.divergence = div
     finally:
         instance.close()
-    if report.divergence is None and report.stopped is None:
+    if report.capped is not None and report.exports:
+        report.exports[-1].reproduced = False
+    if report.divergence is None and report.stopped is None and report.capped is None:
         report.reproduced = True
     return _finish(report, replayer, t0)
 
@@ -352,6 +393,84 @@ def _missing_export(module: Module, event: Event, *, other_build: bool) -> Repla
     )
 
 
+class _CapGuard:
+    """Tells a run cut by the replayer's caps from one that diverged on its own.
+
+    A cap is to blame when the guest ran out of what the cap allowed and the cap, not
+    the recorded setting, was the tighter: a deadline trap (only caps set one), a fuel
+    trap under capped fuel, or a module whose memory the capped limit refused. A guest
+    whose ``memory.grow`` fails goes wrong some way of its own, and wasmtime does not
+    say that a growth failed, so a run that went wrong with its memory past half a
+    capped limit is counted as cut by it (the message says how full it was).
+    """
+
+    def __init__(
+        self,
+        caps: ReplayCaps,
+        recorded: RunSettings,
+        settings: RunSettings,
+        deadline: float | None,
+        module: Module,
+    ) -> None:
+        self.caps = caps
+        self.deadline = deadline
+        self.fuel_capped = caps.fuel is not None and settings.fuel != recorded.fuel
+        self.memory_capped = caps.memory is not None and settings.memory_limit != recorded.memory_limit
+        self.per_memory = (
+            None if settings.memory_limit is None
+            else settings.memory_limit // max(module.memory_count, 1)
+        )  # fmt: skip
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def time_hit(self, where: str, detail: str = "") -> CapHit:
+        assert self.caps.time is not None
+        return CapHit("time", self.caps.time, where, detail)
+
+    def hit(self, exc: BaseException, instance: Any, where: str) -> CapHit | None:
+        timeout = _timeout_behind(exc)
+        if timeout is not None:
+            if timeout.limit == "deadline" and self.caps.time is not None:
+                return self.time_hit(where, str(timeout))
+            if timeout.limit == "fuel" and self.fuel_capped:
+                assert self.caps.fuel is not None
+                return CapHit("fuel", self.caps.fuel, where, str(timeout))
+        if self.memory_capped and self.caps.memory is not None:
+            if isinstance(exc, GuestRuntimeError) and "memory limit" in str(exc):
+                return CapHit("memory", self.caps.memory, where, str(exc))
+            size = self._memory_size(instance)
+            if self.per_memory is not None and size is not None and 2 * size > self.per_memory:
+                detail = (
+                    f"the guest's memory had grown to {human_size(size)} of the "
+                    f"{human_size(self.per_memory)} it may use: {exc}"
+                )
+                return CapHit("memory", self.caps.memory, where, detail)
+        return None
+
+    @staticmethod
+    def _memory_size(instance: Any) -> int | None:
+        if instance is None:
+            return None
+        try:
+            size: int = instance.memory.size
+        except GuestRuntimeError:
+            return None
+        return size
+
+
+def _timeout_behind(exc: BaseException | None) -> GuestTimeout | None:
+    """The :class:`GuestTimeout` that ``exc`` is, or that it was raised while handling
+    (a timed-out export becomes a divergence when the recorded one returned)."""
+    for _ in range(8):
+        if exc is None:
+            return None
+        if isinstance(exc, GuestTimeout):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport:
     report.events_replayed = replayer.replayed
     report.redacted_served = list(replayer.redacted_served)
@@ -360,7 +479,14 @@ def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport
 
 
 def new_runtime(
-    meta: dict[str, Any] | None = None, *, trace: str = "trace", debug_info: bool = False
+    meta: dict[str, Any] | None = None,
+    *,
+    trace: str = "trace",
+    debug_info: bool = False,
+    multi_memory: bool = False,
 ) -> Runtime:
-    """A runtime with the budget and memory cap a trace was recorded with."""
-    return RunSettings.from_meta(meta, trace).runtime(debug_info=debug_info)
+    """A runtime with the budget and memory cap a trace was recorded with
+    (``multi_memory`` for a recorded module that has several memories)."""
+    return RunSettings.from_meta(meta, trace).runtime(
+        debug_info=debug_info, multi_memory=multi_memory
+    )

@@ -79,7 +79,7 @@ class RunSettings:
             scratch_capacity=runtime.scratch_capacity,
         )
 
-    def runtime(self, *, debug_info: bool = False) -> Runtime:
+    def runtime(self, *, debug_info: bool = False, multi_memory: bool = False) -> Runtime:
         """A runtime whose defaults are these settings."""
         return Runtime(
             fuel=self.fuel,
@@ -87,6 +87,7 @@ class RunSettings:
             memory_limit=self.memory_limit,
             scratch_capacity=self.scratch_capacity,
             debug_info=debug_info,
+            multi_memory=multi_memory,
         )
 
 

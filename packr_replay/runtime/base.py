@@ -26,7 +26,7 @@ from .interceptor import CallInterceptor, CoroutineDriver, overrides
 
 if TYPE_CHECKING:
     from ..abi.metadata import PackageMetadata
-    from .engine import Module, Runtime
+    from .engine import ExternInfo, Module, Runtime
     from .handlers import Plan
     from .host import Ctx
     from .instance import Instance
@@ -44,8 +44,10 @@ HOOKS = (
 )
 
 
-def sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results)
+def sig(info: ExternInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A function's parameter and result types, as read from the module's bytes (never
+    from a wasmtime type: wasmtime-py aborts the process printing a ``v128``)."""
+    return info.params, info.results
 
 
 def fmt_sig(signature: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
@@ -67,6 +69,8 @@ class InstanceBase:
     timeout: float | None
     scratch_capacity: int | None
     memory_limit: int | None
+    deadline: float | None  # time.monotonic() by which every call must have ended
+    _deadline_bound: bool  # the current call's time limit is what is left of it
     builder: HostLinkerBuilder
     interceptor: CallInterceptor | None
     error_handler: ErrorHandler | None
@@ -154,13 +158,21 @@ class InstanceBase:
 
 
 def trap_error(
-    name: str, trap: wasmtime.Trap, fuel: int | None, timeout: float | None
+    name: str,
+    trap: wasmtime.Trap,
+    fuel: int | None,
+    timeout: float | None,
+    deadline_bound: bool = False,
 ) -> GuestRuntimeError:
+    """A trap as a typed error; ``deadline_bound``: the call's time was what was left
+    before the instance's deadline, not its own timeout."""
     code = trap.trap_code
     if code == wasmtime.TrapCode.OUT_OF_FUEL:
-        return GuestTimeout(name, f"fuel budget of {fuel} instructions")
+        return GuestTimeout(name, f"fuel budget of {fuel} instructions", limit="fuel")
     if code == wasmtime.TrapCode.INTERRUPT:
-        return GuestTimeout(name, f"wall-clock timeout of {timeout}s")
+        if deadline_bound:
+            return GuestTimeout(name, "the instance's deadline", limit="deadline")
+        return GuestTimeout(name, f"wall-clock timeout of {timeout}s", limit="timeout")
     return GuestTrap(name, _trap_summary(trap.message))
 
 

@@ -22,7 +22,7 @@ from ..errors import MetadataError, ModuleLoadError
 from . import native as _native
 from .host import ErrorHandler, HostSpec, ReplyMode
 from .interceptor import CallInterceptor
-from .wasm import WasmFormatError, find_cgrf_segment
+from .wasm import Extern, WasmFormatError, extern_types, find_cgrf_segment
 
 if TYPE_CHECKING:
     from ..abi import Value
@@ -38,12 +38,15 @@ _EPOCH_TICK = 0.01  # seconds per epoch tick when a wall-clock timeout is used
 
 @dataclass(frozen=True, slots=True)
 class ExternInfo:
-    """One import or export of a module: where, what kind, and its signature."""
+    """One import or export of a module: where, what kind, and its signature (a
+    function's parameter and result types also as tuples)."""
 
     module: str
     name: str
     kind: str  # "func", "memory", "global", "table"
     signature: str
+    params: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -83,13 +86,19 @@ class Runtime:
 
     ``fuel``: instructions per export call (``None`` or 0: unlimited — not recommended).
     ``timeout``: wall-clock seconds per export call (``None``: none).
-    ``memory_limit``: the most bytes of linear memory one instance may use (``None``:
-    wasm's own limits); a guest growing past it sees ``memory.grow`` fail.
+    ``memory_limit``: the most bytes of linear memory one instance may use, all its
+    memories together (``None``: wasm's own limits); a guest growing past it sees
+    ``memory.grow`` fail, and its tables are held to a share of it too (see
+    :mod:`.limits`).
     ``scratch_capacity``: the largest typed-import reply written to the scratch buffer
     (``None``: no cap, as packr 0.7.0; packr 0.7.3 caps at 512 KiB, HEAD at 32 KiB).
     ``debug_info``: emit DWARF so a replay can run under gdb/lldb.
     ``native``: serve typed imports with the C trampoline when it is built (``None``:
     the default, :data:`native.DEFAULT`); ``False`` keeps the Python path.
+    ``multi_memory``: accept modules with more than one memory. Off by default, like
+    every wasm feature packr guests do not use (threads and shared memory,
+    memory64, GC, exceptions, tail calls, the component model): a module that needs
+    one is refused when it is loaded, naming the feature.
     """
 
     def __init__(
@@ -101,12 +110,15 @@ class Runtime:
         scratch_capacity: int | None = None,
         debug_info: bool = False,
         native: bool | None = None,
+        multi_memory: bool = False,
     ) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
         config.epoch_interruption = True
         config.memory_may_move = False  # GuestMemory caches the base address
-        config.wasm_multi_memory = True
+        config.wasm_multi_memory = multi_memory
+        for feature in _UNUSED_FEATURES:
+            setattr(config, feature, False)
         if debug_info:
             config.debug_info = True
             config.cranelift_opt_level = "none"
@@ -117,6 +129,7 @@ class Runtime:
         self.scratch_capacity = scratch_capacity
         self.debug_info = debug_info
         self.native = _native.DEFAULT if native is None else bool(native) and _native.AVAILABLE
+        self.multi_memory = multi_memory
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
 
@@ -128,7 +141,12 @@ class Runtime:
         try:
             compiled = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            raise ModuleLoadError(f"cannot compile {default_name}: {exc}") from None
+            hint = ""
+            if not self.multi_memory and "multiple memories" in str(exc):
+                hint = " (multi-memory is off: Runtime(multi_memory=True) accepts it)"
+            raise ModuleLoadError(
+                f"cannot compile {name or default_name}: {_first_line(exc)}{hint}"
+            ) from None
         return Module(self, compiled, wasm, name or default_name)
 
     # -- packr's schema-checked codec (Runtime::decode_arg and friends)
@@ -177,6 +195,32 @@ def _desc(spec: Any) -> TypeDesc:
     from .interface import type_desc_of
 
     return type_desc_of(spec)
+
+
+#: wasmtime ``Config`` features packr guests never use, switched off so a module that
+#: needs one is refused at load instead of reaching around the store's limits.
+_UNUSED_FEATURES = tuple(
+    name
+    for name in (
+        "wasm_threads",
+        "shared_memory",
+        "wasm_memory64",
+        "wasm_gc",
+        "wasm_function_references",
+        "wasm_exceptions",
+        "wasm_tail_call",
+        "wasm_stack_switching",
+        "wasm_component_model",
+        "wasm_custom_page_sizes",
+        "wasm_wide_arithmetic",
+    )
+    if hasattr(wasmtime.Config, name)
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines[:3])
 
 
 def _tick(engine: wasmtime.Engine) -> None:
@@ -232,26 +276,8 @@ def _wat_to_wasm(text: str, name: str) -> bytes:
         raise ModuleLoadError(f"invalid WAT for {name}: {exc}") from None
 
 
-def _valtype(t: Any) -> str:
-    return str(t)
-
-
-def describe_type(ty: Any) -> tuple[str, str]:
-    """``(kind, signature)`` of a wasmtime extern type."""
-    if isinstance(ty, wasmtime.FuncType):
-        params = ", ".join(_valtype(p) for p in ty.params)
-        results = ", ".join(_valtype(r) for r in ty.results)
-        return "func", f"({params}) -> ({results})"
-    if isinstance(ty, wasmtime.MemoryType):
-        lim = ty.limits
-        top = "no max" if lim.max is None else f"max {lim.max}"
-        return "memory", f"memory (min {lim.min} pages, {top})"
-    if isinstance(ty, wasmtime.GlobalType):
-        mut = "mut " if ty.mutable else ""
-        return "global", f"global {mut}{ty.content}"
-    if isinstance(ty, wasmtime.TableType):
-        return "table", f"table {ty.element}"
-    return "unknown", str(ty)
+def _fields(e: Extern) -> tuple[str, str, str, str, tuple[str, ...], tuple[str, ...]]:
+    return e.module, e.name, e.kind, e.signature, e.params, e.results
 
 
 class Module:
@@ -263,10 +289,14 @@ class Module:
         self.wasm = wasm
         self.name = name
         self.sha256 = hashlib.sha256(wasm).hexdigest()
-        self.imports = [
-            ExternInfo(i.module, i.name or "", *describe_type(i.type)) for i in compiled.imports
-        ]
-        self.exports = [ExternInfo("", e.name, *describe_type(e.type)) for e in compiled.exports]
+        try:  # from the bytes: wasmtime-py aborts the process printing a v128
+            types = extern_types(wasm)
+        except WasmFormatError as exc:
+            raise ModuleLoadError(f"cannot read the types of {name}'s imports and exports: {exc}") from None
+        self.imports = [ExternInfo(*_fields(e)) for e in types.imports]
+        self.exports = [ExternInfo(*_fields(e)) for e in types.exports]
+        self.memory_count = types.memories
+        self.table_count = types.tables
 
     def __repr__(self) -> str:
         return f"<Module {self.name} sha256={self.sha256[:12]}>"
@@ -319,6 +349,7 @@ class Module:
         timeout: float | str | None = "default",
         scratch_capacity: int | str | None = "default",
         memory_limit: int | str | None = "default",
+        deadline: float | None = None,
     ) -> Instance:
         """Instantiate with host functions and return an :class:`Instance`.
 
@@ -328,7 +359,10 @@ class Module:
         packr >= 0.8 guests). ``scratch_capacity`` caps scratch replies (default: the
         runtime's, which is no cap, as packr 0.7.0; 32768 is packr HEAD's cap; a reply
         over it fails with ``MemoryWrite``). ``fuel`` / ``timeout`` override the
-        runtime's per-call budget (fuel 0: no limit) and ``memory_limit`` its memory cap (bytes).
+        runtime's per-call budget (fuel 0: no limit) and ``memory_limit`` its memory cap
+        (bytes, all the instance's memories together). ``deadline`` (a
+        ``time.monotonic()`` value) ends every guest call, the start function's
+        included, by then, whatever its own timeout: a whole run's wall-clock cap.
         ``interceptor`` and ``on_error`` serve every typed import and export call;
         interceptors and handlers set on the builder serve the interfaces created after
         them (packr's scope).
@@ -352,4 +386,5 @@ class Module:
                 if memory_limit == "default"
                 else _check_memory_limit(memory_limit)
             ),
+            deadline=deadline,
         )

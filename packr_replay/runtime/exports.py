@@ -52,20 +52,35 @@ class ExportCalls(GuestHeap):
             raise ExportNotFound(name)
         if not isinstance(func, wasmtime.Func):
             raise ExportNotFound(name, "not a function")
-        ty = func.type(self.store)
-        if sig(ty) != PACKR_SIGNATURE:
+        have = self._signature(name)
+        if have != PACKR_SIGNATURE:
             raise ExportNotFound(
-                name, f"signature {fmt_sig(sig(ty))}, not (i32, i32, i32, i32) -> (i32)"
+                name, f"signature {fmt_sig(have)}, not (i32, i32, i32, i32) -> (i32)"
             )
         self._checked_exports[name] = func
         return func
 
+    def _signature(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """An exported function's types, from the module's bytes (see :func:`.base.sig`)."""
+        info = self.module.export(name)
+        if info is None or info.kind != "func":
+            raise ExportNotFound(name, "not a function")
+        return sig(info)
+
     def _arm_budget(self) -> None:
-        """A call starts: a fresh budget, and imports served as the interceptor is now."""
+        """A call starts: a fresh budget (fuel, and a wall-clock deadline: its own timeout,
+        or what is left before the instance's ``deadline`` if that comes first), and
+        imports served as the interceptor is now."""
         self._last_import_error = None
         self._native_sync()
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
-        self.store.set_epoch_deadline(self.runtime.deadline_ticks(self.timeout))
+        timeout = self.timeout
+        self._deadline_bound = False
+        if self.deadline is not None:
+            left = max(self.deadline - time.monotonic(), 0.0)
+            if timeout is None or left < timeout:
+                timeout, self._deadline_bound = left, True
+        self.store.set_epoch_deadline(self.runtime.deadline_ticks(timeout))
 
     def _invoke(
         self,
@@ -80,7 +95,7 @@ class ExportCalls(GuestHeap):
         try:
             return fastcall.call(self.store, func, args, nresults, kinds, result_kinds)
         except fastcall.Trapped as trapped:
-            error = trap_error(name, trapped.trap, self.fuel, self.timeout)
+            error = trap_error(name, trapped.trap, self.fuel, self.timeout, self._deadline_bound)
             if isinstance(error, GuestTimeout) and self._last_import_error is not None:
                 raise error from self._last_import_error
             raise error from None
@@ -103,7 +118,7 @@ class ExportCalls(GuestHeap):
         func = self._exports_get(name)
         if not isinstance(func, wasmtime.Func):
             raise ExportNotFound(name, "not a function" if func is not None else "")
-        params, results = sig(func.type(self.store))
+        params, results = self._signature(name)
         if len(args) != len(params):
             raise TypeError(f"export '{name}' takes {len(params)} arguments, got {len(args)}")
         for kind in (*params, *results):

@@ -30,6 +30,7 @@ from .host import (
 )
 from .imports import ImportDispatch
 from .interceptor import CallInterceptor, CoroutineDriver, RoutedInterceptor
+from .limits import store_limits
 from .memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Instance(ImportDispatch, ExportCalls):
         timeout: float | None,
         scratch_capacity: int | None,
         memory_limit: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.module = module
         self.runtime = module.runtime
@@ -99,9 +101,10 @@ class Instance(ImportDispatch, ExportCalls):
         self._keepalive = []
         self._native = native.new_host() if self.runtime.native else None
         self.memory_limit = memory_limit
+        self.deadline = deadline
+        self._deadline_bound = False
         self.store = wasmtime.Store(self.runtime.engine)
-        if memory_limit is not None:
-            self.store.set_limits(memory_size=memory_limit)
+        store_limits(memory_limit, module.memory_count, module.table_count).apply(self.store)
         self.store.set_fuel(fuel if fuel is not None else 1 << 62)
         self.store.set_epoch_deadline(1 << 62)
         self._instance = None
@@ -163,12 +166,13 @@ class Instance(ImportDispatch, ExportCalls):
         linker = wasmtime.Linker(self.runtime.engine)
         missing: list[tuple[str, str, str]] = []
         host_memory: wasmtime.Memory | None = None
-        for imp in self.module.compiled.imports:
+        described = self.module.imports  # in the same order, from the module's bytes
+        for imp, info in zip(self.module.compiled.imports, described, strict=True):
             module, name, ty = imp.module, imp.name or "", imp.type
             fn = builder.functions.get((module, name))
             if isinstance(ty, wasmtime.MemoryType):
                 if (module, name) == ("env", "memory"):
-                    host_memory = wasmtime.Memory(self.store, ty)
+                    host_memory = self._host_memory(ty, info)
                     linker.define(self.store, module, name, host_memory)
                 else:
                     missing.append((module, name, f"memory (min {ty.limits.min} pages)"))
@@ -176,9 +180,9 @@ class Instance(ImportDispatch, ExportCalls):
             if not isinstance(ty, wasmtime.FuncType):
                 missing.append((module, name, f"unsupported import kind {type(ty).__name__}"))
                 continue
-            have = sig(ty)
+            have = sig(info)
             if fn is None and module == "pack:alloc" and name in ("alloc", "dealloc"):
-                self._define_default_alloc(linker, name, ty, missing)
+                self._define_default_alloc(linker, name, have, missing)
                 continue
             if fn is None:
                 missing.append((module, name, fmt_sig(have)))
@@ -222,9 +226,13 @@ class Instance(ImportDispatch, ExportCalls):
         try:
             instance = linker.instantiate(self.store, self.module.compiled)
         except wasmtime.Trap as trap:
-            raise trap_error("<instantiation>", trap, self.fuel, self.timeout) from None
+            raise trap_error(
+                "<instantiation>", trap, self.fuel, self.timeout, self._deadline_bound
+            ) from None
         except wasmtime.WasmtimeError as exc:
-            raise GuestRuntimeError(f"cannot instantiate {self.module.name}: {exc}") from None
+            raise GuestRuntimeError(
+                f"cannot instantiate {self.module.name}: {self._why(exc)}"
+            ) from None
         self._instance = instance
         exports = instance.exports(self.store)
         exported_memory = exports.get("memory")
@@ -238,6 +246,23 @@ class Instance(ImportDispatch, ExportCalls):
         if isinstance(ctors, wasmtime.Func):
             self._arm_budget()
             self._invoke(ctors, "__wasm_call_ctors", nresults=0)
+
+    def _host_memory(self, ty: wasmtime.MemoryType, info: Any) -> wasmtime.Memory:
+        """The ``env.memory`` a guest imports, made under the store's limits."""
+        try:
+            return wasmtime.Memory(self.store, ty)
+        except wasmtime.WasmtimeError as exc:
+            raise GuestRuntimeError(
+                f"cannot instantiate {self.module.name}: its imported env.memory "
+                f"({info.signature}) {self._why(exc)}"
+            ) from None
+
+    def _why(self, exc: wasmtime.WasmtimeError) -> str:
+        """wasmtime's reason, and the memory limit when that is what refused it."""
+        text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        if self.memory_limit is not None and ("limit" in text or "exceed" in text):
+            return f"needs more than its memory limit of {self.memory_limit} bytes ({text})"
+        return text
 
     def close(self) -> None:
         self.driver.close()

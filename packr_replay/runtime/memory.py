@@ -19,7 +19,7 @@ import wasmtime
 
 from ..errors import GuestMemoryError, GuestTimeout
 from . import fastcall
-from .base import InstanceBase, fmt_sig, i32, sig, trap_error
+from .base import InstanceBase, fmt_sig, i32, trap_error
 from .layout import INPUT_BUFFER_OFFSET, RESULT_LEN_OFFSET, RESULT_PTR_OFFSET, SCRATCH_OFFSET
 
 __all__ = [
@@ -127,11 +127,10 @@ class GuestHeap(InstanceBase):
         self,
         linker: wasmtime.Linker,
         name: str,
-        ty: wasmtime.FuncType,
+        have: tuple[tuple[str, ...], tuple[str, ...]],
         missing: list[tuple[str, str, str]],
     ) -> None:
         """packr's default ``pack:alloc`` provider: a bump allocator, free is a no-op."""
-        have = sig(ty)
         if name == "alloc" and have == (("i32", "i32"), ("i32",)):
             fastcall.define_func(
                 linker, "pack:alloc", "alloc", *have, self._bump_alloc, self._keepalive
@@ -189,7 +188,9 @@ class GuestHeap(InstanceBase):
         try:
             return int(fastcall.call(self.store, alloc, (i32(size),))) & 0xFFFF_FFFF
         except fastcall.Trapped as trapped:
-            error = trap_error("__pack_alloc", trapped.trap, self.fuel, self.timeout)
+            error = trap_error(
+                "__pack_alloc", trapped.trap, self.fuel, self.timeout, self._deadline_bound
+            )
             if isinstance(error, GuestTimeout):
                 raise error from None
             self._alloc_trap = error

@@ -176,8 +176,13 @@ class TraceStore:
         meta: dict[str, Any] | None = None,
         replay_of: int | None = None,
         flush: FlushPolicy | None = None,
+        replay_of_uuid: str | None = None,
     ) -> TraceWriter:
-        """Start recording a new trace; the writer has its own connection."""
+        """Start recording a new trace; the writer has its own connection.
+
+        ``replay_of`` is a trace of this store the new one replays; ``replay_of_uuid``
+        names one by uuid, possibly in another file (``replay_of`` sets it too).
+        """
         if self.readonly:
             raise StoreError(f"{self.path} is open read-only")
         self.db  # noqa: B018 - raise if closed
@@ -188,6 +193,7 @@ class TraceStore:
             host=host,
             meta=meta,
             replay_of=replay_of,
+            replay_of_uuid=replay_of_uuid,
             policy=flush,
             busy_timeout=self._busy_timeout,
             tracer=self._tracer,

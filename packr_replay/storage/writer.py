@@ -119,6 +119,7 @@ class TraceWriter:
         host: str | None = None,
         meta: dict[str, Any] | None = None,
         replay_of: int | None = None,
+        replay_of_uuid: str | None = None,
         policy: FlushPolicy | None = None,
         busy_timeout: float = 30.0,
         tracer: Tracer | None = None,
@@ -141,7 +142,7 @@ class TraceWriter:
         )
         try:
             self.trace_id, genesis = self._insert_row(
-                module_sha256, label, host, meta_bytes, replay_of
+                module_sha256, label, host, meta_bytes, replay_of, replay_of_uuid
             )
         except BaseException:
             self._db.close()
@@ -171,6 +172,7 @@ class TraceWriter:
         host: str | None,
         meta: bytes,
         replay_of: int | None,
+        replay_of_uuid: str | None = None,
     ) -> tuple[int, bytes]:
         """Insert the trace's row; returns its id and the genesis hash its header gives."""
         assert self._db is not None
@@ -184,7 +186,8 @@ class TraceWriter:
                 raise StoreError(
                     f"{self._path} holds no module {module_sha256}; add_module it first"
                 )
-            replay_of_uuid = None
+            if replay_of_uuid is not None and not isinstance(replay_of_uuid, str):
+                raise TypeError("replay_of_uuid must be a str or None")
             if replay_of is not None:
                 row = db.execute("SELECT uuid FROM traces WHERE id = ?", [replay_of]).fetchone()
                 if row is None:

@@ -19,7 +19,7 @@ from packr_replay.storage import Event, TraceStore
 from tests.cli.conftest import GUESTS, Invoke
 
 PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_replayed",
-             "events_total", "duration_s", "divergence", "stopped", "module_mismatch",
+             "events_total", "duration_s", "divergence", "stopped", "capped", "module_mismatch",
              "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace"}  # fmt: skip
 ECHO = GUESTS / "echo.wasm"
 
@@ -172,6 +172,93 @@ class TestOptions:
 
     def test_debug_info(self, cli: Invoke, recorded: Path) -> None:
         assert cli("play", recorded, "--debug-info").code == 0
+
+
+class TestCaps:
+    """--max-fuel, --max-time, --max-memory: the replay's own limits; a cut run exits 1
+    naming the cap."""
+
+    def spinning(self, tmp_path: Path) -> Path:
+        from packr_replay.abi import UNIT, encode
+        from packr_replay.runtime import Runtime
+        from packr_replay.storage import EventKind
+
+        wat = ('(module (memory (export "memory") 1) (func (export "run") '
+               "(param i32 i32 i32 i32) (result i32) (loop $l (br $l)) (i32.const 0)))")  # fmt: skip
+        db = tmp_path / "spin.db"
+        with TraceStore(db, create=True) as store:
+            sha = store.add_module(Runtime().load_module(wat).wasm, "spin")
+            meta = {"fuel": None, "timeout": None, "memory_limit": None}
+            with store.begin_trace(sha, meta=meta) as writer:
+                writer.append(1, EventKind.EXPORT, "", "run", encode(UNIT))
+                writer.append(1, EventKind.RETURN, "", "run", encode(UNIT), encode(UNIT), 0)
+        return db
+
+    def test_time(self, cli: Invoke, tmp_path: Path) -> None:
+        run = cli("play", self.spinning(tmp_path), "--max-time", "0.3", "--max-fuel", "none")
+        assert run.code == 1
+        assert "time cap (seconds for the whole replay) of 0.3 s in export 'run'" in run.out
+        assert "cut by --max-time" in run.out
+
+    def test_fuel_json(self, cli: Invoke, tmp_path: Path) -> None:
+        run = cli("play", self.spinning(tmp_path), "--max-fuel", "100000", "--json")
+        assert run.code == 1
+        data = json.loads(run.out)
+        assert set(data) == PLAY_KEYS
+        assert data["verdict"] == "capped"
+        assert (data["capped"]["cap"], data["capped"]["option"]) == ("fuel", "--max-fuel")
+        assert data["capped"]["limit"] == 100000
+
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [("--max-fuel", "0"), ("--max-time", "soon"), ("--max-memory", "lots")],
+    )
+    def test_bad_values_are_usage_errors(
+        self, cli: Invoke, recorded: Path, option: str, value: str
+    ) -> None:
+        run = cli("play", recorded, option, value)
+        assert run.code == 2
+        assert option in run.err
+
+    def test_generous_caps_reproduce(self, cli: Invoke, recorded: Path) -> None:
+        run = cli("play", recorded, "--max-time", "none", "--max-memory", "64MiB")
+        assert run.code == 0, run.err
+
+
+class TestSaveTo:
+    """--save-to: the replay is stored elsewhere and the trace's file only read."""
+
+    def test_save_to(self, cli: Invoke, recorded: Path, tmp_path: Path) -> None:
+        other = tmp_path / "replays.db"
+        run = cli("play", f"{recorded}#first", "--save-to", other)
+        assert run.code == 0, run.err
+        with TraceStore(other, readonly=True) as store:
+            assert [i.label for i in store.traces()] == ["replay of first"]
+        with TraceStore(recorded, readonly=True) as store:
+            assert len(store.traces()) == 2
+
+    def test_not_into_the_trace_itself(self, cli: Invoke, recorded: Path) -> None:
+        assert cli("play", recorded, "--save-to", recorded).code == 2
+        assert cli("play", recorded, "--save", "--save-to", recorded.with_name("x.db")).code == 2
+
+
+class TestStoredModule:
+    """A stored module whose bytes no longer match their SHA-256 is never run."""
+
+    def test_refused_unless_another_build_is_given(self, cli: Invoke, recorded: Path) -> None:
+        import sqlite3
+        from contextlib import closing
+
+        with closing(sqlite3.connect(recorded)) as conn:
+            wasm = conn.execute("SELECT wasm FROM modules").fetchone()[0]
+            conn.execute("UPDATE modules SET wasm = ?", [wasm[:-1] + bytes([wasm[-1] ^ 1])])
+            conn.commit()
+        run = cli("play", recorded)
+        assert run.code == 2
+        assert "does not match its SHA-256" in run.err
+        assert "replaying anyway" not in run.out + run.err
+        assert cli("verify", recorded).code == 1
+        assert cli("play", recorded, "--module", GUESTS / "clock_actor.wasm").code == 0
 
 
 def test_long_replays_list_their_first_and_last_calls(cli: Invoke, tmp_path: Path) -> None:
