@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from .._units import human_size
 from ..abi import EncodedValue, Value
 from ..errors import (
     GuestRuntimeError,
@@ -35,7 +36,6 @@ from ..runtime import (
 )
 from ..runtime.host import HostSpec
 from ..storage.model import Event, TraceInfo, TraceStatus
-from .._units import human_size
 from .caps import CapHit, ReplayCaps, tighter
 from .matchers import DEFAULT_MATCH_ON, Matcher
 from .recorder import Recorder

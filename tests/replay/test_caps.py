@@ -17,7 +17,7 @@ from packr_replay.replay import ReplayCaps
 from packr_replay.replay.caps import DEFAULT_MAX_FUEL, CapHit, tighter
 from packr_replay.runtime import DEFAULT_FUEL
 from packr_replay.runtime.demo import example_guest
-from packr_replay.storage import EventKind, Outcome, TraceStore
+from packr_replay.storage import EventKind, TraceStore
 
 from .conftest import demo_host
 
@@ -109,7 +109,7 @@ class TestParsing:
 
     @pytest.mark.parametrize("text", ["", "GiB", "1QB", "-1M", "0", "inf", "nan", "1e999G"])
     def test_bad_sizes(self, text: str) -> None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="size"):
             parse_size(text)
 
     def test_human_size(self) -> None:
@@ -152,7 +152,8 @@ class TestCapsCutHostileTraces:
         t0 = time.monotonic()
         report = api.replay(db, caps=ReplayCaps(fuel=None, time=0.5))
         assert time.monotonic() - t0 < 10
-        assert report.capped is not None and report.capped.cap == "time"
+        assert report.capped is not None
+        assert report.capped.cap == "time"
 
     def test_memory_growth_meets_the_memory_cap(self, db: Path) -> None:
         hostile_trace(db, guest(body=HOG), NO_LIMITS)
@@ -169,7 +170,8 @@ class TestCapsCutHostileTraces:
     def test_many_calls_meet_the_time_cap_between_calls(self, db: Path) -> None:
         hostile_trace(db, guest(body="(drop (memory.grow (i32.const 0)))"), NO_LIMITS, calls=3000)
         report = api.replay(db, caps=ReplayCaps(time=0.05))
-        assert report.capped is not None and report.capped.cap == "time"
+        assert report.capped is not None
+        assert report.capped.cap == "time"
         assert len(report.exports) < 3000
 
     def test_generous_caps_reproduce(self, db: Path) -> None:
@@ -205,7 +207,8 @@ class TestRecordedSettingsOnlyTighten:
         module = rt.load_module(guest(body=SPIN))
         api.record_run(module, [("run", UNIT)], store=db, runtime=rt)
         report = api.replay(db, caps=ReplayCaps(fuel=10_000))
-        assert report.capped is not None and report.capped.cap == "fuel"
+        assert report.capped is not None
+        assert report.capped.cap == "fuel"
 
 
 class TestSaveTo:

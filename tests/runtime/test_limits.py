@@ -77,7 +77,7 @@ class TestStoreLimits:
         module = Runtime(memory_limit=64 * MiB).load_module(
             '(module (import "env" "memory" (memory 65536)))'
         )
-        with pytest.raises(GuestRuntimeError, match="env.memory.*memory limit of 67108864"):
+        with pytest.raises(GuestRuntimeError, match=r"env\.memory.*memory limit of 67108864"):
             module.instantiate()
 
     def test_a_declared_minimum_over_the_limit_is_refused(self) -> None:
