@@ -15,6 +15,8 @@ carry their context as attributes rather than only in the message::
     ├── ConversionError (TypeError)         Python value <-> Value with a declared type
     ├── SchemaError (ValueError)            packr's schema-checked codec: .kind, .node, ...
     ├── TypeValidationError (ValueError)    a value outside a type space: .kind, .context
+    ├── HostSpecError (ValueError)          a host spec ("file.py:NAME") that names no host
+    ├── CorpusError (ValueError)            a corpus check that cannot start (no traces, ...)
     ├── GuestRuntimeError                   running a guest under wasmtime
     │   ├── ModuleLoadError                 bytes/WAT that wasmtime refuses
     │   ├── LinkError                       .missing: every unresolved import
@@ -48,6 +50,7 @@ __all__ = [
     "AbiError",
     "BufferTooSmall",
     "ConversionError",
+    "CorpusError",
     "ExportNotFound",
     "GuestError",
     "GuestMemoryError",
@@ -55,6 +58,7 @@ __all__ = [
     "GuestTimeout",
     "GuestTrap",
     "HostFunctionError",
+    "HostSpecError",
     "IntegrityError",
     "InterfaceError",
     "InvalidEncoding",
@@ -304,6 +308,19 @@ class TypeValidationError(PackrReplayError, ValueError):
         else:
             text = f"expected {self.expected} elements, got {self.got}"
         return "".join(f"in {c}: " for c in self.context) + text
+class CorpusError(PackrReplayError, ValueError):
+    """A corpus check that cannot start: a path or glob that names nothing, a build
+    that does not exist or compile, a ``--module NAME=`` that no trace was recorded
+    with, a selection that is not ``FIELD=PATTERN``."""
+
+
+class HostSpecError(PackrReplayError, ValueError):
+    """A host spec (``demo``, ``file.py:NAME``, ``package.module:NAME``) that does not
+    name a host; ``spec`` is the spec as given."""
+
+    def __init__(self, spec: str, message: str) -> None:
+        super().__init__(f"--host {spec}: {message}")
+        self.spec = spec
 
 
 def _rust_debug_str(text: str) -> str:

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "record",
     "play",
+    "check",
     "diff",
     "inspect",
     "exchange",

@@ -456,6 +456,7 @@ class Replayer(CallInterceptor):
                 actual_desc,
                 f"export '{call.function}' ended differently: recorded {want}; replay {got}",
                 ["outcome"],
+                actual_error=call.error,
             )
         if call.error is not None:
             text = _error_text(call.error)
@@ -466,6 +467,7 @@ class Replayer(CallInterceptor):
                     f"export '{call.function}' failed with a different error: recorded "
                     f"{expected.error!r}; replay {text!r}",
                     ["error"],
+                    actual_error=call.error,
                 )
             return
         out = call.output.data if call.output is not None else None
@@ -513,6 +515,7 @@ class Replayer(CallInterceptor):
         *,
         output_diffs: list[Difference] | None = None,
         actual_output: bytes | None = None,
+        actual_error: BaseException | None = None,
     ) -> ReplayDivergence:
         failed = failed or []
         diffs = output_diffs or []
@@ -527,6 +530,7 @@ class Replayer(CallInterceptor):
             differences=diffs,
             failed_matchers=failed,
             nearest=self._nearest(actual),
+            actual_error=actual_error,  # how the export ended in replay (in ``context``)
         )
 
     def _nearest(self, actual: CallKey) -> list[tuple[Event, list[str]]]:

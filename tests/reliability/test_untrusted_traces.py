@@ -321,7 +321,7 @@ PACKAGE = Path(packr_replay.__file__).parent
 ALLOWED = {
     ("runtime/host.py", "eval"): "string annotations of the host's own handler functions",
     ("runtime/fastcall.py", "exec"): "a callback generated from whitelisted wasm value types",
-    ("cli/hosts.py", "import_module"): "the --host module named on the command line",
+    ("hosts.py", "import_module"): "the host module named by --host (or the library caller)",
     ("cli/app.py", "import_module"): "the CLI's own command modules",
     ("_native.py", "import_module"): "the package's own C accelerators (abi, storage)",
 }

@@ -1,0 +1,283 @@
+"""``packr-replay check``: replay a corpus of traces against a new build of a guest."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import corpus as _corpus
+from ..corpus import (
+    DEFAULT_TIME_LIMIT,
+    SELECT_FIELDS,
+    CheckInterrupted,
+    CheckReport,
+    TraceResult,
+    Verdict,
+    write_junit,
+)
+from . import render
+from .common import HostOpt, JsonOpt
+from .errors import INTERRUPTED
+
+__all__ = ["register"]
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_COLOURS = {
+    "reproduced": "green",
+    "diverged": "red",
+    "refused": "yellow",
+    "over caps": "magenta",
+    "crashed": "red",
+}
+
+
+def _safe(text: str) -> str:
+    """Text from a trace, fit for a terminal: control characters shown as escapes."""
+    return render.escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
+class _Progress:
+    """A bar with verdict counts and an ETA on a terminal's stderr; nothing elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and render.err().is_terminal
+        self.counts = dict.fromkeys(Verdict, 0)
+        self._progress: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("checking"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=render.err(),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self._text(), total=total)
+
+    def _text(self) -> str:
+        c = self.counts
+        return (
+            f"[green]{c[Verdict.REPRODUCED]} ok[/green] [red]{c[Verdict.DIVERGED]} diverged"
+            f"[/red] [yellow]{c[Verdict.REFUSED]} refused[/yellow] "
+            f"[magenta]{c[Verdict.OVER_CAPS]} over caps[/magenta] "
+            f"[red]{c[Verdict.CRASHED]} crashed[/red]"
+        )
+
+    def advance(self, result: TraceResult) -> None:
+        self.counts[result.verdict] += 1
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=self._text())
+
+    def advance_baseline(self) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM stops the check as Ctrl-C does (the workers are stopped, what finished
+    is reported); the list holds the signal that arrived."""
+    got: list[int] = []
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield got
+        return
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _show(report: CheckReport) -> None:
+    console = render.out()
+    lines = list(report.summary_lines())
+    console.print(f"[bold]{_safe(lines[0])}[/bold]")
+    for line in lines[1:]:
+        text = _safe(line)
+        head = line.strip().rstrip(":").split(":")[0]
+        colour = _COLOURS.get(head)
+        if colour and line.startswith("  ") and not line.startswith("   "):
+            text = f"[{colour}]{text}[/{colour}]"
+        console.print(text)
+    if report.interrupted:
+        return
+    if report.baseline is not None:
+        verdict = "no trace regressed" if report.ok else "some traces regressed"
+    else:
+        verdict = "every trace reproduced" if report.ok else "some traces did not reproduce"
+    colour = "green" if report.ok else "red"
+    console.print(f"[{colour} bold]{verdict}[/{colour} bold]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(no_args_is_help=True)
+    def check(
+        corpus: Annotated[
+            list[str],
+            typer.Argument(
+                metavar="CORPUS...",
+                help="Trace files, directories (searched recursively for trace files) and "
+                "globs ('traces/**/*.db').",
+            ),
+        ],
+        module: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--module",
+                "-m",
+                metavar="[NAME=]NEW.wasm",
+                help="The build to check: replays every trace against it, or with NAME= "
+                "only the traces recorded with module NAME (repeatable, one per module). "
+                "Without it each trace replays against its recorded module.",
+            ),
+        ] = None,
+        baseline: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--baseline",
+                metavar="[NAME=]OLD.wasm",
+                help="Also replay every trace against this older build and report only the "
+                "traces whose verdict changed; exit 1 only when one regressed.",
+            ),
+        ] = None,
+        trace_label: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--trace-label",
+                "-l",
+                metavar="PATTERN",
+                help="Only traces whose label matches (shell pattern; repeatable: any).",
+            ),
+        ] = None,
+        select: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--select",
+                "-s",
+                metavar="FIELD=PATTERN",
+                help=f"Only traces whose FIELD matches PATTERN (repeatable: all). FIELD is "
+                f"one of {', '.join(SELECT_FIELDS)}.",
+            ),
+        ] = None,
+        jobs: Annotated[
+            int | None,
+            typer.Option(
+                "--jobs",
+                "-j",
+                min=1,
+                metavar="N",
+                help="Worker processes (default: the number of CPUs).",
+            ),
+        ] = None,
+        dask: Annotated[
+            str | None,
+            typer.Option(
+                "--dask",
+                metavar="ADDRESS",
+                help="Run on the dask.distributed cluster at ADDRESS (tcp://host:8786) "
+                "instead of local processes; needs pip install 'packr-replay[dask]'.",
+            ),
+        ] = None,
+        max_time: Annotated[
+            float,
+            typer.Option(
+                "--max-time",
+                min=0.001,
+                metavar="SECONDS",
+                help="Time cap per trace: a replay that has not finished by then is "
+                "stopped (its worker is killed) and counted over caps.",
+            ),
+        ] = DEFAULT_TIME_LIMIT,
+        junit_xml: Annotated[
+            Path | None,
+            typer.Option(
+                "--junit-xml",
+                metavar="FILE",
+                dir_okay=False,
+                help="Also write a JUnit XML report, each trace a test case.",
+            ),
+        ] = None,
+        host: HostOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Replay every trace of a corpus against a new build and report which recorded runs it no longer reproduces.
+
+        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C stops the workers and reports what finished (exit 130).
+        """
+        if jobs is not None and dask is not None:
+            raise typer.BadParameter("give either --jobs or --dask, not both", param_hint="--jobs")
+        progress = _Progress(enabled=not as_json)
+
+        def on_result(result: TraceResult) -> None:
+            progress.advance(result)
+
+        with _sigterm_as_interrupt() as signals:
+            try:
+                try:
+                    report = _corpus.check(
+                        corpus,
+                        module=module,
+                        baseline=baseline,
+                        labels=trace_label or [],
+                        select=select or [],
+                        hosts=host or [],
+                        jobs=jobs,
+                        time_limit=max_time,
+                        dask=dask,
+                        on_start=progress.start,
+                        on_result=on_result,
+                    )
+                finally:
+                    progress.stop()
+            except CheckInterrupted as stop:
+                report = stop.report
+                code = 128 + signals[0] if signals else INTERRUPTED
+            else:
+                code = report.exit_code
+        if junit_xml is not None:
+            write_junit(report, junit_xml)
+        if as_json:
+            render.emit_json(report.to_json())
+        else:
+            _show(report)
+        if report.interrupted:
+            render.err().print(
+                f"packr-replay: interrupted; {len(report.results)} of {report.planned} "
+                "trace(s) were checked (reported above)"
+            )
+        raise typer.Exit(code)
