@@ -132,7 +132,7 @@ def _walk(root: Path) -> list[Path]:
             path = Path(dirpath, name)
             if not name.startswith(".") and _is_sqlite(path):
                 found.append(path)
-    return found
+    return sorted(found)
 
 
 def find_stores(corpus: Iterable[str | os.PathLike[str]]) -> list[Path]:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from packr_replay.cli import app
 from packr_replay.runtime.demo import example_guest
+from tests.corpus.conftest import _corpus_template, lab  # noqa: F401 - the check command's corpus
 
 GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 CLOCK = str(example_guest("clock_actor"))
