@@ -111,7 +111,7 @@ def _as_host(obj: Any, spec: str) -> list[Host]:
                 "HostFunctionProvider, or take the HostLinkerBuilder as an argument)",
             )
 
-        def register(builder: HostLinkerBuilder) -> None:  # noqa: F821 - annotation only
+        def register(builder: HostLinkerBuilder) -> None:
             returned = obj(builder)
             if returned is not None and returned is not builder:
                 builder.apply(returned)

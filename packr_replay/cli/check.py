@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import re
 import signal
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import corpus as _corpus
-from ..corpus import (
-    DEFAULT_TIME_LIMIT,
-    SELECT_FIELDS,
-    CheckInterrupted,
-    CheckReport,
-    TraceResult,
-    Verdict,
-    write_junit,
-)
 from . import render
 from .common import HostOpt, JsonOpt
-from .errors import INTERRUPTED
+from .errors import INTERRUPTED, fail
+
+if TYPE_CHECKING:  # wasmtime and SQLite load when the command runs
+    from ..corpus import CheckReport, TraceResult
 
 __all__ = ["register"]
+
+#: The library's defaults, copied so that --help loads nothing heavy (a test keeps them true).
+DEFAULT_TIME_LIMIT = 60.0
+SELECT_FIELDS = ("file", "id", "label", "module", "status", "host", "uuid")
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _COLOURS = {
@@ -47,6 +45,8 @@ class _Progress:
     """A bar with verdict counts and an ETA on a terminal's stderr; nothing elsewhere."""
 
     def __init__(self, enabled: bool) -> None:
+        from ..corpus import Verdict
+
         self.enabled = enabled and render.err().is_terminal
         self.counts = dict.fromkeys(Verdict, 0)
         self._progress: Any = None
@@ -79,6 +79,8 @@ class _Progress:
         self._task = self._progress.add_task(self._text(), total=total)
 
     def _text(self) -> str:
+        from ..corpus import Verdict
+
         c = self.counts
         return (
             f"[green]{c[Verdict.REPRODUCED]} ok[/green] [red]{c[Verdict.DIVERGED]} diverged"
@@ -241,6 +243,13 @@ def register(app: typer.Typer) -> None:
         """
         if jobs is not None and dask is not None:
             raise typer.BadParameter("give either --jobs or --dask, not both", param_hint="--jobs")
+        for item in corpus:  # before the library (and wasmtime) loads
+            if not Path(item).exists() and not glob.has_magic(item):
+                fail(f"{item}: no such file or directory")
+
+        from .. import corpus as _corpus
+        from ..corpus import CheckInterrupted, write_junit
+
         progress = _Progress(enabled=not as_json)
 
         def on_result(result: TraceResult) -> None:

@@ -36,7 +36,8 @@ __all__ = ["DEFAULT_TIME_LIMIT", "LocalPool", "default_jobs"]
 DEFAULT_TIME_LIMIT = 60.0
 _STARTUP_TIMEOUT = 60.0  # a worker that cannot import packr_replay in this long is broken
 
-Task = tuple[TraceJob, str | None]  # a job and where its store is (None: at job.file)
+#: A job, and where its trace is when not at ``job.file``/``job.trace_id``: (path, ref).
+Task = tuple[TraceJob, tuple[str, str] | None]
 
 
 def default_jobs() -> int:
@@ -203,8 +204,9 @@ class LocalPool:
                 if worker.ready and worker.task is None and pending:
                     task = pending.popleft()
                     worker.task, worker.started = task, time.monotonic()
-                    job, path = task
-                    if not self._write(worker, {"job": job.to_dict(), "path": path}):
+                    job, where = task
+                    path, ref = where if where is not None else (None, None)
+                    if not self._write(worker, {"job": job.to_dict(), "path": path, "ref": ref}):
                         self._died(worker, on_outcome, pending)
             for key, _ in self._selector.select(self._wait()):
                 self._read(key.data, on_outcome, pending)
@@ -297,10 +299,11 @@ class LocalPool:
             if pending and len(self._workers) < self.jobs:
                 self._spawn()
 
-    def check_one(self, job: TraceJob, path: str | None = None) -> Outcome:
-        """Replay one job (its store at ``path`` when given) and return its outcome."""
+    def check_one(self, job: TraceJob, where: tuple[str, str] | None = None) -> Outcome:
+        """Replay one job (the trace ``ref`` of the store at ``path`` when ``where`` is
+        given) and return its outcome."""
         got: list[Outcome] = []
-        self.run([(job, path)], lambda _, outcome: got.append(outcome))
+        self.run([(job, where)], lambda _, outcome: got.append(outcome))
         return got[0]
 
 

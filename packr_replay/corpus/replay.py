@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import (
     ExportNotFound,
@@ -25,12 +26,15 @@ from ..errors import (
     ReplayDivergence,
     StoreError,
 )
-from ..hosts import Host, resolve_hosts
+from ..hosts import resolve_hosts
 from ..replay import ReplayReport, replay_source
 from ..runtime import Module, Runtime
 from ..storage import Event, EventKind, TraceStore
 from ..storage import Outcome as EventOutcome
 from .model import Outcome, TraceJob, Verdict
+
+if TYPE_CHECKING:
+    from ..hosts import Host
 
 __all__ = ["Checker", "classify_divergence"]
 
@@ -53,12 +57,14 @@ class Checker:
             self._store.close()
             self._store = None
 
-    def check(self, job: TraceJob, path: str | None = None) -> Outcome:
-        """Replay ``job`` (its store read from ``path`` when given: a copy the job was
-        shipped as) and classify the result; never raises for a bad trace."""
+    def check(self, job: TraceJob, path: str | None = None, ref: str | None = None) -> Outcome:
+        """Replay ``job`` and classify the result; never raises for a bad trace.
+
+        ``path``/``ref``: where the trace is when not at ``job.file``/``job.trace_id``
+        (a copy it was shipped as, named by uuid)."""
         t0 = time.perf_counter()
         try:
-            outcome = self._check(job, path or job.file)
+            outcome = self._check(job, path or job.file, job.trace_id if ref is None else ref)
         except ReplayDivergence as div:  # raised before the first call (instantiation)
             outcome = classify_divergence(div, None)
         except GuestTimeout as exc:
@@ -102,9 +108,9 @@ class Checker:
             self._modules[key] = self.runtime.load_module(wasm, name=store.module_info(sha).name)
         return self._modules[key]
 
-    def _check(self, job: TraceJob, path: str) -> Outcome:
+    def _check(self, job: TraceJob, path: str, ref: int | str) -> Outcome:
         store = self._open(path)
-        source = store.trace(job.trace_id)
+        source = store.trace(ref)
         sha = source.info.module_sha256
         module = self._module(job, store, sha)
         with warnings.catch_warnings():

@@ -4,8 +4,9 @@ It reads one JSON object a line on stdin and answers each with one line on stdou
 
 * ``{"hosts": [...]}`` first: the host specs; answered ``{"ready": true}`` (or
   ``{"error": "..."}`` and exit 2);
-* ``{"job": {...}, "path": null}``: replay that trace (``path``: where its store is, when
-  not at the job's file); answered ``{"outcome": {...}}``.
+* ``{"job": {...}, "path": null, "ref": null}``: replay that trace (``path`` and
+  ``ref``: where its store is and which trace, when not the job's file and id);
+  answered ``{"outcome": {...}}``.
 
 JSON, not pickle: nothing a worker sends can run code in the coordinator. The real
 stdout is kept for the protocol and fd 1 is pointed at stderr, so a host function that
@@ -58,7 +59,7 @@ def serve(inp: IO[str], out: IO[str]) -> int:
     for line in inp:
         request = json.loads(line)
         job = TraceJob.from_dict(request["job"])
-        outcome = checker.check(job, request.get("path"))
+        outcome = checker.check(job, request.get("path"), request.get("ref"))
         _send(out, {"outcome": outcome.to_dict()})
     checker.close()
     return 0

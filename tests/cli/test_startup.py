@@ -48,6 +48,8 @@ class TestLightStartup:
             [],
             ["record", "--help"],
             ["play", "--help"],
+            ["check", "--help"],
+            ["check", "nope.db"],
             ["sql", "--help"],
             ["diff", "a.db"],  # usage error: missing argument
             ["play", "nope.db"],  # no such file

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from packr_replay.corpus import CheckReport, check
+
 from .guests import NASTY_HOST, record_corpus, write_guests
+
+MIXED_TIME_LIMIT = 2.0
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,29 @@ def lab(_corpus_template: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "lab"
     shutil.copytree(_corpus_template, dest)
     return dest
+
+
+def run_mixed(lab: Path, **kwargs: object) -> CheckReport:
+    """Check the whole corpus: kv and spin against their new builds, with the host that
+    crashes or hangs the actor traces' workers."""
+    guests = lab / "guests"
+    return check(
+        [lab / "corpus"],
+        module=[f"kv={guests / 'kv2' / 'kv.wat'}", f"spin={guests / 'spin2' / 'spin.wat'}"],
+        hosts=[f"{lab / 'nasty.py'}:register"],
+        time_limit=MIXED_TIME_LIMIT,
+        **({"jobs": 2} | kwargs),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def mixed_lab(_corpus_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lab = tmp_path_factory.mktemp("mixed") / "lab"
+    shutil.copytree(_corpus_template, lab)
+    return lab
+
+
+@pytest.fixture(scope="session")
+def mixed(mixed_lab: Path) -> CheckReport:
+    """One local run over the whole mixed corpus, shared by the tests that only read it."""
+    return run_mixed(mixed_lab)

@@ -5,7 +5,8 @@
 * ``actor`` calls the raw import ``env.act(len)`` with its input's length, then echoes
   the input. Raw imports are not served from a trace, so replay calls the host given
   with ``--host``: :data:`NASTY_HOST` kills its own process for one length (a crash)
-  and sleeps for another (a hang outside wasm).
+  and sleeps for another (a hang outside wasm), is slow for a third, and kills the
+  process that started the replay for a fourth (a Dask worker dying under a task).
 * ``spin`` v1 echoes; v2 loops forever, so replaying a trace recorded with a fuel
   budget runs out of it (over caps, fuel).
 """
@@ -62,6 +63,8 @@ SPIN_V2 = """
 CRASH_INPUT = String("crash!")
 HANG_INPUT = String("hang, please")
 FINE_INPUT = String("ok")
+SLOW_INPUT = String("slow, slow, slow")  # a replay that takes 0.3 s
+KILL_PARENT_INPUT = String("kill my parent process")  # kills whoever started the replay
 
 NASTY_HOST = f'''
 import os
@@ -74,6 +77,11 @@ def register(builder):
         if n == {len(encode(CRASH_INPUT))}:
             os.kill(os.getpid(), signal.SIGKILL)
         if n == {len(encode(HANG_INPUT))}:
+            time.sleep(3600)
+        if n == {len(encode(SLOW_INPUT))}:
+            time.sleep(0.3)
+        if n == {len(encode(KILL_PARENT_INPUT))}:
+            os.kill(os.getppid(), signal.SIGKILL)
             time.sleep(3600)
         return 0
 
@@ -129,6 +137,13 @@ def record_corpus(root: Path, guests: dict[str, Path]) -> dict[str, Path]:
     for label, value in (("fine", FINE_INPUT), ("crash", CRASH_INPUT), ("hang", HANG_INPUT)):
         api.record_run(guests["actor"], [("run", value)], host=_benign_act, store=actor,
                        label=label)  # fmt: skip
+    slow = root / "slow" / "slow.db"  # (outside the corpus directory)
+    slow.parent.mkdir()
+    for i in range(8):
+        api.record_run(guests["actor"], [("run", SLOW_INPUT)], host=_benign_act, store=slow,
+                       label=f"slow-{i}")  # fmt: skip
+    api.record_run(guests["actor"], [("run", KILL_PARENT_INPUT)], host=_benign_act,
+                   store=root / "slow" / "killer.db", label="killer")  # fmt: skip
     spin = corpus / "spin.db"
     api.record_run(guests["spin"], [("run", FINE_INPUT)], store=spin, label="spin",
                    runtime=Runtime(fuel=20_000_000))  # fmt: skip
@@ -136,4 +151,4 @@ def record_corpus(root: Path, guests: dict[str, Path]) -> dict[str, Path]:
     junk.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
     (corpus / "notes.txt").write_text("not a trace")
     return {"dir": corpus, "clock": clock, "kv": kvdb, "actor": actor, "spin": spin,
-            "junk": junk}  # fmt: skip
+            "junk": junk, "slow": slow}  # fmt: skip

@@ -22,33 +22,11 @@ from packr_replay.corpus import (
 from packr_replay.errors import CorpusError, HostSpecError, ModuleLoadError
 from packr_replay.runtime.demo import DemoHost, example_guest
 
-MIXED_TIME_LIMIT = 3.0
-
-
-def _mixed(lab: Path, **kwargs: object) -> CheckReport:
-    guests = lab / "guests"
-    return check(
-        [lab / "corpus"],
-        module=[f"kv={guests / 'kv2' / 'kv.wat'}", f"spin={guests / 'spin2' / 'spin.wat'}"],
-        hosts=[f"{lab / 'nasty.py'}:register"],
-        jobs=2,
-        time_limit=MIXED_TIME_LIMIT,
-        **kwargs,  # type: ignore[arg-type]
-    )
+from .conftest import MIXED_TIME_LIMIT
 
 
 def _by_label(report: CheckReport) -> dict[str | None, TraceResult]:
     return {r.job.label: r for r in report.results}
-
-
-@pytest.fixture(scope="module")
-def mixed(_corpus_template: Path, tmp_path_factory: pytest.TempPathFactory) -> CheckReport:
-    """One run over the whole mixed corpus, shared by the tests that only read it."""
-    import shutil
-
-    lab = tmp_path_factory.mktemp("mixed") / "lab"
-    shutil.copytree(_corpus_template, lab)
-    return _mixed(lab)
 
 
 class TestMixedCorpus:
