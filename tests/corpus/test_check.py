@@ -186,6 +186,10 @@ class TestBaseline:
         assert report.exit_code == 1
         assert len(report.results) == len(report.baseline or []) == 5
         assert "2 verdict(s) changed (2 regressed, 0 fixed, 0 otherwise), 3 unchanged" in report.summary()
+        root = ET.fromstring(junit_xml(report))
+        failures = root.findall("testsuite/testcase/failure")
+        assert [f.get("type") for f in failures] == ["regressed", "regressed"]
+        assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
         doc = report.to_json()
         assert doc["baseline"]["changes"][0]["before"]["verdict"] == "reproduced"
         assert doc["baseline"]["changes"][0]["after"]["verdict"] == "diverged"
