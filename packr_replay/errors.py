@@ -308,6 +308,8 @@ class TypeValidationError(PackrReplayError, ValueError):
         else:
             text = f"expected {self.expected} elements, got {self.got}"
         return "".join(f"in {c}: " for c in self.context) + text
+
+
 class CorpusError(PackrReplayError, ValueError):
     """A corpus check that cannot start: a path or glob that names nothing, a build
     that does not exist or compile, a ``--module NAME=`` that no trace was recorded
