@@ -188,18 +188,25 @@ class Replayer(CallInterceptor):
         # Nothing but byte-for-byte matching to do per import: _serve_import's one-look path.
         self._plain = self._strict and until is None and on_event is None and not self.redacted
         self.instance: Instance | None = None
-        self.cursor = _Cursor(iter(source.records()))
         self.redacted_served: list[int] = []
         self.live = False  # switched to the real host (new_episodes)
         self._stack: list[tuple[Any, ...]] = []
         self.import_server = self._serve_import
         # The native seam: on the C trampoline, plain matching runs in C over the next
         # buffered records (see _refill); Python entry points take() what it served.
+        # A source that can hand over records unbuilt (the SQLite trace with its C
+        # accelerator) lets C read them in place: most are never built as Python objects.
+        view = getattr(source, "record_view", None)
+        lazy = getattr(source, "lazy_records", None)
         self.native_feed: Any = (
-            native.ReplayFeed(_IMPORT, _OK, self._refill)
+            native.ReplayFeed(_IMPORT, _OK, self._refill, view if lazy is not None else None)
             if self._plain and native.ReplayFeed is not None
             else None
         )
+        records = source.records
+        if self.native_feed is not None and lazy is not None and view is not None:
+            records = lazy
+        self.cursor = _Cursor(iter(records()))
 
     def bind(self, instance: Instance) -> None:
         """The instance being replayed (needed to re-invoke nested export calls)."""

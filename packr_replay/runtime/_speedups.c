@@ -110,6 +110,20 @@ typedef struct {
     int has_status;  /* 0: the recorded status was None (the instance's default) */
 } Entry;
 
+/* What the storage accelerator lets C code read of one of its lazily built records
+ * (storage/_speedups.c's RecordView, capsule "packr_replay.record_view.v1"). */
+typedef struct {
+    const char *kind, *outcome;
+    Py_ssize_t kind_len, outcome_len;
+    const char *iface, *fn;
+    const uint8_t *input, *output;
+    Py_ssize_t iface_len, fn_len, input_len, output_len;
+    int has_input, has_output, has_status;  /* has_status 2: an int outside int64 */
+    int64_t status;
+} RecordView;
+
+typedef int (*record_view_fn)(PyObject *, RecordView *);
+
 typedef struct {
     PyObject_HEAD
     Entry *entries;
@@ -118,6 +132,7 @@ typedef struct {
     PyObject *kind_import;  /* the kind and outcome names a servable record has */
     PyObject *outcome_ok;
     PyObject *refill;       /* callable: sync the replayer and load() what follows */
+    record_view_fn view;    /* reads a lazily built record's fields, or NULL */
     uint64_t served;        /* total served by C since creation (progress) */
 } ReplayFeed;
 
@@ -150,13 +165,19 @@ static void feed_dealloc(ReplayFeed *self)
 
 static int feed_init(ReplayFeed *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"kind_import", "outcome_ok", "refill", NULL};
-    PyObject *kind, *ok, *refill;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UUO:ReplayFeed", kwlist, &kind, &ok, &refill))
+    static char *kwlist[] = {"kind_import", "outcome_ok", "refill", "view", NULL};
+    PyObject *kind, *ok, *refill, *view = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "UUO|O:ReplayFeed", kwlist, &kind, &ok, &refill,
+                                     &view))
         return -1;
     if (!PyCallable_Check(refill)) {
         PyErr_SetString(PyExc_TypeError, "ReplayFeed: refill must be callable");
         return -1;
+    }
+    self->view = NULL;
+    if (view != Py_None) {
+        self->view = (record_view_fn)PyCapsule_GetPointer(view, "packr_replay.record_view.v1");
+        if (self->view == NULL) return -1;
     }
     Py_INCREF(kind); Py_XSETREF(self->kind_import, kind);
     Py_INCREF(ok); Py_XSETREF(self->outcome_ok, ok);
@@ -173,9 +194,40 @@ static inline int str_is(PyObject *o, PyObject *want)
 /* Fill `e` from a record `(fields, hash)` if the trampoline can serve it as recorded:
  * an import that succeeded, str names, bytes input, bytes-or-None output and an int32
  * or None status. 0 (not servable) otherwise; never raises. */
+static inline int name_is(const char *p, Py_ssize_t n, PyObject *want)
+{
+    Py_ssize_t wn;
+    const char *w = PyUnicode_AsUTF8AndSize(want, &wn);
+    return w != NULL && wn == n && memcmp(w, p, (size_t)n) == 0;
+}
+
+/* The same from a record the storage accelerator has not built (its RecordView). */
+static int entry_from_view(ReplayFeed *self, PyObject *rec, Entry *e)
+{
+    RecordView v;
+    if (self->view == NULL || !self->view(rec, &v)) return 0;
+    if (!name_is(v.kind, v.kind_len, self->kind_import) ||
+        !name_is(v.outcome, v.outcome_len, self->outcome_ok) || !v.has_input)
+        return 0;
+    if (v.has_status == 2 || (v.has_status && (v.status < INT32_MIN || v.status > INT32_MAX)))
+        return 0;
+    e->iface = v.iface;
+    e->iface_len = v.iface_len;
+    e->name = v.fn;
+    e->name_len = v.fn_len;
+    e->input = v.input;
+    e->input_len = v.input_len;
+    e->output = v.has_output ? v.output : (const uint8_t *)"";
+    e->output_len = v.has_output ? v.output_len : 0;
+    e->has_status = v.has_status != 0;
+    e->status = (int32_t)v.status;
+    return 1;
+}
+
 static int entry_from(ReplayFeed *self, PyObject *rec, Entry *e)
 {
-    if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) < 1) return 0;
+    if (!PyTuple_Check(rec)) return entry_from_view(self, rec, e);
+    if (PyTuple_GET_SIZE(rec) < 1) return 0;
     PyObject *f = PyTuple_GET_ITEM(rec, 0);
     if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 13) return 0;
     PyObject *kind = PyTuple_GET_ITEM(f, 2), *iface = PyTuple_GET_ITEM(f, 3);

@@ -734,6 +734,347 @@ python:
     return PyObject_Vectorcall(C.py_decode_segment, args, (size_t)nargs, NULL);
 }
 
+/* ------------------------------------------------------------------ lazy decoding */
+
+/* A segment checked whole (layout, types, UTF-8, the hash chain) without building any
+ * object, for readers that touch few of its records as Python objects: the replayer on
+ * the native call path, whose trampoline serves most records straight from these
+ * bytes. Each record is a LazyRecord, a (fields, digest) pair built on first use by the
+ * same decoder as decode_segment; record_view() (a capsule) hands a record's fields to
+ * C code without building it. Anything decode_segment would not take as a whole list
+ * goes to decode_segment, so every error and fallback is the same. */
+
+/* Where one record's fields are: offsets into the segment's bytes. */
+typedef struct {
+    uint32_t start;         /* the record's msgpack array */
+    uint32_t hash;          /* its stored hash (32 bytes) */
+    uint32_t iface, fn, in, out;        /* payload offsets */
+    uint32_t iface_n, fn_n, in_n, out_n;
+    int64_t status;
+    uint8_t kind, outcome;  /* indexes into C.kinds / C.outcomes */
+    uint8_t has_in, has_out, has_status;  /* has_status 2: an int outside int64 */
+} RecIdx;
+
+/* Strict UTF-8 as Python's decoder takes it (no surrogates, no overlongs, <= U+10FFFF). */
+static int utf8_ok(const uint8_t *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) { i++; continue; }
+        int len;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
+        else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
+        else return 0;
+        if (n - i < len) return 0;
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Scan the record of event `seq` at r->p as rd_record would decode it (RD_OK), or
+ * RD_IRREGULAR for anything rd_record would not take. */
+static int scan_record(Rd *r, const uint8_t *base, int64_t seq, RecIdx *x)
+{
+    Obj ob;
+    const uint8_t *p = r->p;
+    if (p >= r->end) return RD_IRREGULAR;
+    Py_ssize_t n;
+    if ((p[0] & 0xf0) == 0x90) { n = p[0] & 0x0f; r->p += 1; }
+    else if (p[0] == 0xdc && r->end - p >= 3) { n = (Py_ssize_t)rd_be(p + 1, 2); r->p += 3; }
+    else if (p[0] == 0xdd && r->end - p >= 5) { n = (Py_ssize_t)rd_be(p + 1, 4); r->p += 5; }
+    else return RD_IRREGULAR;
+    if (n != 13) return RD_IRREGULAR;
+    x->start = (uint32_t)(p - base);
+    if (rd_header(r, &ob) != RD_OK || ob.type != T_INT || ob.big || ob.iv != seq)
+        return RD_IRREGULAR;
+    for (int i = 1; i < 13; i++) {
+        if (rd_header(r, &ob) != RD_OK || !(ob.type & ALLOWED[i])) return RD_IRREGULAR;
+        const uint8_t *payload = r->p;
+        uint32_t off = (uint32_t)(payload - base);
+        if (ob.type == T_STR || ob.type == T_BIN) r->p += ob.n;
+        if (ob.type == T_STR) {
+            if (i == F_KIND || i == F_OUTCOME) {
+                int k = i == F_KIND ? name_index(C.kinds, C.nkinds, (const char *)payload, ob.n)
+                                    : name_index(C.outcomes, C.noutcomes, (const char *)payload, ob.n);
+                if (k < 0) return RD_IRREGULAR;
+                if (i == F_KIND) x->kind = (uint8_t)k;
+                else x->outcome = (uint8_t)k;
+                continue;
+            }
+            if (!utf8_ok(payload, ob.n)) return RD_IRREGULAR;
+        }
+        switch (i) {
+        case 3: x->iface = off; x->iface_n = (uint32_t)ob.n; break;
+        case 4: x->fn = off; x->fn_n = (uint32_t)ob.n; break;
+        case 5:
+            x->has_in = ob.type == T_BIN;
+            x->in = off;
+            x->in_n = x->has_in ? (uint32_t)ob.n : 0;
+            break;
+        case 6:
+            x->has_out = ob.type == T_BIN;
+            x->out = off;
+            x->out_n = x->has_out ? (uint32_t)ob.n : 0;
+            break;
+        case 7:
+            x->has_status = ob.type == T_NIL ? 0 : ob.big ? 2 : 1;
+            x->status = ob.type == T_INT && !ob.big ? ob.iv : 0;
+            break;
+        default:
+            break;
+        }
+    }
+    if (rd_header(r, &ob) != RD_OK || ob.type != T_BIN || ob.n != 32) return RD_IRREGULAR;
+    x->hash = (uint32_t)(r->p - base);
+    r->p += 32;
+    return RD_OK;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *data;   /* the segment's bytes */
+    int64_t first_seq;
+    Py_ssize_t count;
+    RecIdx *idx;
+} LazySegment;
+
+static void lseg_dealloc(LazySegment *self)
+{
+    Py_XDECREF(self->data);
+    PyMem_Free(self->idx);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject LazySegmentType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "packr_replay.storage._speedups.LazySegment",
+    .tp_basicsize = sizeof(LazySegment),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A checked segment whose records are built on first use.",
+    .tp_dealloc = (destructor)lseg_dealloc,
+};
+
+typedef struct {
+    PyObject_HEAD
+    LazySegment *seg;
+    Py_ssize_t i;
+    PyObject *record;  /* (fields, digest), once built */
+} LazyRecord;
+
+static void lrec_dealloc(LazyRecord *self)
+{
+    Py_XDECREF(self->seg);
+    Py_XDECREF(self->record);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *lrec_built(LazyRecord *self)
+{
+    if (self->record == NULL) {
+        LazySegment *seg = self->seg;
+        const uint8_t *base = (const uint8_t *)PyBytes_AS_STRING(seg->data);
+        Rd r;
+        memset(&r, 0, sizeof r);
+        r.p = base + seg->idx[self->i].start;
+        r.end = base + PyBytes_GET_SIZE(seg->data);
+        int rc = RD_OK;
+        PyObject *record = rd_record(&r, seg->first_seq + self->i, &rc, NULL);
+        for (int i = 0; i < 13; i++) Py_CLEAR(r.last_o[i]);
+        if (record == NULL) {
+            if (rc != RD_ERROR)  /* cannot happen: the record was scanned */
+                PyErr_SetString(PyExc_SystemError, "a checked record did not decode");
+            return NULL;
+        }
+        self->record = record;
+    }
+    return self->record;
+}
+
+static Py_ssize_t lrec_len(PyObject *self) { return 2; }
+
+static PyObject *lrec_item(PyObject *self, Py_ssize_t i)
+{
+    if (i < 0 || i > 1) {
+        PyErr_SetString(PyExc_IndexError, "a record is (fields, digest)");
+        return NULL;
+    }
+    PyObject *record = lrec_built((LazyRecord *)self);
+    if (record == NULL) return NULL;
+    return Py_NewRef(PyTuple_GET_ITEM(record, i));
+}
+
+static PyObject *lrec_iter(PyObject *self)
+{
+    PyObject *record = lrec_built((LazyRecord *)self);
+    return record == NULL ? NULL : PyObject_GetIter(record);
+}
+
+static PyObject *lrec_richcompare(PyObject *a, PyObject *b, int op)
+{
+    PyObject *ra = lrec_built((LazyRecord *)a);
+    if (ra == NULL) return NULL;
+    if (PyObject_TypeCheck(b, Py_TYPE(a))) {
+        b = lrec_built((LazyRecord *)b);
+        if (b == NULL) return NULL;
+    }
+    return PyObject_RichCompare(ra, b, op);
+}
+
+static PyObject *lrec_repr(PyObject *self)
+{
+    PyObject *record = lrec_built((LazyRecord *)self);
+    return record == NULL ? NULL : PyObject_Repr(record);
+}
+
+static PySequenceMethods lrec_seq = {
+    .sq_length = lrec_len,
+    .sq_item = lrec_item,
+};
+
+static PyTypeObject LazyRecordType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "packr_replay.storage._speedups.LazyRecord",
+    .tp_basicsize = sizeof(LazyRecord),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A (fields, digest) record of a checked segment, built on first use.",
+    .tp_dealloc = (destructor)lrec_dealloc,
+    .tp_as_sequence = &lrec_seq,
+    .tp_iter = lrec_iter,
+    .tp_richcompare = lrec_richcompare,
+    .tp_repr = lrec_repr,
+    .tp_hash = PyObject_HashNotImplemented,
+};
+
+/* What C code may read of a LazyRecord without building it (record_view's struct; the
+ * runtime's trampoline declares the same, under the capsule name's version). */
+typedef struct {
+    const char *kind, *outcome;  /* ASCII names */
+    Py_ssize_t kind_len, outcome_len;
+    const char *iface, *fn;
+    const uint8_t *input, *output;
+    Py_ssize_t iface_len, fn_len, input_len, output_len;
+    int has_input, has_output, has_status;  /* has_status 2: an int outside int64 */
+    int64_t status;
+} RecordView;
+
+static int record_view(PyObject *o, RecordView *v)
+{
+    if (Py_TYPE(o) != &LazyRecordType) return 0;
+    LazyRecord *rec = (LazyRecord *)o;
+    const RecIdx *x = &rec->seg->idx[rec->i];
+    const uint8_t *base = (const uint8_t *)PyBytes_AS_STRING(rec->seg->data);
+    v->kind = (const char *)PyUnicode_DATA(C.kinds[x->kind]);
+    v->kind_len = PyUnicode_GET_LENGTH(C.kinds[x->kind]);
+    v->outcome = (const char *)PyUnicode_DATA(C.outcomes[x->outcome]);
+    v->outcome_len = PyUnicode_GET_LENGTH(C.outcomes[x->outcome]);
+    v->iface = (const char *)base + x->iface;
+    v->iface_len = x->iface_n;
+    v->fn = (const char *)base + x->fn;
+    v->fn_len = x->fn_n;
+    v->input = base + x->in;
+    v->input_len = x->in_n;
+    v->has_input = x->has_in;
+    v->output = base + x->out;
+    v->output_len = x->out_n;
+    v->has_output = x->has_out;
+    v->has_status = x->has_status;
+    v->status = x->status;
+    return 1;
+}
+
+PyDoc_STRVAR(decode_segment_lazy_doc,
+"decode_segment_lazy($module, data, first_seq, count, prev, trace_id=None, /)\n--\n\n"
+"decode_segment's records, checked the same way but built only when used: a list of\n"
+"LazyRecord, or (for any segment it would not decode whole) decode_segment's result.");
+
+static PyObject *sp_decode_segment_lazy(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (ensure_ready(C.decode_ready) < 0) return NULL;
+    if (nargs < 4 || nargs > 5) {
+        PyErr_Format(PyExc_TypeError, "decode_segment_lazy expected 4 or 5 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *data = args[0];
+    int o1 = 1, o2 = 1;
+    long long first = EXACT_INT(args[1]) ? PyLong_AsLongLongAndOverflow(args[1], &o1) : 0;
+    if (first == -1 && PyErr_Occurred()) return NULL;
+    long long count = EXACT_INT(args[2]) ? PyLong_AsLongLongAndOverflow(args[2], &o2) : 0;
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > 0xFFFFFFF0LL || o1 || o2 ||
+        first < 0 || count <= 0 || first > ((long long)1 << 62) ||
+        count > PyBytes_GET_SIZE(data) / 48 || !PyBytes_CheckExact(args[3]) ||
+        PyBytes_GET_SIZE(args[3]) != 32)
+        return sp_decode_segment(mod, args, nargs);
+    RecIdx *idx = PyMem_Calloc((size_t)count, sizeof(RecIdx));
+    if (idx == NULL) return PyErr_NoMemory();
+    const uint8_t *base = (const uint8_t *)PyBytes_AS_STRING(data);
+    Rd r;
+    memset(&r, 0, sizeof r);
+    r.p = base;
+    r.end = base + PyBytes_GET_SIZE(data);
+    int ok = 1;
+    for (Py_ssize_t i = 0; ok && i < (Py_ssize_t)count; i++)
+        ok = scan_record(&r, base, (int64_t)first + i, &idx[i]) == RD_OK;
+    ok = ok && r.p == r.end;
+    if (ok) {  /* the chain, the GIL released: data is immutable and referenced */
+        const uint8_t *prev = (const uint8_t *)PyBytes_AS_STRING(args[3]);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; ok && i < (Py_ssize_t)count; i++) {
+            uint8_t h[32];
+            SHA256_CTX ctx;
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, prev, 32);
+            SHA256_Update(&ctx, base + idx[i].start, (size_t)(idx[i].hash - 2 - idx[i].start));
+            SHA256_Final(h, &ctx);
+            prev = base + idx[i].hash;
+            ok = memcmp(h, prev, 32) == 0;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    if (!ok) {  /* decode_segment says what is wrong, and where */
+        PyMem_Free(idx);
+        return sp_decode_segment(mod, args, nargs);
+    }
+    LazySegment *seg = PyObject_New(LazySegment, &LazySegmentType);
+    if (seg == NULL) {
+        PyMem_Free(idx);
+        return NULL;
+    }
+    seg->data = Py_NewRef(data);
+    seg->first_seq = (int64_t)first;
+    seg->count = (Py_ssize_t)count;
+    seg->idx = idx;
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    if (list == NULL) {
+        Py_DECREF(seg);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)count; i++) {
+        LazyRecord *rec = PyObject_New(LazyRecord, &LazyRecordType);
+        if (rec == NULL) {
+            Py_DECREF(list);
+            Py_DECREF(seg);
+            return NULL;
+        }
+        rec->seg = (LazySegment *)Py_NewRef(seg);
+        rec->i = i;
+        rec->record = NULL;
+        PyList_SET_ITEM(list, i, (PyObject *)rec);
+    }
+    Py_DECREF(seg);
+    return list;
+}
+
 /* ------------------------------------------------------------------------ configure */
 
 static int take_names(PyObject *cfg, const char *key, PyObject **names, int cap, int *count)
@@ -837,6 +1178,8 @@ static PyMethodDef methods[] = {
      hash_records_doc},
     {"decode_segment", (PyCFunction)(void (*)(void))sp_decode_segment, METH_FASTCALL,
      decode_segment_doc},
+    {"decode_segment_lazy", (PyCFunction)(void (*)(void))sp_decode_segment_lazy, METH_FASTCALL,
+     decode_segment_lazy_doc},
     {"configure", sp_configure, METH_O, configure_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -849,7 +1192,22 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__speedups(void)
 {
+    if (PyType_Ready(&LazySegmentType) < 0 || PyType_Ready(&LazyRecordType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moduledef);
+    if (m == NULL) return NULL;
+    /* record_view for C readers of LazyRecords (the version is in the name). */
+    PyObject *view = PyCapsule_New((void *)record_view, "packr_replay.record_view.v1", NULL);
+    if (view == NULL || PyModule_AddObject(m, "RECORD_VIEW", view) < 0) {
+        Py_XDECREF(view);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&LazyRecordType);
+    if (PyModule_AddObject(m, "LazyRecord", (PyObject *)&LazyRecordType) < 0) {
+        Py_DECREF(&LazyRecordType);
+        Py_DECREF(m);
+        return NULL;
+    }
     /* Bumped whenever chain.py/codec.py change a rule this file must follow: _accel
      * refuses a build whose number it does not expect (a stale editable build). */
     if (m != NULL && PyModule_AddIntConstant(m, "CONTRACT", 3) < 0)

@@ -4,6 +4,11 @@ from collections.abc import Iterable
 from typing import Any
 
 CONTRACT: int
+RECORD_VIEW: Any
+
+class LazyRecord:
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Any: ...
 
 def configure(config: dict[str, Any], /) -> None: ...
 def pack_chain(
@@ -20,4 +25,7 @@ def decode_segment(
     prev: bytes | None = None,
     trace_id: object = None,
     /,
+) -> Iterable[tuple[tuple[Any, ...], bytes]]: ...
+def decode_segment_lazy(
+    data: bytes, first_seq: int, count: int, prev: bytes, trace_id: object = None, /
 ) -> Iterable[tuple[tuple[Any, ...], bytes]]: ...

@@ -31,10 +31,12 @@ __all__ = [
     "MAX_META_BYTES",
     "MAX_STR_BYTES",
     "OUTCOMES",
+    "RECORD_VIEW",
     "RawRecord",
     "check_meta",
     "decode_records",
     "decode_segment",
+    "decode_segment_lazy",
     "event_from_record",
     "new_unpacker",
     "pack_meta",
@@ -306,3 +308,10 @@ decode_segment: Callable[..., Iterable[RawRecord]] = _accel.select(
     },
     decode_segment=py_decode_segment,
 )["decode_segment"]
+
+#: decode_segment's records built on first use (the C accelerator's; None without it),
+#: and the capsule through which C code reads such a record without building it.
+decode_segment_lazy: Callable[..., Iterable[RawRecord]] | None = (
+    None if _accel.speedups is None else _accel.speedups.decode_segment_lazy
+)
+RECORD_VIEW: Any = None if _accel.speedups is None else _accel.speedups.RECORD_VIEW

@@ -7,7 +7,7 @@ never keeps a long read transaction open against recorders writing the same file
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,24 @@ class Trace:
         re-packs the fields canonically as ``verify`` does. A sealed trace must also
         end at its sealed count and head hash.
         """
-        decode = codec.decode_segment
+        return self._records(start, codec.decode_segment)
+
+    def lazy_records(self, start: int = 0) -> Iterator[RawRecord]:
+        """:meth:`records`, checked the same way, each built as Python objects only when
+        first used (the C accelerator's ``LazyRecord``; plain records without it). A
+        replay on the native call path serves most of them from the stored bytes
+        (:attr:`record_view`) without ever building them."""
+        lazy = codec.decode_segment_lazy
+        if lazy is None:
+            return self.records(start)
+        return self._records(start, lazy)
+
+    #: The accelerator's C view of a ``LazyRecord`` (a capsule; None without it).
+    record_view: Any = codec.RECORD_VIEW
+
+    def _records(
+        self, start: int, decode: Callable[..., Iterable[RawRecord]]
+    ) -> Iterator[RawRecord]:
         info = self._info
         trace_id = info.id
         prev: bytes | None = None
@@ -188,8 +205,8 @@ class Trace:
                 if first_seq >= start:
                     yield from records
                 else:
-                    for record in records:
-                        if record[0][0] >= start:
+                    for i, record in enumerate(records):
+                        if first_seq + i >= start:
                             yield record
                 prev = records[-1][1]
             else:

@@ -340,8 +340,11 @@ class TestSameReplay:
         if change == "more":
             assert native_run[0][0] == "TraceExhausted"
 
+    @pytest.mark.parametrize("source", ["memory", "file"])
     @pytest.mark.parametrize("at", [0, 255, 256, 450, 599])
-    def test_divergence_deep_in_the_trace(self, at: int) -> None:
+    def test_divergence_deep_in_the_trace(
+        self, at: int, source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A divergence after hundreds of natively served calls names the same event,
         with the same history and nearest calls in its report."""
         rt = Runtime(fuel=TEST_FUEL, native=False)
@@ -360,9 +363,17 @@ class TestSameReplay:
                            event.output, event.status, event.outcome, event.error_kind,
                            event.error, event.duration_ns, event.depth)  # fmt: skip
         altered.finish()
+        store = None
+        if source == "file":  # read back lazily: most records never built in Python
+            store = TraceStore(tmp_path / "t.db", create=True)
+            writer = store.begin_trace(None, label="t")
+            writer.extend([(e.call, e.kind, e.interface, e.function, e.input, e.output, e.status,
+                            e.outcome, e.error_kind, e.error, e.duration_ns, e.depth)
+                           for e in altered.events()])  # fmt: skip
+            writer.finish()
         reports = {}
         for path, runtime in _runtimes().items():
-            replayer = Replayer(altered)
+            replayer = Replayer(altered if store is None else store.trace("t"))
             inst = runtime.load_module(wat).instantiate(
                 lambda b: b.interface("t").func_typed("f", _never), interceptor=replayer
             )
@@ -371,7 +382,19 @@ class TestSameReplay:
             reports[path] = (str(info.value), info.value.seq, replayer.replayed)
             if path == "native":
                 assert inst._native.native == at  # everything before it was served in C
-        assert reports["native"] == reports["python"]
+        # the reference: the Python path with plain records (no feed, nothing lazy)
+        monkeypatch.setattr(native, "ReplayFeed", None)
+        replayer = Replayer(altered if store is None else store.trace("t"))
+        assert replayer.native_feed is None
+        inst = Runtime(fuel=TEST_FUEL, native=False).load_module(wat).instantiate(
+            lambda b: b.interface("t").func_typed("f", _never), interceptor=replayer
+        )
+        with pytest.raises(ReplayDivergence) as info:
+            inst.call("many", 600)
+        reports["reference"] = (str(info.value), info.value.seq, replayer.replayed)
+        if store is not None:
+            store.close()
+        assert reports["native"] == reports["python"] == reports["reference"]
         assert reports["native"][1] == at
 
     def test_custom_matchers(self, tmp_path: Path) -> None:

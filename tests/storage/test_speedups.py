@@ -279,6 +279,66 @@ def test_decode_segment_checks_the_chain_like_python() -> None:
         assert drain(codec.decode_segment(data, 100, 30, prev)) == drain(py_decode_segment(data, 100, 30, prev))
 
 
+def built(outcome: tuple[list[Any], Any]) -> tuple[list[Any], Any]:
+    """A drain() result with LazyRecords built as the tuples they stand for."""
+    return [tuple(r) for r in outcome[0]], outcome[1]
+
+
+@needs_c
+def test_lazy_records_stand_for_the_records() -> None:
+    data = segment()
+    assert codec.decode_segment_lazy is not None
+    lazy = codec.decode_segment_lazy(data, 100, 30, HEAD, 7)
+    eager = list(py_decode_segment(data, 100, 30, HEAD, 7))
+    assert type(lazy) is list
+    assert {type(r).__name__ for r in lazy} == {"LazyRecord"}
+    assert [tuple(r) for r in lazy] == eager
+    assert lazy == eager  # a LazyRecord compares as its (fields, digest)
+    r = lazy[3]
+    fields, digest = r
+    assert (len(r), r[0], r[1], repr(r)) == (2, eager[3][0], eager[3][1], repr(eager[3]))
+    assert (fields, digest) == eager[3]
+    with pytest.raises(IndexError):
+        r[2]
+    with pytest.raises(TypeError):
+        hash(r)
+
+
+@needs_c
+@given(st.data())
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+def test_lazy_decoding_matches_on_damaged_segments(data: st.DataObject) -> None:
+    """Whatever decode_segment makes of a damaged segment, checked against the chain,
+    decode_segment_lazy makes the same (it hands every irregular one over)."""
+    raw = bytearray(segment(12))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw) - 1))
+        raw[at] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del raw[data.draw(st.integers(0, len(raw) - 1)) :]
+    blob = bytes(raw)
+    assert codec.decode_segment_lazy is not None
+    assert built(drain(codec.decode_segment_lazy(blob, 100, 12, HEAD, 7))) == drain(
+        py_decode_segment(blob, 100, 12, HEAD, 7)
+    )
+
+
+@needs_c
+@pytest.mark.parametrize("bad", [b"\xed\xa0\x80", b"\xc0\xaf\x41", b"\xff\x41\x41", b"\xf4\x90\x80"],
+                         ids=["surrogate", "overlong", "invalid", "over-max"])  # fmt: skip
+def test_lazy_decoding_refuses_bad_utf8_as_decode_does(bad: bytes) -> None:
+    """A chain-valid record whose name is not UTF-8 is decode_segment's to report."""
+    data, lens, count = chain.py_pack_rows([row(interface="aaa"), row(interface="zzz")], 100)
+    data = data.replace(b"\xa3aaa", b"\xa3" + bad[:3], 1)
+    buf = bytearray(32) + data
+    chain.py_hash_records(buf, lens, HEAD)
+    blob = bytes(buf[32:])
+    assert codec.decode_segment_lazy is not None
+    lazy = drain(codec.decode_segment_lazy(blob, 100, count, HEAD, 7))
+    assert built(lazy) == drain(py_decode_segment(blob, 100, count, HEAD, 7))
+    assert lazy[1] is not None  # refused, not served
+
+
 @needs_c
 @given(st.lists(rows_strategy, max_size=8))
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
