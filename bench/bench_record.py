@@ -5,7 +5,9 @@ Workloads, on the ``bench`` example guest (``calls(n)`` makes n typed import cal
 
 * ``live``    the run with the demo host, no interceptor;
 * ``record``  the same run with a ``Recorder`` writing into a trace store file;
-* ``replay``  the recorded trace replayed (no host, imports served from the trace).
+* ``replay``  the recorded trace replayed (no host, imports served from the trace);
+* ``live``/``record`` per export: the same n imports made one per export call
+  (``calls(1)`` n times), so record overhead is compared across the two shapes.
 
 Each round runs all three back to back, so each ratio compares runs made under the same
 machine conditions; the report gives the median and spread over rounds. ``--diff`` also
@@ -64,6 +66,31 @@ def run_record(runtime: Runtime, n: int, db: Path, label: str = "bench") -> floa
         return time.perf_counter() - t
 
 
+def run_live_per_export(runtime: Runtime, n: int) -> float:
+    """``calls(1)`` n times: one import per export call."""
+    module = runtime.load_module(example_guest("bench"))
+    inst = module.instantiate(DemoHost())
+    one = S64(1)
+    t = time.perf_counter()
+    for _ in range(n):
+        inst.call_with_value("calls", one)
+    return time.perf_counter() - t
+
+
+def run_record_per_export(runtime: Runtime, n: int, db: Path, label: str = "per-export") -> float:
+    module = runtime.load_module(example_guest("bench"))
+    with TraceStore(db, create=True) as store:
+        sha = store.add_module(module.wasm, "bench")
+        writer = store.begin_trace(sha, label=label, meta={"fuel": FUEL})
+        inst = module.instantiate(DemoHost(), interceptor=Recorder(writer))
+        one = S64(1)
+        t = time.perf_counter()
+        for _ in range(n):
+            inst.call_with_value("calls", one)
+        writer.finish()
+        return time.perf_counter() - t
+
+
 def run_replay(db: Path, label: str = "bench") -> tuple[float, bool]:
     """``api.replay`` end to end: open the file, compile the stored module, replay."""
     t = time.perf_counter()
@@ -93,7 +120,7 @@ def ratios(n: int, rounds: int) -> dict[str, Any]:
     """record/live and replay/live, each round's runs back to back: live, record, the
     replay itself (module compiled first, as for live) and ``api.replay`` end to end."""
     runtime = Runtime(fuel=FUEL)
-    live, rec, rep, e2e = [], [], [], []
+    live, rec, rep, e2e, live_pe, rec_pe = [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
             db = Path(tmp) / f"r{r}.db"
@@ -106,17 +133,28 @@ def ratios(n: int, rounds: int) -> dict[str, Any]:
             assert ok, "api.replay did not reproduce"
             e2e.append(t)
             db.unlink()
+            # The same n imports, one per export call (calls(1) n times).
+            live_pe.append(run_live_per_export(runtime, n))
+            rec_pe.append(run_record_per_export(runtime, n, db))
+            db.unlink()
+    in_one = [b / a for a, b in zip(live, rec, strict=True)]
+    per_export = [b / a for a, b in zip(live_pe, rec_pe, strict=True)]
     return {
         "calls": n,
         "rounds": rounds,
-        "record_vs_live": _stats([b / a for a, b in zip(live, rec, strict=True)]),
+        "record_vs_live": _stats(in_one),
+        "per_export_record_vs_live": _stats(per_export),
+        "per_export_vs_in_one": _stats([b / a for a, b in zip(in_one, per_export, strict=True)]),
+        "per_export_live_us_per_call": statistics.median(live_pe) / n * 1e6,
+        "per_export_record_us_per_call": statistics.median(rec_pe) / n * 1e6,
         "replay_vs_live": _stats([b / a for a, b in zip(live, rep, strict=True)]),
         "api_replay_vs_live": _stats([b / a for a, b in zip(live, e2e, strict=True)]),
         "live_us_per_call": statistics.median(live) / n * 1e6,
         "record_us_per_call": statistics.median(rec) / n * 1e6,
         "replay_us_per_call": statistics.median(rep) / n * 1e6,
         "api_replay_us_per_call": statistics.median(e2e) / n * 1e6,
-        "seconds": {"live": live, "record": rec, "replay": rep, "api.replay": e2e},
+        "seconds": {"live": live, "record": rec, "replay": rep, "api.replay": e2e,
+                    "live per export": live_pe, "record per export": rec_pe},
     }
 
 

@@ -265,6 +265,7 @@ def _size(n: int) -> str:
 def figures_record(r: dict[str, Any], p: Profile) -> list[Figure]:
     n = _size(r["calls"])
     rec, rep, e2e = r["record_vs_live"], r["replay_vs_live"], r["api_replay_vs_live"]
+    pe, split = r["per_export_record_vs_live"], r["per_export_vs_in_one"]
     return [
         Figure("1", "record overhead",
                f"bench.wasm calls({n}) recorded by a Recorder into a trace store file ÷ the "
@@ -278,6 +279,16 @@ def figures_record(r: dict[str, Any], p: Profile) -> list[Figure]:
                f"({r['rounds']} rounds)",
                "x", rep["median"], rep["min"], rep["max"], Goal("<=", 0.67, "≤ 0.67x"),
                note=f"{r['replay_us_per_call']:.2f} µs/call replaying"),
+        Figure("1d", "record overhead, one import per export",
+               f"calls(1) called {n} times (the same {n} imports, one per export call) "
+               f"recorded ÷ the same calls live ({r['rounds']} rounds)",
+               "x", pe["median"], pe["min"], pe["max"],
+               note=f"{r['per_export_live_us_per_call']:.2f} µs/call live, "
+                    f"{r['per_export_record_us_per_call']:.2f} µs/call recording"),
+        Figure("1e", "record overhead: one import per export ÷ all in one export",
+               "figure 1d ÷ figure 1, per round: what splitting the calls across exports "
+               "adds to recording (commits by size and time, not per export call)",
+               "x", split["median"], split["min"], split["max"], Goal("<=", 1.2, "≤ 1.2x")),
         Figure("2b", "api.replay end to end vs live",
                "api.replay (open the file, compile the stored module, replay) ÷ the live run",
                "x", e2e["median"], e2e["min"], e2e["max"], None,
@@ -720,7 +731,8 @@ def _details(report: dict[str, Any]) -> list[str]:
         elif name == "record":
             s = r["seconds"]
             out += ["| run | median s | µs/call |", "|---|---|---|"]
-            for key in ("live", "record", "replay", "api.replay"):
+            for key in ("live", "record", "replay", "api.replay", "live per export",
+                        "record per export"):
                 med = statistics.median(s[key])
                 out.append(f"| {key} | {med:.3f} | {med / r['calls'] * 1e6:.2f} |")
         elif name == "scaling":

@@ -79,6 +79,7 @@ class RecordResult:
     trace_id: int
     store_path: Path
     results: list[CallResult] = field(default_factory=list)
+    calls: int = 0
     events: int = 0
     bytes: int = 0
     duration_s: float = 0.0
@@ -134,9 +135,15 @@ def record_run(
     reply: ReplyMode | str = ReplyMode.SCRATCH,
     meta: dict[str, Any] | None = None,
     on_result: Callable[[CallResult], None] | None = None,
+    keep_results: bool = True,
 ) -> RecordResult:
     """Run ``calls`` (``(export, value)`` pairs) against ``module`` with ``host``
-    recorded into ``store``; export errors are recorded and the run continues."""
+    recorded into ``store``; export errors are recorded and the run continues.
+
+    Each call's :class:`CallResult` goes to ``on_result`` as it completes, and into
+    ``RecordResult.results`` unless ``keep_results`` is false: a long run given a
+    generator of calls then records in flat memory.
+    """
     rt = _runtime_for(module, runtime)
     mod = _module(module, rt)
     t0 = time.perf_counter()
@@ -154,7 +161,9 @@ def record_run(
                     entry.output = instance.call_raw(name, enc)
                 except GuestRuntimeError as exc:
                     entry.error = exc
-                result.results.append(entry)
+                result.calls += 1
+                if keep_results:
+                    result.results.append(entry)
                 if on_result is not None:
                     on_result(entry)
             instance.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from ..abi import EncodedValue, Value
+from ..abi import EncodedValue, Value, encode
 from ..errors import GuestRuntimeError, ReplayDivergence
 from . import render
 from .calls import Call, call_value, declared_types, read_calls_file, split_call
@@ -61,15 +61,18 @@ def _check_settings(fuel: int | None, timeout: float | None) -> None:
         fail(f"--timeout {timeout}: expected a positive number of seconds")
 
 
-def _result_line(index: int, export: str, value: Value, output: Any, error: Any) -> str:
-    head = render.escape(f"{index:>3}  {export}({render.preview(EncodedValue.of(value).data, 60)})")
+def _result_line(index: int, export: str, value: Value | bytes, output: Any, error: Any) -> str:
+    data_in = value if isinstance(value, bytes) else EncodedValue.of(value).data
+    head = render.escape(f"{index:>3}  {export}({render.preview(data_in, 60)})")
     if error is not None:
         return f"{head} [red]✗ {render.escape(type(error).__name__)}: {render.escape(str(error))}[/red]"
     data = output.data if isinstance(output, EncodedValue) else None
     return f"{head} → {render.escape(render.preview(data, 400))}"
 
 
-def _call_json(index: int, export: str, value: Value, output: Any, error: Any) -> dict[str, Any]:
+def _call_json(
+    index: int, export: str, value: Value | bytes, output: Any, error: Any
+) -> dict[str, Any]:
     out = output.data if isinstance(output, EncodedValue) else output
     return {
         "call": index,
@@ -204,20 +207,26 @@ def _record(
     from ..storage import TraceStore
 
     check_imports(mod, hosts)
+    # Each call's value kept as its CGRF bytes only (a long --calls file stays small in
+    # memory); nothing else is kept per call unless --json prints them all.
+    encoded = [(export, encode(value)) for export, value in calls]
+    del calls
     console = render.out()
     rows: list[dict[str, Any]] = []
-    failed = 0
+    failed = done = 0
     with (
         host_output(as_json),
-        render.LazyProgress("recording", len(calls), enabled=not as_json) as progress,
+        render.LazyProgress("recording", len(encoded), enabled=not as_json, lines=True) as progress,
     ):
 
         def on_result(result: api.CallResult) -> None:
-            nonlocal failed
-            index = len(rows) + 1
-            value = calls[index - 1][1]
+            nonlocal failed, done
+            done += 1
+            index = done
+            value = encoded[index - 1][1]
             failed += result.error is not None
-            rows.append(_call_json(index, result.function, value, result.output, result.error))
+            if as_json:  # (only --json needs every call's result kept to the end)
+                rows.append(_call_json(index, result.function, value, result.output, result.error))
             progress.advance()
             if not as_json and not quiet:
                 console.print(
@@ -226,12 +235,13 @@ def _record(
 
         result = api.record_run(
             mod,
-            calls,
+            encoded,
             host=hosts,
             store=output,
             label=label,
             runtime=mod.runtime,
             on_result=on_result,
+            keep_results=False,
             meta={"mode": "all"},
         )
     with TraceStore(output, readonly=True) as store:
@@ -255,7 +265,7 @@ def _record(
         failures = f" ({failed} failed)" if failed else ""
         console.print(
             f"recorded {render.escape(render.trace_title(info))} in {render.escape(str(output))}: "
-            f"{len(rows)} call(s){failures}, {result.events} events, "
+            f"{result.calls} call(s){failures}, {result.events} events, "
             f"{render.human_bytes(result.bytes)}, {render.human_seconds(result.duration_s)}"
         )
         console.print(f"replay it with: packr-replay play {render.escape(str(output))}#{info.id}")

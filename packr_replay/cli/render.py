@@ -99,10 +99,24 @@ def jsonable(data: Any) -> Any:
 
 class LazyProgress:
     """A rich progress bar on stderr that appears only once work has taken a while
-    (short runs print nothing) and only on a terminal."""
+    (short runs print nothing) and only on a terminal.
+
+    ``lines``: when stderr is not a terminal (piped, a CI log), a long run instead
+    prints a one-line count every :attr:`line_interval` seconds, from
+    :attr:`line_delay` seconds on, so a log shows it is alive and how far it got.
+    """
+
+    line_delay = 10.0
+    line_interval = 10.0
 
     def __init__(
-        self, description: str, total: int | None, *, enabled: bool = True, delay: float = 1.0
+        self,
+        description: str,
+        total: int | None,
+        *,
+        enabled: bool = True,
+        delay: float = 1.0,
+        lines: bool = False,
     ) -> None:
         import time
 
@@ -111,14 +125,30 @@ class LazyProgress:
         self.description = description
         self.total = total
         self.delay = delay
-        self.enabled = enabled and err().is_terminal
+        terminal = err().is_terminal
+        self.enabled = enabled and terminal
+        self.lines = enabled and lines and not terminal
+        self._next_line = self._start + self.line_delay
         self.done = 0
         self._progress: Any = None
         self._task: Any = None
         self._sampler: tuple[Any, Any] | None = None
 
+    def _line(self) -> None:
+        """The one-line count, at most every line_interval seconds."""
+        now = self._clock()
+        if now < self._next_line:
+            return
+        self._next_line = now + self.line_interval
+        count = f"{self.done:,}"
+        if self.total:
+            count += f" of {self.total:,} ({100 * self.done // self.total}%)"
+        print(f"{self.description}: {count}, {now - self._start:.0f} s", file=sys.stderr, flush=True)
+
     def advance(self, n: int = 1) -> None:
         self.done += n
+        if self.lines:
+            self._line()
         if not self.enabled:
             return
         if self._progress is None:

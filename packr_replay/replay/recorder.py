@@ -49,10 +49,12 @@ class Recorder(CallInterceptor):
     inside host functions.
 
     Events are collected as plain tuples and handed to the sink in batches (``extend``)
-    every ``batch`` events or ``max_delay`` seconds, and always when a top-level export
-    returns, where the sink is also flushed (made durable). Batching keeps a recorded
-    import down to a tuple append on the guest's path; the delay bounds what a crash can
-    lose to the last fraction of a second, as the sink's own buffering already does.
+    every ``batch`` events or ``max_delay`` seconds, and when a top-level export
+    returns. When they become durable is the sink's policy (a :class:`TraceWriter`
+    commits by size and time, and at the end), not the export boundaries': a guest
+    making one import per export call records as cheaply as one making them all in one
+    call. Batching keeps a recorded import down to a tuple append on the guest's path;
+    the delays bound what a crash can lose to the last fraction of a second.
     """
 
     inline = True  # never awaits: safe and cheap to drive on the guest's thread
@@ -161,7 +163,6 @@ class Recorder(CallInterceptor):
         )
         if not self._stack:
             self.drain()
-            self.sink.flush()
 
 
 _EXPORT = str(EventKind.EXPORT)

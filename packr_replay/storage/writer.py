@@ -8,8 +8,13 @@ transaction when any of these comes first:
 
 * ``FlushPolicy.max_events`` events or ``max_bytes`` bytes are pending (bounds memory);
 * ``max_delay`` seconds have passed since the last flush (checked on append);
-* :meth:`TraceWriter.flush` is called (the recorder does so when an export returns);
+* :meth:`TraceWriter.flush` is called;
 * :meth:`TraceWriter.finish` or :meth:`close`.
+
+Export calls are not commit points: a guest making one import per export call records
+as cheaply as one making them all inside one call. A recorder killed at any instant
+loses at most the events appended since the last commit (under ``max_bytes`` and about
+``max_delay`` seconds of recording).
 
 Reaching a threshold hands the segment to the writer's committer thread (see
 :mod:`.committer`) and recording continues while SQLite writes; :meth:`flush` waits

@@ -238,3 +238,27 @@ class TestSettings:
         assert run.code == 0, run.err
         assert json.loads(run.out)["trace"]["meta"]["fuel"] is None
         assert cli("play", tmp_path / "t.db").code == 0
+
+
+class TestProgress:
+    """A long record shows it is alive: a bar on a terminal, one-line counts when piped."""
+
+    def test_piped_long_run_prints_periodic_counts(
+        self, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from packr_replay.cli.render import LazyProgress
+
+        monkeypatch.setattr(LazyProgress, "line_delay", 0.0)
+        monkeypatch.setattr(LazyProgress, "line_interval", 0.0)
+        run = cli("record", CLOCK, "--host", "demo", "-c", "run", "-c", "run", "-c", "run",
+                  "-o", tmp_path / "t.db", "-q")  # fmt: skip
+        assert run.code == 0, run.err
+        lines = [line for line in run.err.splitlines() if line.startswith("recording: ")]
+        assert [line.split(",")[0] for line in lines] == [
+            "recording: 1 of 3 (33%)", "recording: 2 of 3 (66%)", "recording: 3 of 3 (100%)"
+        ]  # fmt: skip
+
+    def test_short_runs_print_no_counts(self, cli: Invoke, tmp_path: Path) -> None:
+        run = cli("record", CLOCK, "--host", "demo", "-c", "run", "-o", tmp_path / "t.db", "-q")
+        assert run.code == 0, run.err
+        assert "recording:" not in run.err
