@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -26,7 +27,7 @@ from .common import (
 from .errors import DIFFERENT, fail
 
 if TYPE_CHECKING:  # SQLite and wasmtime load when a command runs
-    from ..storage import Trace, TraceInfo, TraceStore
+    from ..storage import Trace, TraceInfo, TraceStore, VerifyReport
 
 __all__ = ["register"]
 
@@ -250,6 +251,19 @@ def _counts(trace: Trace, breakdown: bool | None) -> dict[str, Any]:
     }
 
 
+def _head_text(info: TraceInfo) -> str:
+    """The sealed head hash, with what it covers and how to pin it."""
+    from ..storage import header_covered
+
+    if info.head_hash is None:
+        return "- (not sealed)"
+    covers = (
+        "the header and every event" if header_covered(info)
+        else "every event, not the header: a format-1/2 trace"
+    )  # fmt: skip
+    return f"{info.head_hash.hex()} (covers {covers}; check a copy with verify --expect)"
+
+
 def _show_info(
     path: str, store: TraceStore, trace: Trace, as_json: bool, breakdown: bool | None
 ) -> None:
@@ -289,7 +303,7 @@ def _show_info(
         ("host", info.host or "-"),
         ("recorded by", f"packr-replay {info.tool_version}, trace format {info.format_version}"),
         ("replay of", "-" if info.replay_of is None else str(info.replay_of)),
-        ("head hash", info.head_hash.hex() if info.head_hash else "- (not sealed)"),
+        ("head hash", _head_text(info)),
         ("meta", meta or "-"),
     ):
         console.print(f"  {name:<12} {esc(value)}")
@@ -329,6 +343,19 @@ def _show_info(
 
 
 # ------------------------------------------------------------------ registration
+
+
+def _expected_head(report: VerifyReport, expect: str) -> VerifyReport:
+    """The report, failed when its chain is intact but does not end at ``expect``."""
+    if not report.ok or report.matches(expect):
+        return report
+    head = "nothing" if report.head is None else report.head.hex()
+    return replace(
+        report,
+        ok=False,
+        message=f"trace {report.trace_id}: its head hash is {head}, not the expected "
+        f"{expect.strip().lower()}: this is not the trace that was pinned",
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -430,16 +457,37 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         trace_ref: TraceRefOpt = None,
+        expect: Annotated[
+            str | None,
+            typer.Option(
+                "--expect",
+                metavar="HEAD",
+                help="The head hash the trace must end at (as info prints it; 16 to 64 hex "
+                "digits), e.g. from a bug report's text: pins the attachment out of band.",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Check the hash chains: exit 0 when intact, 1 when a trace was altered (naming the first bad event)."""
+        """Check the hash chains: exit 0 when intact, 1 when a trace was altered (naming the first bad event) or does not end at --expect.
+
+        The chain detects edits and damage; it is not a signature: whoever edits a file can recompute every hash, and that file passes. --expect compares the head hash with one you got another way (it covers the events and, from trace format 3 on, the header: module, settings, label, host).
+        """
         path, ref = split_spec(trace, trace_ref)
+        if expect is not None:
+            text = expect.strip().lower()
+            if not 16 <= len(text) <= 64 or any(c not in "0123456789abcdef" for c in text):
+                fail(f"--expect {expect}: give the head hash as 16 to 64 hex digits (info prints it)")
         with open_store(path) as store:
-            refs: list[int | str] = [i.id for i in store.traces()] if ref is None else [ref]
+            infos = store.traces()
+            if expect is not None and ref is None and len(infos) != 1:
+                fail(f"--expect checks one trace; {path} holds {len(infos)}: name it as FILE#REF")
+            refs: list[int | str] = [i.id for i in infos] if ref is None else [ref]
             results = []
             for one in refs:
                 chosen = store.trace(one)
                 results.append((chosen.info, store.verify(chosen.id)))
+        if expect is not None:
+            results = [(i, _expected_head(r, expect)) for i, r in results]
         ok = all(report.ok for _, report in results)
         if as_json:
             render.emit_json(
@@ -454,6 +502,8 @@ def register(app: typer.Typer) -> None:
                             "events": r.events,
                             "first_bad_seq": r.first_bad_seq,
                             "message": r.message or None,
+                            "head": None if r.head is None else r.head.hex(),
+                            "header_covered": r.header_covered,
                         }
                         for i, r in results
                     ],
@@ -466,8 +516,11 @@ def register(app: typer.Typer) -> None:
             for i, r in results:
                 title = render.escape(render.trace_title(i))
                 if r.ok:
+                    covers = "" if r.header_covered else " (events only: a format-1/2 trace)"
+                    pinned = ", head as expected" if expect is not None else ""
                     console.print(
-                        f"[green]ok[/green]       {title}: {r.events} events, hash chain intact"
+                        f"[green]ok[/green]       {title}: {r.events} events, hash chain "
+                        f"intact{covers}{pinned}"
                     )
                 else:
                     where = "" if r.first_bad_seq is None else f" at event #{r.first_bad_seq}"

@@ -41,6 +41,18 @@ class VerifyReport:
     events: int  # events whose hashes were checked and found valid
     first_bad_seq: int | None = None
     message: str = ""
+    head: bytes | None = None  # the chain's hash after the last valid event (ok: the head)
+    header_covered: bool = False  # the chain starts from the header (format 3 on)
+
+    def matches(self, expected: str) -> bool:
+        """Whether the head hash is ``expected`` (hex; a prefix of 16 or more digits
+        will do): a trace pinned out of band, e.g. by the hash in a bug report's text."""
+        text = expected.strip().lower()
+        if len(text) < 16 or any(c not in "0123456789abcdef" for c in text):
+            raise ValueError(
+                f"expected head hash {expected!r}: give 16 to 64 hex digits (info prints it)"
+            )
+        return self.ok and self.head is not None and self.head.hex().startswith(text)
 
     @property
     def error(self) -> IntegrityError | None:
@@ -102,12 +114,13 @@ class ChainChecker:
             return self._bad(
                 n, f"events {n}..{info.event_count - 1} were committed but are missing"
             )
-        return VerifyReport(info.id, True, n)
+        return VerifyReport(info.id, True, n, head=self.head, header_covered=header_covered(info))
 
     def _bad(self, seq: int, message: str) -> VerifyReport:
         return VerifyReport(
-            self.info.id, False, self.count, seq, f"trace {self.info.id}: {message}"
-        )
+            self.info.id, False, self.count, seq, f"trace {self.info.id}: {message}",
+            header_covered=header_covered(self.info),
+        )  # fmt: skip
 
     def report(self, error: IntegrityError | TraceFormatError) -> VerifyReport:
         """Turn an error raised while reading or feeding into a failed report."""

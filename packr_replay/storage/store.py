@@ -241,6 +241,7 @@ class TraceStore:
                     report.events,
                     None,
                     f"trace {report.trace_id}: the stored module {sha} is {what}",
+                    header_covered=report.header_covered,
                 )
         return report
 

@@ -171,8 +171,46 @@ class TestVerify:
         data = json.loads(cli("verify", f"{recorded}#second", "--json").out)
         assert data["ok"] is False
         assert data["traces"] == [{"id": 2, "label": "second", "ok": False, "events": 8,
-                                   "first_bad_seq": 8, "message": data["traces"][0]["message"]}]  # fmt: skip
+                                   "first_bad_seq": 8, "message": data["traces"][0]["message"],
+                                   "head": data["traces"][0]["head"],
+                                   "header_covered": True}]  # fmt: skip
         assert "altered" in data["traces"][0]["message"]
+
+    def test_expect_pins_a_trace_out_of_band(self, cli: Invoke, recorded: Path) -> None:
+        """info prints the head hash; verify --expect checks a copy against it."""
+        info = json.loads(cli("info", f"{recorded}#first", "--json").out)
+        head = info["trace"]["head_hash"]
+        assert head in cli("info", f"{recorded}#first").out
+        run = cli("verify", f"{recorded}#first", "--expect", head)
+        assert run.code == 0, run.err
+        assert "head as expected" in run.out
+        assert cli("verify", f"{recorded}#first", "--expect", head[:16]).code == 0
+        run = cli("verify", f"{recorded}#second", "--expect", head)
+        assert run.code == 1
+        assert "not the trace that was pinned" in run.out
+
+    def test_expect_survives_a_recomputed_chain_only_by_its_hash(
+        self, cli: Invoke, recorded: Path
+    ) -> None:
+        """An edited header breaks the chain; the head pins a copy whatever was done."""
+        head = json.loads(cli("info", f"{recorded}#first", "--json").out)["trace"]["head_hash"]
+        with closing(sqlite3.connect(recorded)) as conn:
+            conn.execute("UPDATE traces SET label = 'reproduced' WHERE id = 1")
+            conn.commit()
+        run = cli("verify", f"{recorded}#1", "--expect", head)
+        assert run.code == 1
+        assert "TAMPERED" in run.out
+
+    @pytest.mark.parametrize("value", ["zz", "12ab", "0" * 65])
+    def test_expect_needs_a_hash(self, cli: Invoke, recorded: Path, value: str) -> None:
+        run = cli("verify", f"{recorded}#first", "--expect", value)
+        assert run.code == 2
+        assert "--expect" in run.err
+
+    def test_expect_needs_one_trace(self, cli: Invoke, recorded: Path) -> None:
+        run = cli("verify", recorded, "--expect", "0" * 64)
+        assert run.code == 2
+        assert "FILE#REF" in run.err
 
 
 class TestRoundtrip:
