@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
+from .._text import printable
 from .._version import __version__
 from .errors import report_error
 from .helptext import format_command_help
@@ -65,7 +66,7 @@ def _usage_error(exc: Exception) -> int:
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
         hint = f" (see '{ctx.command_path} --help')"
-    print(f"packr-replay: error: {message}{hint}", file=sys.stderr)
+    print(f"packr-replay: error: {printable(message)}{printable(hint)}", file=sys.stderr)
     return code
 
 

@@ -102,16 +102,16 @@ def register(app: typer.Typer) -> None:
             if result.identical:
                 console.print(f"[green bold]identical[/green bold]: {result.events_a} events")
                 return
-            console.print(f"[bold]{render.escape(result.summary())}[/bold]")
+            console.print(f"[bold]{render.escape_lines(result.summary())}[/bold]")
             if result.first is not None:
                 console.print("\n[bold]first divergence[/bold]")
-                console.print(render.escape(str(result.first)))
+                console.print(render.escape_lines(str(result.first)))
             total = result.changed + result.inserted + result.removed
             more = result.changes[1:limit]
             if more:
                 console.print(f"\n[bold]then[/bold] ({len(more)} more of {total} changes)")
                 for change in more:
-                    console.print(render.escape(str(change)))
+                    console.print(render.escape_lines(str(change)))
             if total > len(more) + 1:
                 console.print(f"... {total - len(more) - 1} more (--limit N to see them)")
             from rich.table import Table

@@ -12,6 +12,7 @@ import sys
 import traceback
 from typing import NoReturn
 
+from .._text import printable
 from ..errors import LinkError, PackrReplayError, ParseError, ReplayDivergence
 
 __all__ = [
@@ -92,5 +93,5 @@ def report_error(exc: BaseException, *, verbose: bool) -> int:
         return INTERRUPTED
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    print(f"packr-replay: error: {describe_error(exc)}", file=sys.stderr)
+    print(f"packr-replay: error: {printable(describe_error(exc))}", file=sys.stderr)
     return exit_code_for(exc)

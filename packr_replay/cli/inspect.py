@@ -62,8 +62,8 @@ def _show_events(
     info = trace.info
     if as_json:
         write = sys.stdout.write
-        write('{\n"store": ' + json.dumps(path) + ',\n"trace": ')
-        write(json.dumps(render.trace_json(info), ensure_ascii=False))
+        write('{\n"store": ' + render.json_text(path) + ',\n"trace": ')
+        write(render.json_text(render.trace_json(info)))
         write(',\n"events": [')
     else:
         console = render.out()
@@ -84,7 +84,7 @@ def _show_events(
         if as_json:
             write(
                 ("\n" if shown == 0 else ",\n")
-                + json.dumps(render.event_json(event), ensure_ascii=False)
+                + render.json_text(render.event_json(event))
             )
         else:
             console.print(render.event_line(event, width, seq_width))

@@ -359,14 +359,14 @@ def _show(
             console.print("next: nothing (that was the last event)")
         return
     if report.capped is not None:
-        console.print(f"[red]{render.escape(str(report.capped))}[/red]")
+        console.print(f"[red]{render.escape_lines(str(report.capped))}[/red]")
         console.print(
             f"[red bold]cut by --{report.capped.option.lstrip('-')}[/red bold] after "
             f"{report.events_replayed} of {report.events_total} events "
             f"({render.human_seconds(report.duration_s)})"
         )
     elif report.divergence is not None:
-        console.print(f"[red]{render.escape(report.divergence.report)}[/red]")
+        console.print(f"[red]{render.escape_lines(report.divergence.report)}[/red]")
         console.print(
             f"[red bold]diverged[/red bold] after {report.events_replayed} of "
             f"{report.events_total} events ({render.human_seconds(report.duration_s)})"

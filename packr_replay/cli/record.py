@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from .._text import printable
 from ..abi import EncodedValue, Value, encode
 from ..errors import GuestRuntimeError, ReplayDivergence
 from . import render
@@ -185,7 +186,7 @@ def register(app: typer.Typer) -> None:
         runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else fuel, timeout=timeout)
         mod = runtime.load_module(module)
         _check_exports(mod, [p.export for p in pending])
-        types = declared_types(mod, warn=lambda line: print(line, file=sys.stderr))
+        types = declared_types(mod, warn=lambda line: print(printable(line), file=sys.stderr))
         calls = [(p.export, call_value(p, types)) for p in pending]
         hosts = resolve_hosts(host or [])
         if mode == "all":
@@ -346,7 +347,7 @@ def _session(
         )
     elif divergence is not None:  # the verdict against, and why, as messages on stderr
         notes = render.err()
-        notes.print(f"[red]{render.escape(divergence.report)}[/red]")
+        notes.print(f"[red]{render.escape_lines(divergence.report)}[/red]")
         done = f"after {len(rows)} of {len(calls)} call(s)" if rows else "at the first call"
         notes.print(
             f"[red bold]diverged[/red bold]: the run did not reproduce trace {render.escape(repr(label))} "

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from .._text import json_safe, printable, printable_lines
 from ..abi import AbiError, EncodedValue, Value
 from ..abi.text import format_value, preview_bytes
 
@@ -36,10 +38,12 @@ __all__ = [
     "emit_json",
     "err",
     "escape",
+    "escape_lines",
     "event_json",
     "event_line",
     "human_bytes",
     "human_seconds",
+    "json_text",
     "jsonable",
     "out",
     "preview",
@@ -54,16 +58,51 @@ __all__ = [
 
 
 def escape(text: str) -> str:
-    """``text`` with rich markup escaped, to print it through a console as is."""
+    """``text`` (one line, from a trace or a user) with rich markup escaped and every
+    control character shown as its escape, to print it through a console as is."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text))
 
 
-def _console(file: Any) -> Console:
+def escape_lines(text: str) -> str:
+    """Like :func:`escape` for text laid out over several lines (reports, values)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(printable_lines(text))
+
+
+#: What a guarded console passes through as is: text, line breaks, and the colour
+#: codes (SGR) rich itself writes on a terminal. Anything else that is not printable
+#: is escaped, whichever way it got into the output.
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _Guard:
+    """A console's file that escapes every control character rich did not write: the
+    last line of defence if trace text reached ``print`` without :func:`escape`."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+
+    def write(self, text: str) -> int:
+        if not text.isprintable():
+            parts = _SGR.split(text)
+            codes = _SGR.findall(text)
+            text = printable_lines(parts[0]) + "".join(
+                code + printable_lines(part) for code, part in zip(codes, parts[1:], strict=True)
+            )
+        return int(self._file.write(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding...
+        return getattr(self._file, name)
+
+
+def _console(file: Any, *, guarded: bool = True) -> Console:
     from rich.console import Console
 
-    console = Console(file=file, highlight=False, soft_wrap=True)
+    target = cast("IO[str]", _Guard(file)) if guarded else file
+    console = Console(file=target, highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PIPE_WIDTH  # tables in a pipe or a file: do not squeeze to 80
     return console
@@ -81,7 +120,12 @@ def err() -> Console:
 
 def emit_json(data: Any) -> None:
     """One JSON document on stdout."""
-    sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data, indent=2) + "\n")
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """``data`` as JSON whose strings show no raw control character (see ``json_safe``)."""
+    return json_safe(json.dumps(jsonable(data), indent=indent, ensure_ascii=False))
 
 
 def jsonable(data: Any) -> Any:
@@ -167,7 +211,7 @@ class LazyProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=err(),
+                console=_console(sys.stderr, guarded=False),  # its own cursor codes; our text
                 transient=True,
             )
             self._progress.start()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .._text import printable
 from .errors import fail
 from .render import LazyProgress, emit_json, err, escape, out
 
@@ -107,7 +108,7 @@ def _cell(value: Any) -> Text:
     )
     if len(text) > _CELL_CHARS:
         text = text[:_CELL_CHARS] + "..."
-    return Text(text)
+    return Text(printable(text))
 
 
 def _table(result: QueryResult) -> Table:

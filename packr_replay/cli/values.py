@@ -45,6 +45,6 @@ def register(app: typer.Typer) -> None:
             )
             return
         console = render.out()
-        console.print(render.escape(f"value: {value}\ncgrf:  {data.hex()}\nback:  {back}"))
+        console.print(render.escape_lines(f"value: {value}\ncgrf:  {data.hex()}\nback:  {back}"))
         if pretty:
-            console.print(render.escape(pretty_value(value)))
+            console.print(render.escape_lines(pretty_value(value)))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from .._text import printable
 from ..abi import AbiError, EncodedValue
 from ..abi.text import preview_bytes
 from ..errors import HostFunctionError, ReplayDivergence, ReplayError, TraceExhausted
@@ -59,7 +60,12 @@ def _preview(data: bytes | None, limit: int = 120) -> str:
 
 
 def describe_event(event: Event) -> str:
-    """One line for an event: ``#12 import demo:host/clock.now(()) -> 17u64``."""
+    """One line for an event: ``#12 import demo:host/clock.now(()) -> 17u64`` (control
+    characters in its names and error escaped: a trace's text never drives a terminal)."""
+    return printable(_describe(event))
+
+
+def _describe(event: Event) -> str:
     if event.kind == EventKind.IMPORT:
         text = f"#{event.seq} import {event.name}({_preview(event.input)})"
         if event.outcome == Outcome.OK:
@@ -597,7 +603,7 @@ class Replayer(CallInterceptor):
                 f"  note: {len(self.redacted_served)} redacted call(s) were served with "
                 f"placeholder values (first at #{first}); the divergence may come from redaction"
             )
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 def _name(rec: tuple[Any, ...]) -> str:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from .._text import printable
 from ..abi import AbiError, EncodedValue
 from ..storage.model import Event, EventKind, Outcome
 from .diff import Difference, diff_values
@@ -54,7 +55,7 @@ class TraceChange:
     def __str__(self) -> str:
         if self.change is EventChange.INSERTED:
             assert self.b is not None
-            return f"inserted in b: {describe_event(self.b)}"
+            return f"inserted in b: {describe_event(self.b)}"  # (describe_event escapes)
         if self.change is EventChange.REMOVED:
             assert self.a is not None
             return f"removed from a: {describe_event(self.a)}"
@@ -65,7 +66,7 @@ class TraceChange:
         if "outcome" in self.fields or "error" in self.fields:
             lines.append(f"  a: {describe_event(self.a)}")
             lines.append(f"  b: {describe_event(self.b)}")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 @dataclass(slots=True)
