@@ -654,3 +654,33 @@ def values_equal(a: Value, b: Value) -> bool:
         else:  # pragma: no cover - every kind is handled above
             raise TypeError(f"not a packr value: {cls.__name__}")
     return True
+
+
+def _children(value: Value) -> tuple[Value, ...]:
+    cls = type(value)
+    if cls is List or cls is Tuple:
+        return value.items  # type: ignore[attr-defined, no-any-return]
+    if cls is Record:
+        return tuple(v for _, v in value.fields)  # type: ignore[attr-defined]
+    if cls is Variant:
+        return value.payload  # type: ignore[attr-defined, no-any-return]
+    if cls is Option:
+        return () if value.value is None else (value.value,)  # type: ignore[attr-defined]
+    if cls is Result:
+        return (value.value,)  # type: ignore[attr-defined]
+    return ()
+
+
+def count_nodes(value: Value, stop_at: int) -> int:
+    """How many nodes ``value`` has written out (shared subtrees counted each time
+    they appear), stopping once past ``stop_at``: the cost of rendering or walking it,
+    found in at most ``stop_at`` steps however far a small DAG expands."""
+    count = 0
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        count += 1
+        if count > stop_at:
+            return count
+        extend(_children(pop()))
+    return count

@@ -4,7 +4,6 @@ with one trace and its module, optionally redacted, for a bug report)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,11 @@ from .errors import fail
 __all__ = ["register"]
 
 
-def _write_stream(dest: str, write: Callable[[IO[bytes]], int]) -> int:
-    """Run ``write(fileobj)`` into ``dest`` (``-``: stdout); a file appears whole or not at all."""
+def _write_stream(
+    dest: str, write: Callable[[IO[bytes]], int], *, force: bool, source: Path
+) -> int:
+    """Run ``write(fileobj)`` into ``dest`` (``-``: stdout); a file appears whole or not
+    at all, never over an existing one without ``force``, never over ``source``."""
     if dest == "-":
         stream: IO[bytes] = sys.stdout.buffer
         if stream.isatty():
@@ -28,15 +30,12 @@ def _write_stream(dest: str, write: Callable[[IO[bytes]], int]) -> int:
         count = write(stream)
         stream.flush()
         return count
+    from ..storage.files import new_file
+
     path = Path(dest)
     check_output_dir(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as fileobj:
-            count = write(fileobj)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with new_file(path, overwrite=force, sources=[source]) as partial, open(partial, "wb") as f:
+        count = write(f)
     return count
 
 
@@ -49,6 +48,9 @@ def register(app: typer.Typer) -> None:
             typer.Option("--output", "-o", metavar="FILE", help="Where to write ('-': stdout)."),
         ],
         trace_ref: TraceRefOpt = None,
+        force: Annotated[
+            bool, typer.Option("--force", help="Overwrite FILE if it exists.")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Write one trace and its module as a versioned msgpack stream.
@@ -59,7 +61,9 @@ def register(app: typer.Typer) -> None:
             fail("--json needs stdout for itself; give -o FILE")
         with open_trace(trace, trace_ref) as (store, chosen):
             info = chosen.info
-            count = _write_stream(output, lambda f: store.export_trace(info.id, f))
+            count = _write_stream(
+                output, lambda f: store.export_trace(info.id, f), force=force, source=store.path
+            )
         size = None if output == "-" else Path(output).stat().st_size
         if as_json:
             render.emit_json(

@@ -13,6 +13,7 @@ import typer
 
 from ..abi import AbiError, EncodedValue
 from ..abi.pretty import iter_pretty_lines
+from ..abi.text import format_value
 from ..errors import MetadataError
 from . import render
 from .common import (
@@ -34,6 +35,7 @@ __all__ = ["register"]
 Kind = Literal["export", "import", "return"]
 
 _PRETTY_WIDTH = 80  # the widest line of a value shown in full
+_PREVIEW_CHARS = 2000  # how much of a value too large to show in full is shown
 #: Above this many events ``info`` shows the stored count alone unless asked for the
 #: per-call breakdown (``--calls``), which decodes every event.
 _COUNT_LIMIT = 1_000_000
@@ -109,6 +111,9 @@ def _value_block(label: str, data: bytes | None, width: int) -> list[str]:
         value = EncodedValue(data).value
     except AbiError as exc:
         return [*lines, f"  not valid CGRF: {exc}", f"  hex: {data.hex()}"]
+    problem = render.too_large(value)
+    if problem is not None:
+        return [*lines, "  " + format_value(value, limit=_PREVIEW_CHARS), f"  (cut: {problem})"]
     lines.extend("  " + line for line in iter_pretty_lines(value, width=max(width - 2, 20)))
     return lines
 

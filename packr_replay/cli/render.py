@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # rich, the replay and storage layers load when output is mad
 PIPE_WIDTH = 160
 
 __all__ = [
+    "MAX_SHOWN_NODES",
     "LazyProgress",
     "call_key_json",
     "difference_json",
@@ -47,6 +48,7 @@ __all__ = [
     "jsonable",
     "out",
     "preview",
+    "too_large",
     "trace_change_json",
     "trace_diff_json",
     "trace_json",
@@ -257,14 +259,37 @@ def preview(data: bytes | None, limit: int = 80) -> str:
     return "-" if data is None else preview_bytes(data, limit)
 
 
+#: Nodes a value may have written out to be shown in full (text or JSON). A few hundred
+#: bytes of CGRF can share subtrees that expand to millions of nodes; such a value is
+#: shown as a cut preview (text) or not at all with a ``*_error`` saying why (JSON).
+MAX_SHOWN_NODES = 1_000_000
+
+
+def too_large(value: Value) -> str | None:
+    """Why ``value`` is not shown in full, or ``None`` when it may be."""
+    from ..abi.values import count_nodes
+
+    if count_nodes(value, MAX_SHOWN_NODES) <= MAX_SHOWN_NODES:
+        return None
+    return (
+        f"not shown: it has more than {MAX_SHOWN_NODES:,} nodes written out (shared "
+        "subtrees count each time they appear); read its bytes with the library or "
+        "sql's packr_input/packr_output"
+    )
+
+
 def value_json(data: bytes | None) -> tuple[str | None, str | None]:
     """``(text, error)``: the full packr text of a value, or why it has none."""
     if data is None:
         return None, None
     try:
-        return format_value(EncodedValue(data).value), None
+        value = EncodedValue(data).value
     except AbiError as exc:
         return None, f"not valid CGRF: {exc}"
+    problem = too_large(value)
+    if problem is not None:
+        return None, problem
+    return format_value(value), None
 
 
 def value_fields(side: str, data: bytes | Value | None) -> dict[str, Any]:
@@ -281,6 +306,10 @@ def value_fields(side: str, data: bytes | Value | None) -> dict[str, Any]:
         value = data if isinstance(data, Value) else EncodedValue(data).value
     except AbiError as exc:
         fields[f"{side}_error"] = f"not valid CGRF: {exc}"
+        return fields
+    problem = too_large(value)
+    if problem is not None:
+        fields[f"{side}_error"] = problem
         return fields
     fields[side] = format_value(value)
     try:

@@ -28,8 +28,9 @@ from ..abi import (
     as_value,
 )
 from ..abi.text import format_value
+from ..abi.values import count_nodes
 
-__all__ = ["Change", "Difference", "diff_values"]
+__all__ = ["MAX_DIFF_NODES", "Change", "Difference", "diff_values"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _PREVIEW = 80
@@ -43,6 +44,7 @@ class Change(StrEnum):
     CASE = "case"  # variant case name or tag
     INSERTED = "inserted"  # present only in b
     REMOVED = "removed"  # present only in a
+    STOPPED = "stopped"  # the comparison stopped here: the values are too large to walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ class Difference:
             return f"{where}: inserted {self.b}"
         if self.change is Change.REMOVED:
             return f"{where}: removed {self.a}"
+        if self.change is Change.STOPPED:
+            return f"{where}: {self.a}"
         detail = "" if self.change is Change.VALUE else f" ({self.change})"
         return f"{where}: {self.a} → {self.b}{detail}"
 
@@ -91,18 +95,49 @@ def _float_same(x: Value, y: Value) -> bool:
     return bool(x.value == y.value)  # type: ignore[attr-defined]  # IEEE: NaN != NaN, -0.0 == 0.0
 
 
+MAX_DIFF_NODES = 1_000_000
+"""Nodes a comparison walks at most: a value of a few hundred bytes can share subtrees
+that expand to millions of nodes (a DAG), and its diff must not take minutes."""
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, nodes: int) -> None:
+        self.left = nodes
+
+    def equal(self, x: Value, y: Value) -> bool | None:
+        """``x == y`` if both fit what is left (and spend it), else ``None``."""
+        need = max(count_nodes(x, self.left), count_nodes(y, self.left))
+        if need > self.left:
+            return None
+        self.left -= need
+        return x == y
+
+
 def diff_values(
-    a: Value | EncodedValue, b: Value | EncodedValue, *, limit: int = 100
+    a: Value | EncodedValue,
+    b: Value | EncodedValue,
+    *,
+    limit: int = 100,
+    max_nodes: int = MAX_DIFF_NODES,
 ) -> list[Difference]:
     """Where ``a`` and ``b`` differ (empty when they are equal under packr's rules).
 
-    Stops after ``limit`` differences so a diff of two huge values stays small.
+    Stops after ``limit`` differences so a diff of two huge values stays small, and
+    after walking ``max_nodes`` nodes, with a last :attr:`Change.STOPPED` difference
+    saying so (shared subtrees are walked each time they appear).
     Sequences of equal length are compared item by item; of different lengths, the
     common prefix and suffix are matched and the middle reported as removed/inserted.
     """
     out: list[Difference] = []
+    budget = _Budget(max_nodes)
     stack: list[tuple[_Path, Value, Value]] = [(None, as_value(a), as_value(b))]
     while stack and len(out) < limit:
+        budget.left -= 1
+        if budget.left < 0:
+            _stopped(out, stack[-1][0], max_nodes)
+            break
         path, x, y = stack.pop()
         cx, cy = type(x), type(y)
         if cx is not cy:
@@ -113,7 +148,9 @@ def diff_values(
                 out.append(
                     Difference(_render(path), Change.TYPE, f"list<{x.elem_type}>", f"list<{y.elem_type}>")  # type: ignore[attr-defined]
                 )
-            _diff_sequences(path, "", x.items, y.items, stack, out)  # type: ignore[attr-defined]
+            if not _diff_sequences(path, "", x.items, y.items, stack, out, budget):  # type: ignore[attr-defined]
+                _stopped(out, path, max_nodes)
+                break
         elif cx is Record:
             if x.type_name != y.type_name:  # type: ignore[attr-defined]
                 out.append(Difference(_render(path), Change.NAME, x.type_name, y.type_name))  # type: ignore[attr-defined]
@@ -141,7 +178,9 @@ def diff_values(
                     )
                 )
                 continue
-            _diff_sequences(path, ".payload", x.payload, y.payload, stack, out)  # type: ignore[attr-defined]
+            if not _diff_sequences(path, ".payload", x.payload, y.payload, stack, out, budget):  # type: ignore[attr-defined]
+                _stopped(out, path, max_nodes)
+                break
         elif cx is Option:
             if x.inner_type != y.inner_type:  # type: ignore[attr-defined]
                 out.append(Difference(_render(path), Change.TYPE, f"option<{x.inner_type}>", f"option<{y.inner_type}>"))  # type: ignore[attr-defined]
@@ -175,6 +214,18 @@ def diff_values(
     return out
 
 
+def _stopped(out: list[Difference], path: _Path, max_nodes: int) -> None:
+    out.append(
+        Difference(
+            _render(path),
+            Change.STOPPED,
+            f"the comparison stopped after {max_nodes:,} nodes: the values are larger "
+            "written out (shared subtrees count each time they appear)",
+            None,
+        )
+    )
+
+
 def _diff_sequences(
     path: _Path,
     prefix: str,
@@ -182,20 +233,32 @@ def _diff_sequences(
     ys: tuple[Value, ...],
     stack: list[tuple[_Path, Value, Value]],
     out: list[Difference],
-) -> None:
+    budget: _Budget,
+) -> bool:
+    """Queue or report the items' differences; ``False`` when the budget ran out."""
     base = (path, prefix) if prefix else path
     if len(xs) == len(ys):
         for i in range(len(xs) - 1, -1, -1):
             stack.append(((base, f"[{i}]"), xs[i], ys[i]))
-        return
+        return True
     # Different lengths: match the common prefix and suffix (by equality), report the
     # middle as removed/inserted, and compare pairs left over position by position.
     lo = 0
     n = min(len(xs), len(ys))
-    while lo < n and xs[lo] == ys[lo]:
+    while lo < n:
+        same = budget.equal(xs[lo], ys[lo])
+        if same is None:
+            return False
+        if not same:
+            break
         lo += 1
     hx, hy = len(xs), len(ys)
-    while hx > lo and hy > lo and xs[hx - 1] == ys[hy - 1]:
+    while hx > lo and hy > lo:
+        same = budget.equal(xs[hx - 1], ys[hy - 1])
+        if same is None:
+            return False
+        if not same:
+            break
         hx -= 1
         hy -= 1
     paired = min(hx, hy) - lo
@@ -205,3 +268,4 @@ def _diff_sequences(
         out.append(Difference(_render((base, f"[{i}]")), Change.REMOVED, _preview(xs[i]), None))
     for i in range(lo + paired, hy):
         out.append(Difference(_render((base, f"[{i}]")), Change.INSERTED, None, _preview(ys[i])))
+    return True

@@ -3,7 +3,8 @@
 A bundle is what gets attached to a bug report. It is an ordinary trace store (open it
 with :class:`TraceStore`), VACUUM'd and switched to a rollback journal so it is one
 file with no ``-wal``/``-shm`` companions. It is built under a temporary name and
-renamed into place, so a failed bundle never leaves a half-written file behind.
+moved into place, so a failed bundle never leaves a half-written file behind (and it
+never overwrites its source or, without ``overwrite``, any file: see :mod:`.files`).
 
 Without redaction the trace is copied exactly: same uuid, same hashes, and the chain
 is verified on the way. With ``redact`` the callable sees every event and may return
@@ -30,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import IntegrityError, StoreError, TraceFormatError
 from .chain import SegmentBuilder, new_packer
 from .codec import event_from_record, new_unpacker, pack_meta, unpack_meta
+from .files import new_file
 from .integrity import ChainChecker
 from .model import Event, TraceInfo, trace_genesis
 from .reader import decode_segment
 from .rows import TraceRef, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, open_database
-from .sqlite import check_new_file, translate_errors
+from .sqlite import translate_errors
 from .writer import FlushPolicy
 
 if TYPE_CHECKING:
@@ -55,15 +57,11 @@ def bundle(
     redact: Redactor | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write trace ``ref`` of ``store`` (and its module) to a new store at ``dest``."""
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise StoreError(f"{dest} already exists (pass overwrite=True to replace it)")
-    check_new_file(dest)  # before the temporary file beside it is named in an error
+    """Write trace ``ref`` of ``store`` (and its module) to a new store at ``dest``
+    (never ``store``'s own file; built under a temporary name, see :mod:`.files`)."""
     trace = store.trace(ref)
     info = trace.info
-    partial = dest.with_name(f".{dest.name}.{uuid_module.uuid4().hex[:8]}.partial")
-    try:
+    with new_file(dest, overwrite=overwrite, sources=[Path(store.path)]) as partial:
         db, _ = open_database(partial, create=True)
         try:
             if info.module_sha256 is not None:
@@ -83,11 +81,7 @@ def bundle(
                 db.execute("PRAGMA journal_mode=DELETE")
         finally:
             db.close()
-        os.replace(partial, dest)
-    finally:
-        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-            leftover.unlink(missing_ok=True)
-    return dest
+    return Path(dest)
 
 
 def _copy(segments: Any, info: TraceInfo, db: Any, redact: Redactor | None) -> None:

@@ -14,6 +14,7 @@ without bound, and never build anything but plain data (there is no pickle anywh
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator
 from hashlib import sha256
 from typing import Any, NoReturn
@@ -33,6 +34,7 @@ __all__ = [
     "OUTCOMES",
     "RECORD_VIEW",
     "RawRecord",
+    "Shape",
     "check_meta",
     "decode_records",
     "decode_segment",
@@ -69,17 +71,65 @@ def _refuse_ext(code: int, data: bytes) -> NoReturn:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
+_CONTAINERS = (tuple, list, dict)
+MAX_HEADER_CONTAINERS = 100_000
+"""Arrays and maps a stream's header and trailer may hold (its metadata's among them)."""
+
+
+class Shape:
+    """What containers an unpacker may build, checked as it builds them.
+
+    A stream of event records holds flat 13-field arrays and nothing else, so while
+    ``records`` is set an array holding an array or a map, or any map, is refused the
+    moment it is complete: a nested bomb (a 250 MB segment of arrays of arrays) costs
+    a few small arrays, not the gigabytes of Python objects its bytes describe. Outside
+    records (a stream's header and trailer) at most ``budget`` arrays and maps are
+    built.
+    """
+
+    __slots__ = ("budget", "records")
+
+    def __init__(self, *, records: bool = True, budget: int = MAX_HEADER_CONTAINERS) -> None:
+        self.records = records
+        self.budget = budget
+
+    def list_hook(self, items: Any) -> Any:
+        if self.records:
+            for item in items:
+                if item.__class__ in _CONTAINERS:
+                    raise ValueError("an event record holds no nested arrays or maps")
+        else:
+            self._spend()
+        return items
+
+    def object_hook(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        if self.records:
+            raise ValueError("an event record holds no maps")
+        self._spend()
+        return mapping
+
+    def _spend(self) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise ValueError(f"more than {MAX_HEADER_CONTAINERS} arrays and maps outside events")
+
+
 def new_unpacker(
     file_like: Any = None,
     *,
     max_buffer_size: int = MAX_BLOB_BYTES + MAX_STR_BYTES,
     max_bin_len: int = MAX_BLOB_BYTES,
+    shape: Shape | None = None,
 ) -> msgpack.Unpacker:
-    """A streaming unpacker with every limit set and extension types refused."""
+    """A streaming unpacker with every limit set and extension types refused; its
+    containers are checked by ``shape`` (default: event records only)."""
+    shape = Shape() if shape is None else shape
     return msgpack.Unpacker(
         file_like,
         raw=False,
         use_list=False,
+        list_hook=shape.list_hook,
+        object_hook=shape.object_hook,
         strict_map_key=True,
         ext_hook=_refuse_ext,
         max_buffer_size=max_buffer_size,
@@ -88,7 +138,7 @@ def new_unpacker(
         max_array_len=_MAX_CONTAINER,
         max_map_len=_MAX_CONTAINER,
         max_ext_len=0,
-        read_size=64 * 1024 if file_like is not None else 0,
+        read_size=min(64 * 1024, max_buffer_size) if file_like is not None else 0,
     )
 
 
@@ -257,8 +307,9 @@ def py_decode_segment(
     writer hashed, and what ``verify`` checks): the first that is not raises
     :class:`IntegrityError` naming ``trace_id`` and the event, after the records before it.
     """
-    unpacker = new_unpacker(max_buffer_size=max(len(data), 1), max_bin_len=len(data))
-    unpacker.feed(data)
+    # Read through a view in chunks rather than fed whole: the unpacker's buffer holds
+    # one record at a time, not a second copy of the segment.
+    unpacker = new_unpacker(io.BytesIO(data), max_buffer_size=max(len(data), 1), max_bin_len=len(data))
     if prev is None:
         yield from decode_records(unpacker, first_seq, count)
     else:

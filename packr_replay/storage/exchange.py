@@ -18,7 +18,14 @@ and the whole import is one transaction -- all or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,7 +35,7 @@ from .._version import __version__
 from ..errors import IntegrityError, StoreError, TraceFormatError
 from . import codec
 from .chain import SegmentBuilder
-from .codec import MAX_BLOB_BYTES, check_meta, decode_records, new_unpacker, pack_meta
+from .codec import MAX_BLOB_BYTES, Shape, check_meta, decode_records, new_unpacker, pack_meta
 from .model import TraceInfo, TraceStatus, trace_genesis
 from .reader import Trace
 from .rows import find_uuid, insert_module, insert_segment, insert_trace
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["STREAM_FORMAT", "export_trace", "import_trace"]
 
 STREAM_FORMAT = "packr-replay-trace"
+_STAGE_CHUNK = 1024 * 1024
 _WRITE_CHUNK = 256 * 1024
 
 
@@ -198,8 +206,37 @@ def _read_header(unpacker: msgpack.Unpacker) -> tuple[TraceInfo, int, dict[str, 
 
 
 def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
-    """Import one exported trace into ``store``; returns its new id."""
-    unpacker = new_unpacker(fileobj, max_buffer_size=MAX_BLOB_BYTES + 4 * 1024 * 1024)
+    """Import one exported trace into ``store``; returns its new id.
+
+    A stream that is not a regular file (a pipe, a socket) is first copied to a
+    temporary file: the import holds the store's write lock while it reads, and a
+    writer must not wait on whoever feeds the pipe.
+    """
+    with _staged(fileobj) as staged:
+        return _import(store, staged)
+
+
+@contextlib.contextmanager
+def _staged(fileobj: IO[bytes]) -> Iterator[IO[bytes]]:
+    if _regular_file(fileobj):
+        yield fileobj
+        return
+    with tempfile.TemporaryFile(prefix="packr-replay-import-") as tmp:
+        shutil.copyfileobj(fileobj, tmp, _STAGE_CHUNK)
+        tmp.seek(0)
+        yield tmp
+
+
+def _regular_file(fileobj: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fileobj.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return isinstance(fileobj, io.BytesIO)  # in memory: nothing to wait for
+
+
+def _import(store: StoreFile, fileobj: IO[bytes]) -> int:
+    shape = Shape(records=False)  # the header and trailer are maps; events are flat
+    unpacker = new_unpacker(fileobj, max_buffer_size=MAX_BLOB_BYTES + 4 * 1024 * 1024, shape=shape)
     info, count, module = _read_header(unpacker)
     meta = pack_meta(info.meta)
     db = store.db
@@ -229,6 +266,7 @@ def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
                 replay_of = find_uuid(db, info.replay_of_uuid)
             trace_id = insert_trace(db, _with(info, replay_of), meta)
             builder = SegmentBuilder(trace_genesis(info))
+            shape.records = True
             for fields, digest in decode_records(unpacker, 0, count):
                 if builder.add_fields(list(fields)) != digest:
                     raise IntegrityError(
@@ -237,6 +275,7 @@ def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
                 if builder.pending >= policy.max_events or len(builder.buf) >= policy.max_bytes:
                     _flush(db, trace_id, builder)
             _flush(db, trace_id, builder)
+            shape.records = False
             _check_trailer(unpacker, info, count, builder.head)
             db.execute("COMMIT")
         except BaseException:

@@ -148,3 +148,93 @@ class TestBundle:
         exists = cli("bundle", recorded, "-o", out)
         assert (exists.code, "already exists" in exists.err) == (2, True)
         assert cli("bundle", recorded, "-o", out, "--force").code == 0
+
+
+class TestNoClobber:
+    """Outputs never overwrite without --force, never their source, never through a
+    planted name; import - reads its stream before it takes the write lock."""
+
+    def test_export_refuses_to_overwrite(self, cli: Invoke, recorded: Path, tmp_path: Path) -> None:
+        dest = tmp_path / "t.stream"
+        dest.write_bytes(b"precious")
+        run = cli("export", recorded, "-o", dest)
+        assert run.code == 2
+        assert "already exists" in run.err
+        assert dest.read_bytes() == b"precious"
+        assert cli("export", recorded, "-o", dest, "--force").code == 0
+        assert dest.read_bytes() != b"precious"
+
+    def test_never_over_its_own_source(self, cli: Invoke, recorded: Path) -> None:
+        before = recorded.read_bytes()
+        for extra in ([], ["--force"]):
+            run = cli("export", recorded, "-o", recorded, *extra)
+            assert run.code == 2
+            assert "is the file being read" in run.err
+            run = cli("bundle", recorded, "-o", recorded, *extra)
+            assert run.code == 2
+        assert recorded.read_bytes() == before
+        assert cli("verify", recorded).code == 0
+
+    def test_a_planted_partial_symlink_is_not_followed(
+        self, cli: Invoke, recorded: Path, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "victim"
+        target.write_bytes(b"do not touch")
+        for name in ("out.stream", "report.db"):
+            (tmp_path / f".{name}.partial").symlink_to(target)
+        assert cli("export", recorded, "-o", tmp_path / "out.stream").code == 0
+        assert cli("bundle", recorded, "-o", tmp_path / "report.db").code == 0
+        assert target.read_bytes() == b"do not touch"
+        assert not list(tmp_path.glob(".*.partial-*"))
+
+    def test_a_symlink_at_the_destination(self, cli: Invoke, recorded: Path, tmp_path: Path) -> None:
+        target = tmp_path / "victim"
+        target.write_bytes(b"do not touch")
+        link = tmp_path / "out.stream"
+        link.symlink_to(target)
+        assert cli("export", recorded, "-o", link).code == 2  # it exists, as a link
+        assert cli("export", recorded, "-o", link, "--force").code == 0
+        assert target.read_bytes() == b"do not touch"  # the link was replaced, not followed
+        assert not link.is_symlink()
+
+    def test_import_from_a_stalled_pipe_does_not_hold_the_lock(self, tmp_path: Path) -> None:
+        from tests.cli.conftest import executable
+
+        from packr_replay import api
+        from packr_replay.abi import S64
+        from packr_replay.runtime.demo import DemoHost, example_guest
+
+        source = tmp_path / "big.db"  # a stream of several read chunks (64 KiB each)
+        api.record_run(example_guest("bench"), [("calls", S64(3000))], host=DemoHost(),
+                       store=source, label="first")  # fmt: skip
+        stream = tmp_path / "t.stream"
+        with TraceStore(source, readonly=True) as store, stream.open("wb") as f:
+            store.export_trace("first", f)
+        assert stream.stat().st_size > 4 * 65536
+        target = tmp_path / "target.db"
+        TraceStore(target, create=True).close()
+        proc = subprocess.Popen([executable(), "import", "-", "-o", str(target)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            assert proc.stdin is not None
+            data = stream.read_bytes()
+            proc.stdin.write(data[:-100])  # all but the end: inside the events, then nothing
+            proc.stdin.flush()
+            import time
+
+            time.sleep(2.0)  # the import is waiting on its stdin
+            with TraceStore(target, busy_timeout=2.0) as store:  # a recorder meanwhile
+                store.begin_trace(None, label="meanwhile").finish()
+            proc.stdin.write(data[-100:])
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        with TraceStore(target, readonly=True) as store:
+            assert sorted(i.label or "" for i in store.traces()) == ["first", "meanwhile"]

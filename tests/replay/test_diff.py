@@ -207,3 +207,44 @@ def _answer_all(builder: object) -> None:
     iface = builder.interface("t:host/f")  # type: ignore[attr-defined]
     for name in "abc":
         iface.func_typed(name, lambda ctx, v: v)
+
+
+def diamonds(levels: int, leaf: int = 1) -> bytes:
+    """CGRF whose tuples each hold the level below twice: a few hundred bytes that
+    expand to ``2 ** (levels + 1) - 1`` nodes written out."""
+    import struct
+
+    def node(kind: int, payload: bytes) -> bytes:
+        return struct.pack("<BBHI", kind, 0, 0, len(payload)) + payload
+
+    nodes = [node(0x03, struct.pack("<q", leaf))]
+    nodes += [node(0x0B, struct.pack("<III", 2, i, i)) for i in range(levels)]
+    body = b"".join(nodes)
+    return struct.pack("<4sHHII", b"CGRF", 2, 0, len(nodes), len(nodes) - 1) + body
+
+
+class TestExpandingValues:
+    """A small DAG that expands to millions of nodes: its diff stops at a stated size
+    and says so, instead of walking every path."""
+
+    def test_diff_stops_and_says_so(self) -> None:
+        import time
+
+        from packr_replay.abi import EncodedValue
+        from packr_replay.replay.diff import MAX_DIFF_NODES
+
+        a, b = EncodedValue(diamonds(22)), EncodedValue(diamonds(22))  # 8.4M nodes each
+        assert len(a.data) < 700
+        t0 = time.perf_counter()
+        diffs = diff_values(a, b, max_nodes=50_000)
+        assert time.perf_counter() - t0 < 10
+        assert [d.change for d in diffs] == [Change.STOPPED]
+        assert "stopped after 50,000 nodes" in str(diffs[0])
+        assert MAX_DIFF_NODES == 1_000_000
+        differing = diff_values(a, EncodedValue(diamonds(22, leaf=2)), limit=3)
+        assert [d.change for d in differing] == [Change.VALUE] * 3
+
+    def test_equal_small_dags_compare_in_full(self) -> None:
+        from packr_replay.abi import EncodedValue
+
+        assert diff_values(EncodedValue(diamonds(8)), EncodedValue(diamonds(8))) == []
