@@ -198,11 +198,10 @@ class TestNoClobber:
         assert not link.is_symlink()
 
     def test_import_from_a_stalled_pipe_does_not_hold_the_lock(self, tmp_path: Path) -> None:
-        from tests.cli.conftest import executable
-
         from packr_replay import api
         from packr_replay.abi import S64
         from packr_replay.runtime.demo import DemoHost, example_guest
+        from tests.cli.conftest import executable
 
         source = tmp_path / "big.db"  # a stream of several read chunks (64 KiB each)
         api.record_run(example_guest("bench"), [("calls", S64(3000))], host=DemoHost(),
