@@ -1023,12 +1023,14 @@ static PyObject *sp_decode_segment_lazy(PyObject *mod, PyObject *const *args, Py
     r.p = base;
     r.end = base + PyBytes_GET_SIZE(data);
     int ok = 1;
+    const uint8_t *prev = (const uint8_t *)PyBytes_AS_STRING(args[3]);
+    /* Scanning and hashing touch only data (immutable, referenced by args) and the
+     * configured names (immutable): the GIL is released for both. */
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; ok && i < (Py_ssize_t)count; i++)
         ok = scan_record(&r, base, (int64_t)first + i, &idx[i]) == RD_OK;
     ok = ok && r.p == r.end;
-    if (ok) {  /* the chain, the GIL released: data is immutable and referenced */
-        const uint8_t *prev = (const uint8_t *)PyBytes_AS_STRING(args[3]);
-        Py_BEGIN_ALLOW_THREADS
+    if (ok) {
         for (Py_ssize_t i = 0; ok && i < (Py_ssize_t)count; i++) {
             uint8_t h[32];
             SHA256_CTX ctx;
@@ -1039,8 +1041,8 @@ static PyObject *sp_decode_segment_lazy(PyObject *mod, PyObject *const *args, Py
             prev = base + idx[i].hash;
             ok = memcmp(h, prev, 32) == 0;
         }
-        Py_END_ALLOW_THREADS
     }
+    Py_END_ALLOW_THREADS
     if (!ok) {  /* decode_segment says what is wrong, and where */
         PyMem_Free(idx);
         return sp_decode_segment(mod, args, nargs);

@@ -7,7 +7,9 @@ never keeps a long read transaction open against recorders writing the same file
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,19 @@ def decode_segment(segment: Segment) -> Iterator[RawRecord]:
     """Validated records of one segment; trailing or missing bytes are format errors."""
     first_seq, count, _head, data = segment
     yield from codec.decode_segment(data, first_seq, count)
+
+
+_DECODER: ThreadPoolExecutor | None = None
+_DECODER_LOCK = threading.Lock()
+
+
+def _decoder() -> ThreadPoolExecutor:
+    """The one worker thread that checks segments ahead of their readers."""
+    global _DECODER
+    with _DECODER_LOCK:
+        if _DECODER is None:
+            _DECODER = ThreadPoolExecutor(1, thread_name_prefix="packr-replay decode")
+        return _DECODER
 
 
 def _check_head(trace_id: int, last: int, chained: bytes | None, head: bytes) -> None:
@@ -179,26 +194,25 @@ class Trace:
         """:meth:`records`, checked the same way, each built as Python objects only when
         first used (the C accelerator's ``LazyRecord``; plain records without it). A
         replay on the native call path serves most of them from the stored bytes
-        (:attr:`record_view`) without ever building them."""
+        (:attr:`record_view`) without ever building them. Each segment is checked on a
+        worker thread (the GIL released) while the one before it is read."""
         lazy = codec.decode_segment_lazy
         if lazy is None:
             return self.records(start)
-        return self._records(start, lazy)
+        return self._records(start, lazy, ahead=True)
 
     #: The accelerator's C view of a ``LazyRecord`` (a capsule; None without it).
     record_view: Any = codec.RECORD_VIEW
 
     def _records(
-        self, start: int, decode: Callable[..., Iterable[RawRecord]]
+        self, start: int, decode: Callable[..., Iterable[RawRecord]], *, ahead: bool = False
     ) -> Iterator[RawRecord]:
         info = self._info
         trace_id = info.id
         prev: bytes | None = None
         last = -1
-        for first_seq, count, head, data in self.segments(start):
-            if prev is None:
-                prev = self._chain_before(first_seq)
-            records = decode(data, first_seq, count, prev, trace_id)
+        decoded = (self._decode_ahead if ahead else self._decode_each)(start, decode)
+        for first_seq, count, head, records in decoded:
             if first_seq == 0 and records.__class__ is not list and header_covered(info):
                 records = _header_hint(records, info)  # a list was checked whole, without fault
             if records.__class__ is list:  # the common case: decoded and checked at once
@@ -227,6 +241,41 @@ class Trace:
                 raise IntegrityError(
                     trace_id, last, f"trace {trace_id}: the last event does not match the sealed head hash"
                 )
+
+    def _decode_each(
+        self, start: int, decode: Callable[..., Iterable[RawRecord]]
+    ) -> Iterator[tuple[int, int, bytes, Iterable[RawRecord]]]:
+        """Each segment from ``start`` with its records, decoded as it is reached.
+
+        A segment chains after the stored head of the one before it: by the time its
+        records are read, that head was checked against the last of them (or reading
+        stopped there with the error), so it is the hash the records end with.
+        """
+        prev: bytes | None = None
+        for first_seq, count, head, data in self.segments(start):
+            if prev is None:
+                prev = self._chain_before(first_seq)
+            yield first_seq, count, head, decode(data, first_seq, count, prev, self._info.id)
+            prev = head
+
+    def _decode_ahead(
+        self, start: int, decode: Callable[..., Iterable[RawRecord]]
+    ) -> Iterator[tuple[int, int, bytes, Iterable[RawRecord]]]:
+        """:meth:`_decode_each`, each segment decoded on a worker thread while the one
+        before it is read (its result, or its error, comes where it would have)."""
+        pool = _decoder()
+        prev: bytes | None = None
+        pending: tuple[int, int, bytes, Future[Iterable[RawRecord]]] | None = None
+        for first_seq, count, head, data in self.segments(start):
+            if prev is None:
+                prev = self._chain_before(first_seq)
+            future = pool.submit(decode, data, first_seq, count, prev, self._info.id)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2], pending[3].result()
+            pending = (first_seq, count, head, future)
+            prev = head
+        if pending is not None:
+            yield pending[0], pending[1], pending[2], pending[3].result()
 
     def _chain_before(self, first_seq: int) -> bytes:
         """The hash the segment starting at ``first_seq`` chains after."""
