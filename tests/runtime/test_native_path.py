@@ -444,6 +444,17 @@ class TestModes:
         assert self._mode(Watching()) == native.MODE_PYTHON
         assert self._mode(OwnObserver(MemoryTrace())) == native.MODE_PYTHON
 
+    @pytest.mark.parametrize(("env", "default"), [("0", False), ("1", True), ("", True)])
+    def test_environment_switch(self, env: str, default: bool) -> None:
+        import os
+        import subprocess
+        import sys
+
+        code = "from packr_replay.runtime import Runtime, native; print(native.DEFAULT, Runtime().native)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PACKR_REPLAY_NATIVE_IMPORTS": env}).stdout  # fmt: skip
+        assert out.split() == [str(default), str(default)]
+
     def test_python_runtime(self) -> None:
         rt = Runtime(fuel=TEST_FUEL, native=False)
         inst = rt.load_module(_caller(S64(1))).instantiate(lambda b: b.interface("t").func_typed("f", lambda c, v: v))
