@@ -110,6 +110,7 @@ def host(inc: Callable[..., Any], *, is_async: bool = False) -> Callable[[HostLi
         else:
             math.func_typed("inc", inc)
         b.interface("bench:host/raw").func_raw("noop", _noop, params=("i32",), results=("i32",))
+        b.interface("bench:host/text").func_typed("echo", lambda ctx, v: v)  # (unused here)
 
     return register
 
@@ -127,6 +128,7 @@ class PlainWasmtime:
         linker.define_func("bench:host/raw", "noop", sig, lambda i: i)
         packr = wasmtime.FuncType([i32] * 4, [i32])
         linker.define_func("bench:host/math", "inc", packr, lambda *a: -1)  # unused here
+        linker.define_func("bench:host/text", "echo", packr, lambda *a: -1)  # unused here
         module = wasmtime.Module(engine, wasm)
         instance = linker.instantiate(self.store, module)
         exports = instance.exports(self.store)
