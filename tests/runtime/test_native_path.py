@@ -282,6 +282,41 @@ class TestSameErrors:
             assert inst._native is None or inst._native.native == 1
 
 
+    @pytest.mark.parametrize("budget", ["fuel", "timeout"])
+    def test_a_replayed_run_that_runs_out_stops_the_same_way(
+        self, budget: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An epoch (wall clock) or fuel trap after imports the trampoline served comes out
+        of the export as the same typed error, and the replay reproduces the recording."""
+        wat = """
+        (module
+          (import "t" "f" (func $f (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 1024) "{blob}")
+          (func (export "run") (param i32 i32 i32 i32) (result i32)
+            (drop (call $f (i32.const 1024) (i32.const {n}) (i32.const 8000) (i32.const 8004)))
+            (drop (call $f (i32.const 1024) (i32.const {n}) (i32.const 8000) (i32.const 8004)))
+            (loop $l (br $l)) (i32.const 0)))"""
+        blob = encode(S64(1))
+        wat = wat.format(blob="".join(f"\\{b:02x}" for b in blob), n=len(blob))
+        if budget == "fuel":
+            rt = Runtime(fuel=2_000_000, native=True)
+        else:
+            rt = Runtime(fuel=None, timeout=0.2, native=True)
+        db = tmp_path / "t.db"
+        result = api.record_run(
+            rt.load_module(wat), [("run", UNIT)], store=db,
+            host=lambda b: b.interface("t").func_typed("f", lambda c, v: v),
+        )  # fmt: skip
+        recorded = result.results[0].error
+        assert isinstance(recorded, GuestTimeout)
+        for path in ("native", "python"):
+            monkeypatch.setattr(native, "DEFAULT", path == "native")
+            report = api.replay(db)
+            assert report.reproduced, report.summary()
+            assert report.exports[0].error == str(recorded)
+
+
 # ------------------------------------------------------------------- replay
 
 
