@@ -34,14 +34,25 @@ from .replay import (
     replay_source,
 )
 from .replay.caps import ReplayCaps, tighter
+from .replay.composition import diff_compositions, replay_composition
 from .replay.matchers import DEFAULT_MATCH_ON, Matcher
+from .replay.recorder import CompositionRecorder
 from .replay.session import new_runtime
 from .replay.settings import RunSettings, settings_meta
-from .runtime import CallInterceptor, HostLinkerBuilder, Instance, Module, ReplyMode, Runtime
+from .runtime import (
+    CallInterceptor,
+    CompositionBuilder,
+    HostLinkerBuilder,
+    Instance,
+    Module,
+    ReplyMode,
+    Runtime,
+)
 from .runtime.host import HostSpec
 from .runtime.wasm import memory_count
 from .storage import Trace, TraceInfo, TraceStatus, TraceStore, TraceWriter
 from .storage.model import Event
+from .storage.packages import Composition, composition_meta, composition_of
 
 __all__ = [
     "CallResult",
@@ -51,6 +62,7 @@ __all__ = [
     "diff",
     "open_trace",
     "record",
+    "record_composition",
     "record_run",
     "replay",
     "replayable_trace",
@@ -64,12 +76,14 @@ TraceSpec = Trace | str | os.PathLike[str] | tuple[StoreSource, int | str]
 
 @dataclass(slots=True)
 class CallResult:
-    """One export call of a recording: its output or the error it ended with."""
+    """One export call of a recording: its output or the error it ended with
+    (``package``: the package called, recording a composition)."""
 
     function: str
     input: EncodedValue
     output: EncodedValue | None = None
     error: GuestRuntimeError | None = None
+    package: str | None = None
 
 
 @dataclass(slots=True)
@@ -188,6 +202,64 @@ def _run_meta(rt: Runtime, reply: ReplyMode | str, extra: dict[str, Any] | None)
     return {**meta, **settings_meta(rt, reply)}  # limits stay, even None (unlimited)
 
 
+def record_composition(
+    composition: CompositionBuilder,
+    calls: Iterable[tuple[str, str, Value | EncodedValue | bytes]],
+    *,
+    store: StoreSource,
+    label: str | None = None,
+    state: Any = None,
+    reply: ReplyMode | str = ReplyMode.SCRATCH,
+    meta: dict[str, Any] | None = None,
+    on_result: Callable[[CallResult], None] | None = None,
+) -> RecordResult:
+    """Build ``composition`` and run ``calls`` (``(package, export, value)``) with the
+    whole composition recorded into one trace of ``store``; export errors are recorded
+    and the run continues.
+
+    Every package's module is stored with the trace, and every event names its
+    package: a wired call is an import of the caller and an export of the callee.
+    Replay any one package alone with ``replay(..., package=NAME)``.
+    """
+    rt = composition.runtime
+    t0 = time.perf_counter()
+    with _store(store, create=True) as ts:
+        shas = {
+            name: ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
+            for name, mod in composition.packages.items()
+        }
+        run_meta = _run_meta(rt, reply, meta)
+        run_meta["composition"] = composition_meta(
+            shas.items(),
+            [(w.target, w.import_module, w.import_function, w.source, w.source_function)
+             for w in composition.wires],
+        )  # fmt: skip
+        host = f"composition of {', '.join(shas)}"
+        writer = ts.begin_trace(None, label=label, host=host, meta=run_meta)
+        result = RecordResult(writer.trace_id, ts.path)
+        try:
+            recorder = CompositionRecorder(writer)
+            with composition.build(interceptors=recorder.package, state=state, reply=reply) as built:
+                for package, name, value in calls:
+                    enc = _encoded(value)
+                    entry = CallResult(name, enc, package=package)
+                    try:
+                        entry.output = built.call_raw(package, name, enc)
+                    except GuestRuntimeError as exc:
+                        entry.error = exc
+                    result.results.append(entry)
+                    if on_result is not None:
+                        on_result(entry)
+        except BaseException:
+            writer.finish(TraceStatus.FAILED)
+            raise
+        info = writer.finish(TraceStatus.COMPLETE)
+        result.events = info.event_count
+        result.bytes = _trace_bytes(ts.trace(info.id))
+    result.duration_s = time.perf_counter() - t0
+    return result
+
+
 def _encoded(value: Value | EncodedValue | bytes) -> EncodedValue:
     if isinstance(value, EncodedValue):
         return value
@@ -262,6 +334,7 @@ def replay(
     on_event: Callable[[Event], None] | None = None,
     progress: ReplayProgress | None = None,
     caps: ReplayCaps | None = None,
+    package: str | None = None,
 ) -> ReplayReport:
     """Replay a trace offline; ``report.reproduced`` says whether the run was reproduced.
 
@@ -277,6 +350,10 @@ def replay(
     ``caps`` are the limits the replay runs under (default ``ReplayCaps()``: 60 s,
     1 GiB, the default fuel per call); the trace's recorded settings only tighten them,
     and a run they cut ends with ``report.capped`` set.
+
+    A composition's trace replays one package alone (``package``; ``module`` is then a
+    new build of that package), or every package alone, one after another: the report
+    is then a :class:`~packr_replay.replay.composition.CompositionReplayReport`.
     """
     if save and save_to is not None:
         raise ValueError("give save=True (into the trace's own file) or save_to=, not both")
@@ -288,6 +365,17 @@ def replay(
             trace = traces[-1].id
         source = ts.trace(trace)
         info = source.info
+        composition = composition_of(info)
+        if composition is not None:
+            return _replay_composition(
+                ts, source, composition, package=package, module=module, host=host,
+                match_on=match_on, until=until, save=save, save_to=save_to,
+                debug_info=debug_info, on_event=on_event, progress=progress, caps=caps,
+            )  # fmt: skip
+        if package is not None:
+            raise StoreError(
+                f"trace {info.id} is not a composition's trace; it has no package {package!r}"
+            )
         wasm = None
         if module is None:
             if info.module_sha256 is None:
@@ -343,9 +431,104 @@ def replay(
         return report
 
 
+def _replay_composition(
+    ts: TraceStore,
+    source: Trace,
+    composition: Composition,
+    *,
+    package: str | None,
+    module: ModuleSource | None,
+    host: HostSpec,
+    match_on: Sequence[str | Matcher],
+    until: int | None,
+    save: bool,
+    save_to: StoreSource | None,
+    debug_info: bool,
+    on_event: Callable[[Event], None] | None,
+    progress: ReplayProgress | None,
+    caps: ReplayCaps | None,
+) -> ReplayReport:
+    """``replay`` of a composition's trace: the packages asked for, each alone, each
+    under the trace's settings and the replay's caps, as a one-guest trace is."""
+    info = source.info
+    if package is not None and composition.package(package) is None:
+        raise StoreError(
+            f"trace {info.id} has no package {package!r} (it has {', '.join(composition.names)})"
+        )
+    if module is not None and package is None:
+        raise StoreError(
+            f"trace {info.id} is a composition's trace: a new build replays one package "
+            f"(pass package=, one of {', '.join(composition.names)})"
+        )
+    names = composition.names if package is None else [package]
+    modules: dict[str, Module] = {}
+    for name in names:
+        wasm, module_name = None, name
+        if module is None:
+            sha = composition.package(name).module_sha256  # type: ignore[union-attr]
+            if sha is None:
+                raise StoreError(f"trace {info.id}: package {name!r} has no stored module; pass module=")
+            module_name = ts.module_info(sha).name
+            wasm = ts.module_bytes(sha)  # checked against its SHA-256
+        rt = new_runtime(
+            info.meta,
+            trace=f"trace {info.id}",
+            debug_info=debug_info,
+            multi_memory=wasm is not None and memory_count(wasm) > 1,
+        )
+        modules[name] = (
+            _module(module, rt) if wasm is None else rt.load_module(wasm, name=module_name)  # type: ignore[arg-type]
+        )
+    with contextlib.ExitStack() as stack:
+        into = ts if save else None
+        if save_to is not None:
+            into = stack.enter_context(_store(save_to, create=True))
+        writer = None
+        recorder = None
+        if into is not None:
+            shas = {n: into.add_module(m.wasm, m.name, m.metadata_bytes()) for n, m in modules.items()}
+            meta = {
+                **info.meta,
+                "composition": composition_meta(shas.items(), composition.wires),
+                "replay_tool_version": __version__,
+            }
+            writer = into.begin_trace(
+                None,
+                label=f"replay of {info.label or info.id}",
+                host="replay",
+                meta=meta,
+                replay_of=info.id if into is ts else None,
+                replay_of_uuid=info.uuid,
+            )
+            recorder = CompositionRecorder(writer)
+        try:
+            report = replay_composition(
+                source, modules, packages=names, host=host, match_on=match_on, until=until,
+                on_event=on_event, recorder=recorder, progress=progress, caps=caps,
+            )  # fmt: skip
+        except BaseException:
+            if writer is not None:
+                writer.finish(TraceStatus.FAILED)
+            raise
+        if writer is not None:
+            writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
+            report.saved_trace = writer.trace_id
+    if package is not None:
+        single = report.packages[package]
+        single.saved_trace = report.saved_trace
+        return single
+    return report
+
+
 def diff(a: TraceSpec, b: TraceSpec, **kwargs: Any) -> TraceDiff:
-    """Compare two traces (see :func:`packr_replay.replay.diff_traces`)."""
+    """Compare two traces (see :func:`packr_replay.replay.diff_traces`).
+
+    Two compositions' traces are compared package by package
+    (:func:`~packr_replay.replay.composition.diff_compositions`; ``packages=`` picks
+    some)."""
     with open_trace(a) as ta, open_trace(b) as tb:
+        if "packages" in kwargs:
+            return diff_compositions(ta, tb, **kwargs)
         return diff_traces(ta, tb, **kwargs)
 
 

@@ -28,6 +28,7 @@ carry their context as attributes rather than only in the message::
     │   ├── GuestMemoryError                a guest pointer/length outside its memory
     │   ├── MetadataError                   __pack_types missing or malformed
     │   ├── InterfaceError                  .kind, .name: an instance lacks an interface
+    │   ├── PackageNotFound                 .package: not in the composition
     │   └── HostFunctionError               .interface, .function, .kind (packr's kinds)
     ├── ReplayError                         reproducing a recorded run
     │   ├── ReplayDivergence                .seq, .expected, .actual, .differences, ...
@@ -67,6 +68,7 @@ __all__ = [
     "LinkError",
     "MetadataError",
     "ModuleLoadError",
+    "PackageNotFound",
     "PackrReplayError",
     "ParseError",
     "ReplayDivergence",
@@ -464,6 +466,15 @@ class InterfaceError(GuestRuntimeError):
         else:
             raise ValueError(f"unknown interface error kind {kind!r}")
         super().__init__(text)
+
+
+class PackageNotFound(GuestRuntimeError):
+    """A composition has no package of that name (packr's ``ModuleNotFound``)."""
+
+    def __init__(self, package: str, where: str = "") -> None:
+        self.package = package
+        self.where = where
+        super().__init__(f"Package '{package}' not found" + (f" ({where})" if where else ""))
 
 
 class HostFunctionError(GuestRuntimeError):

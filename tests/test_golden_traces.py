@@ -15,6 +15,7 @@ import pytest
 from packr_replay import api
 from packr_replay.runtime.demo import EXAMPLE_GUESTS
 from packr_replay.storage import TRACE_FORMAT_VERSION, TraceStore
+from packr_replay.storage.packages import composition_of
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 GOLDEN = sorted(TRACES.glob("*.db"))
@@ -53,7 +54,24 @@ class TestInventory:
     def test_examples_cover_every_example_guest(self) -> None:
         latest = TRACES / f"examples-format-{TRACE_FORMAT_VERSION}.db"
         with TraceStore(latest, readonly=True) as store:
-            assert sorted(i.label or "" for i in store.traces()) == sorted(EXAMPLE_GUESTS)
+            labels = sorted(i.label or "" for i in store.traces())
+        assert labels == sorted([*EXAMPLE_GUESTS, "composition"])
+
+    def test_a_composition_is_kept_from_format_4_on(self) -> None:
+        """The package dimension: every event names its package, and each package's
+        events replay alone."""
+        for path in sorted(TRACES.glob("examples-format-*.db")):
+            if _format_of(path) < 4:
+                continue
+            with TraceStore(path, readonly=True) as store:
+                trace = store.trace("composition")
+                composition = composition_of(trace.info)
+                assert composition is not None
+                assert composition.names == ["doubler", "actor"]
+                assert {e.package for e in trace.events()} == {"doubler", "actor"}
+            for package in composition.names:
+                report = api.replay(path, "composition", package=package)
+                assert report.reproduced, report.summary()
 
     def test_files_are_single_and_closed(self) -> None:
         assert not list(TRACES.glob("*.db-wal"))

@@ -12,7 +12,8 @@ fixed dice and a fixed ``$USER``, so a regenerated file holds the same calls and
 * ``format-N.db``: one trace labelled ``golden``: ``clock_actor`` called with ``"Ada"``,
   ``()`` and ``"Grace"``.
 * ``examples-format-N.db``: one trace per example guest, labelled with the guest's
-  name, exercising its imports, exports and failures (see ``SCENARIOS``).
+  name, exercising its imports, exports and failures (see ``SCENARIOS``); from format 4
+  on also a composition's trace, labelled ``composition`` (see ``COMPOSITION_CALLS``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from packr_replay.abi import (
     ValueType,
     Variant,
 )
+from packr_replay.runtime import CompositionBuilder
 from packr_replay.runtime.demo import DemoHost, example_guest, sexpr
 from packr_replay.storage import TRACE_FORMAT_VERSION, TraceStore
 
@@ -109,6 +111,28 @@ SCENARIOS: dict[str, Callable[[], Calls]] = {
 
 GOLDEN_CALLS: Calls = [("run", String("Ada")), ("run", UNIT), ("run", String("Grace"))]
 
+#: The composition in ``examples-format-N.db`` (format 4 on): host_actor's ``math.double``
+#: import wired to echo's ``transform`` export, its log served by the host; calls name
+#: the package they go to, and include a wired call, a direct call into the callee, an
+#: input host_actor does not double, and a failing export.
+COMPOSITION_CALLS: list[tuple[str, str, Value | bytes]] = [
+    ("actor", "process", S64(20)),
+    ("doubler", "transform", List(ValueType.S64, [S64(1), S64(-2)])),
+    ("actor", "process", Tuple(S64(-4))),
+    ("actor", "process", String("x")),
+    ("doubler", "echo", b"not CGRF"),
+]
+
+
+def golden_composition() -> CompositionBuilder:
+    return (
+        CompositionBuilder()
+        .add_package("doubler", example_guest("echo"))
+        .add_package("actor", example_guest("host_actor"))
+        .add_host(fixed_host())
+        .wire("actor", "math", "double", "doubler", "transform")
+    )
+
 
 def _finish(path: Path) -> None:
     """Index the events (when the format has an index), then make the file one compact
@@ -146,6 +170,7 @@ def write_golden(path: Path) -> None:
 def write_examples(path: Path) -> None:
     for guest, calls in SCENARIOS.items():
         api.record_run(example_guest(guest), calls(), host=fixed_host(), store=path, label=guest)
+    api.record_composition(golden_composition(), COMPOSITION_CALLS, store=path, label="composition")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,6 +135,7 @@ def _show_event(path: str, trace: Trace, seq: int, as_json: bool) -> None:
     console = render.out()
     status = "" if event.status is None else f" (status {event.status})"
     rows = [
+        *([] if event.package is None else [("package", event.package)]),
         ("kind", str(event.kind)),
         ("name", event.name),
         ("call", f"{event.call} (depth {event.depth})"),
@@ -274,7 +275,17 @@ def _show_info(
 ) -> None:
     info = trace.info
     total = len(store.traces())
+    from ..storage.packages import composition_of
+
+    composition = composition_of(info)
     module, notes = _module_json(store, info.module_sha256)
+    if composition is not None:
+        notes = []  # a composition's modules are its packages'
+    packages: list[dict[str, Any]] = []
+    for package in () if composition is None else composition.packages:
+        package_module, package_notes = _module_json(store, package.module_sha256)
+        packages.append({"name": package.name, "module": package_module})
+        notes.extend(f"package {package.name}: {n}" for n in package_notes)
     counts = _counts(trace, breakdown)
     if counts["by_kind"] is None:
         notes.append(
@@ -288,6 +299,8 @@ def _show_info(
                 "traces_in_file": total,
                 "trace": render.trace_json(info),
                 "module": module,
+                "packages": packages,
+                "wires": [] if composition is None else [list(w) for w in composition.wires],
                 "counts": counts,
                 "notes": notes,
             }
@@ -299,7 +312,7 @@ def _show_info(
         f"[bold]{esc(render.trace_title(info))}[/bold] in {esc(path)} "
         f"({total} trace{'s' if total != 1 else ''} in the file)"
     )
-    meta = ", ".join(f"{k}={v}" for k, v in sorted(info.meta.items()))
+    meta = ", ".join(f"{k}={v}" for k, v in sorted(info.meta.items()) if k != "composition")
     for name, value in (
         ("uuid", info.uuid),
         ("status", str(info.status)),
@@ -325,6 +338,18 @@ def _show_info(
             for kind in ("imports", "exports"):
                 for sig in module["metadata"][kind]:
                     console.print(f"  declared {kind[:-1]:<6} {esc(sig)}")
+    for entry in packages:
+        pm: Any = entry["module"]
+        what = "no stored module" if pm is None else (
+            f"module {esc(pm['name'])} (sha256 {pm['sha256'][:16]}…, {render.human_bytes(pm['size'])})"
+        )
+        console.print(f"[bold]package[/bold] {esc(str(entry['name']))}: {what}")
+    if composition is not None:
+        for target, module_name, function, source, source_function in composition.wires:
+            console.print(
+                f"  wire {esc(target)}: {esc(module_name)}.{esc(function)} → "
+                f"{esc(source)}.{esc(source_function)}"
+            )
     for note in notes:
         console.print(f"  note: {esc(note)}")
     kinds = counts["by_kind"]

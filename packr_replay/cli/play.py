@@ -136,6 +136,17 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         host: HostOpt = None,
+        package: Annotated[
+            str | None,
+            typer.Option(
+                "--package",
+                "-p",
+                metavar="NAME",
+                help="A composition's trace: replay this package alone (its imports, from "
+                "the host or from other packages, served from the trace; --module is then a "
+                "new build of it). Without it every package is replayed alone in turn.",
+            ),
+        ] = None,
         save: Annotated[
             bool,
             typer.Option(
@@ -223,15 +234,16 @@ def register(app: typer.Typer) -> None:
                 on_event=on_event if redacted else None,
                 progress=sampled,
                 caps=ReplayCaps(**caps_given),
+                package=package,
             )
         stop_context: tuple[list[Event], Event | None] | None = None
         if report.stopped is not None:
             with open_trace(str(path), str(info.id)) as (_, source):
                 stop_context = _where(source, report.stopped.seq)
         if as_json:
-            _emit_json(path, report, redacted, stop_context)
+            _emit_json(path, report, redacted, stop_context, package)
         else:
-            _show(report, redacted, stop_context, announced)
+            _show(report, redacted, stop_context, announced, package)
         if report.divergence is not None:
             if use_pdb:
                 import bdb
@@ -245,11 +257,42 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(DIFFERENT)  # a verdict: not reproduced within the caps
 
 
+def _show_exports(console: Any, report: ReplayReport, indent: str) -> None:
+    """One line per re-run export call (the first and last of a long run)."""
+    entries = report.exports
+    if len(entries) > 2 * _EXPORT_LINES:  # a long run: its first and last calls
+        head, tail = entries[:_EXPORT_LINES], entries[-_EXPORT_LINES:]
+        skipped = len(entries) - 2 * _EXPORT_LINES
+    else:
+        head, tail, skipped = entries, [], 0
+    for index, entry in enumerate([*head, *tail]):
+        if skipped and index == len(head):
+            console.print(f"{indent}[dim]… {skipped} more export call(s) reproduced[/dim]")
+        if entry.reproduced:
+            mark = "[green]✓[/green]"
+        else:
+            mark = "[yellow]…[/yellow]" if report.stopped is not None else "[red]✗[/red]"
+        if entry.error is not None:
+            body = f"✗ {entry.error}"
+        elif entry.output is not None:
+            body = "→ " + render.preview(entry.output.data, 300)
+        else:
+            body = (
+                "(stopped inside)" if report.stopped is not None
+                else "(cut inside)" if report.capped is not None
+                else "(diverged inside)"
+            )  # fmt: skip
+        console.print(
+            f"{indent}{mark} #{entry.seq} {render.escape(entry.function)} {render.escape(body)}"
+        )
+
+
 def _emit_json(
     path: Path,
     report: ReplayReport,
     redacted: list[str],
     stop_context: tuple[list[Event], Event | None] | None,
+    package: str | None = None,
 ) -> None:
     stopped = None
     if report.stopped is not None:
@@ -298,6 +341,19 @@ def _emit_json(
             "trace_incomplete": report.trace_incomplete,
             "ended_early": report.ended_early,
             "saved_trace": report.saved_trace,
+            "package": package,
+            "packages": {
+                name: {
+                    "reproduced": r.reproduced,
+                    "exports": [_export_json(e) for e in r.exports],
+                    "events_replayed": r.events_replayed,
+                    "events_total": r.events_total,
+                    "divergence": None
+                    if r.divergence is None
+                    else render.divergence_json(r.divergence),
+                }
+                for name, r in getattr(report, "packages", {}).items()
+            },
         }
     )
 
@@ -307,41 +363,35 @@ def _show(
     redacted: list[str],
     stop_context: tuple[list[Event], Event | None] | None,
     announced: int,
+    package: str | None = None,
 ) -> None:
     from ..replay import describe_event
 
     console = render.out()
     info = report.trace
+    what = "" if package is None else f"package {render.escape(package)} alone, of "
     console.print(
-        f"replaying {render.escape(render.trace_title(info))} ({info.event_count} events, "
+        f"replaying {what}{render.escape(render.trace_title(info))} ({info.event_count} events, "
         f"recorded {info.created_at[:19].replace('T', ' ')}, host {render.escape(info.host or '-')})"
     )
     if report.module_mismatch:
         console.print(f"[yellow]note: {render.escape(report.module_mismatch)}[/yellow]")
-    entries = report.exports
-    if len(entries) > 2 * _EXPORT_LINES:  # a long run: its first and last calls
-        head, tail = entries[:_EXPORT_LINES], entries[-_EXPORT_LINES:]
-        skipped = len(entries) - 2 * _EXPORT_LINES
-    else:
-        head, tail, skipped = entries, [], 0
-    for index, entry in enumerate([*head, *tail]):
-        if skipped and index == len(head):
-            console.print(f"[dim]… {skipped} more export call(s) reproduced[/dim]")
-        if entry.reproduced:
-            mark = "[green]✓[/green]"
-        else:
-            mark = "[yellow]…[/yellow]" if report.stopped is not None else "[red]✗[/red]"
-        if entry.error is not None:
-            body = f"✗ {entry.error}"
-        elif entry.output is not None:
-            body = "→ " + render.preview(entry.output.data, 300)
-        else:
-            body = (
-                "(stopped inside)" if report.stopped is not None
-                else "(cut inside)" if report.capped is not None
-                else "(diverged inside)"
+    packages: dict[str, ReplayReport] = getattr(report, "packages", {})
+    if packages:
+        for name, part in packages.items():
+            verdict = (
+                "[green]reproduced[/green]" if part.reproduced
+                else "[yellow]stopped[/yellow]" if part.stopped is not None
+                else "[red]cut by a cap[/red]" if part.capped is not None
+                else "[red]diverged[/red]"
             )  # fmt: skip
-        console.print(f"{mark} #{entry.seq} {render.escape(entry.function)} {render.escape(body)}")
+            console.print(
+                f"package {render.escape(name)} alone: {verdict} ({part.events_replayed} of "
+                f"{part.events_total} events)"
+            )
+            _show_exports(console, part, "  ")
+    else:
+        _show_exports(console, report, "")
     if announced > _LIVE_NOTES:
         console.print(f"note: {announced - _LIVE_NOTES} more redacted call(s) served")
     if report.stopped is not None and stop_context is not None:

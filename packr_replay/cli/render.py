@@ -404,6 +404,7 @@ def event_json(event: Event) -> dict[str, Any]:
         "error_kind": event.error_kind,
         "error": event.error,
         "duration_ns": event.duration_ns,
+        "package": event.package,
     }
     for side, raw in (("input", event.input), ("output", event.output)):
         forms = value_fields(side, raw)
@@ -415,7 +416,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 def event_line(event: Event, width: int, seq_width: int = 4, name_width: int = 28) -> str:
     """One row of ``show``'s event listing (rich markup, values escaped)."""
-    name = event.name
+    name = event.name if event.package is None else f"{event.package}: {event.name}"
     head = f"{event.seq:>{seq_width}}  {event.call:>4}  {event.kind!s:<6}  {name:<{name_width}}  "
     room = max(width - len(head), 20)
     if event.kind == "export":

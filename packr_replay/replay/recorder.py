@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..abi import EncodedValue
     from ..storage.protocols import EventSink
 
-__all__ = ["Recorder", "export_outcome"]
+__all__ = ["CompositionRecorder", "Recorder", "export_outcome"]
 
 
 def export_outcome(error: GuestRuntimeError | None) -> Outcome:
@@ -59,13 +59,15 @@ class Recorder(CallInterceptor):
 
     inline = True  # never awaits: safe and cheap to drive on the guest's thread
 
-    def __init__(self, sink: EventSink, *, batch: int = 512, max_delay: float = 0.1) -> None:
-        self.sink = sink
-        self.calls = 0
+    def __init__(
+        self, sink: EventSink, *, batch: int = 512, max_delay: float = 0.1, _log: _Log | None = None
+    ) -> None:
+        self._log = log = _Log(sink, max_delay) if _log is None else _log
+        self.sink = log.sink
         self.batch = batch
         self.max_delay = max_delay
         self._stack: list[int] = []
-        self._pending: list[tuple[Any, ...]] = []
+        self._pending = log.pending  # shared by the package views of a composition
         self._deadline = monotonic() + max_delay
         self.import_observer = self._observe_import
         # The native seam: on the C trampoline, a successful import's row is appended to
@@ -79,6 +81,11 @@ class Recorder(CallInterceptor):
             and type(self)._observe_import is Recorder._observe_import
             else None
         )
+
+    @property
+    def calls(self) -> int:
+        """Export calls started so far (in the whole composition, for a package view)."""
+        return self._log.calls
 
     @property
     def _call(self) -> int:
@@ -124,9 +131,12 @@ class Recorder(CallInterceptor):
             self.drain()
 
     async def before_export(self, function: str, input: EncodedValue) -> None:
-        self.calls += 1
-        self._stack.append(self.calls)
-        self._add((self.calls, _EXPORT, "", function, input.data, None, None, _OK, None, None,
+        log = self._log
+        log.calls += 1
+        log.open += 1
+        number = log.calls
+        self._stack.append(number)
+        self._add((number, _EXPORT, "", function, input.data, None, None, _OK, None, None,
                    0, len(self._stack) - 1))  # fmt: skip
 
     async def import_completed(self, call: ImportCall) -> None:
@@ -143,26 +153,134 @@ class Recorder(CallInterceptor):
         )
 
     async def export_completed(self, call: ExportCall) -> None:
-        error = call.error
         number = self._stack.pop() if self._stack else 0
-        self._add(
-            (
-                number,
-                _RETURN,
-                "",
-                call.function,
-                None,
-                None if call.output is None else call.output.data,
-                call.status,
-                str(export_outcome(error)),
-                None if error is None else type(error).__name__,
-                None if error is None else _error_text(error),
-                call.duration_ns,
-                len(self._stack),
-            )
+        self._add(self._return_row(number, call))
+        self._returned()
+
+    def _return_row(self, number: int, call: ExportCall) -> tuple[Any, ...]:
+        error = call.error
+        return (
+            number,
+            _RETURN,
+            "",
+            call.function,
+            None,
+            None if call.output is None else call.output.data,
+            call.status,
+            str(export_outcome(error)),
+            None if error is None else type(error).__name__,
+            None if error is None else _error_text(error),
+            call.duration_ns,
+            len(self._stack),
         )
-        if not self._stack:
+
+    def _returned(self) -> None:
+        """An export call ended: when it was the outermost one, make the log durable."""
+        log = self._log
+        if log.open > 0:
+            log.open -= 1
+        if log.open == 0:
             self.drain()
+
+
+class _Log:
+    """What the recorders of one trace share: the sink, the rows not yet handed to it,
+    the export-call counter and how many export calls are open (over all packages)."""
+
+    __slots__ = ("calls", "max_delay", "open", "pending", "sink")
+
+    def __init__(self, sink: EventSink, max_delay: float) -> None:
+        self.sink = sink
+        self.max_delay = max_delay
+        self.pending: list[tuple[Any, ...]] = []
+        self.calls = 0
+        self.open = 0
+
+
+class _PackageRecorder(Recorder):
+    """One package's recorder in a composition: its rows name the package (a 13th
+    field), its ``call``/``depth`` count its own export calls, and it shares the trace
+    with the other packages' recorders, in the order events happen."""
+
+    def __init__(self, log: _Log, package: str, batch: int, max_delay: float) -> None:
+        super().__init__(log.sink, batch=batch, max_delay=max_delay, _log=log)
+        self.package = package
+
+    def _observe_import(
+        self,
+        interface: str,
+        function: str,
+        input: bytes | None,
+        output: bytes | None,
+        status: int,
+        error: HostFunctionError | None,
+        duration_ns: int,
+        replayed: bool,
+    ) -> None:
+        stack = self._stack
+        call, depth = (stack[-1] if stack else 0), len(stack)
+        row: tuple[Any, ...]
+        if error is None:
+            row = (call, _IMPORT, interface, function, input, output, status, _OK, None, None,
+                   duration_ns, depth, self.package)  # fmt: skip
+        else:
+            row = (call, _IMPORT, interface, function, input, output, status, _IMPORT_ERROR,
+                   error.kind, error.message, duration_ns, depth, self.package)  # fmt: skip
+        self._add(row)
+
+    async def before_export(self, function: str, input: EncodedValue) -> None:
+        log = self._log
+        log.calls += 1
+        log.open += 1
+        number = log.calls
+        self._stack.append(number)
+        self._add((number, _EXPORT, "", function, input.data, None, None, _OK, None, None,
+                   0, len(self._stack) - 1, self.package))  # fmt: skip
+
+    async def export_completed(self, call: ExportCall) -> None:
+        number = self._stack.pop() if self._stack else 0
+        self._add((*self._return_row(number, call), self.package))
+        self._returned()
+
+
+class CompositionRecorder:
+    """Records a whole composition into one trace: :meth:`package` gives the
+    interceptor of each package (``CompositionBuilder.build(interceptors=...)`` takes
+    this object's ``package`` method).
+
+    Every event names its package. A wired call is recorded twice, from both sides:
+    an ``import`` event of the caller and an ``export``/``return`` pair of the callee
+    (inside it, in time). ``call`` numbers are unique in the trace; ``call`` and
+    ``depth`` of an event count the export calls of its own package, so one package's
+    events read exactly as a trace of that package alone.
+    """
+
+    def __init__(self, sink: EventSink, *, batch: int = 512, max_delay: float = 0.1) -> None:
+        self.sink = sink
+        self.batch = batch
+        self.max_delay = max_delay
+        self._log = _Log(sink, max_delay)
+        self._views: dict[str, Recorder] = {}
+
+    def package(self, name: str) -> Recorder:
+        """The recorder of package ``name`` (one per name)."""
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = _PackageRecorder(self._log, name, self.batch, self.max_delay)
+        return view
+
+    __call__ = package
+
+    @property
+    def calls(self) -> int:
+        return self._log.calls
+
+    def drain(self) -> None:
+        pending = self._log.pending
+        if pending:
+            rows = pending[:]
+            pending.clear()
+            self.sink.extend(rows)
 
 
 _EXPORT = str(EventKind.EXPORT)

@@ -254,12 +254,15 @@ def replay_source(
     on_event: Callable[[Event], None] | None = None,
     record_into: EventSink | None = None,
     recorded_module_sha: str | None = None,
+    recorder: CallInterceptor | None = None,
     progress: ReplayProgress | None = None,
     caps: ReplayCaps | None = None,
 ) -> ReplayReport:
     """Re-run every export call of ``source`` against ``module`` with imports replayed.
 
-    ``record_into``: also record the replay run (to save it as a trace of its own).
+    ``record_into``: also record the replay run (to save it as a trace of its own);
+    ``recorder``: the interceptor recording it, when it is not a plain ``Recorder``
+    (one package's, recording a composition's replay).
     ``progress``: filled in as the replay goes (see :class:`ReplayProgress`).
     ``caps``: the limits the replay runs under (default ``ReplayCaps()``); the trace's
     recorded settings only tighten them, and a run they cut ends with ``report.capped``.
@@ -290,8 +293,10 @@ def replay_source(
     if progress is not None:
         progress._replayer = replayer
     interceptor: CallInterceptor = replayer
-    if record_into is not None:
-        interceptor = Chain(replayer, Recorder(record_into))
+    if recorder is None and record_into is not None:
+        recorder = Recorder(record_into)
+    if recorder is not None:
+        interceptor = Chain(replayer, recorder)
     report = ReplayReport(
         info,
         reproduced=False,

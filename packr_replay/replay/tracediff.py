@@ -95,6 +95,10 @@ class TraceDiff:
     calls: dict[str, CallStats] = field(default_factory=dict)
     #: The sha256 of the module each trace ran (``None``: not recorded).
     modules: tuple[str | None, str | None] = (None, None)
+    #: Two compositions' traces: each package's own diff (see ``diff_compositions``),
+    #: and the package where the first change is.
+    packages: dict[str, TraceDiff] = field(default_factory=dict)
+    first_package: str | None = None
 
     @property
     def identical(self) -> bool:
@@ -122,6 +126,11 @@ class TraceDiff:
         a, b = self.modules
         if a is not None and b is not None and a != b:
             text += f"; the modules differ (a ran sha256 {a[:12]}, b ran {b[:12]})"
+        if self.packages:
+            differing = [name for name, d in self.packages.items() if not d.identical]
+            text += f"; {len(self.packages)} package(s) compared one by one"
+            if differing:
+                text += f", differing: {', '.join(differing)}"
         return text
 
 
@@ -170,7 +179,21 @@ def diff_traces(
     window: int = 256,
     max_changes: int = 100,
 ) -> TraceDiff:
-    """Compare two traces event by event (see the module docstring)."""
+    """Compare two traces event by event (see the module docstring).
+
+    Two compositions' traces are compared package by package (see
+    :func:`~.composition.diff_compositions`)."""
+    from ..storage.packages import composition_of
+
+    if composition_of(a.info) is not None and composition_of(b.info) is not None:
+        from .composition import diff_compositions
+
+        return diff_compositions(a, b, window=window, max_changes=max_changes)
+    return diff_streams(a, b, window=window, max_changes=max_changes)
+
+
+def diff_streams(a: Any, b: Any, *, window: int = 256, max_changes: int = 100) -> TraceDiff:
+    """:func:`diff_traces` of two event streams (``info`` and ``records()``), in order."""
     result = TraceDiff()
     ita, itb = iter(a.records()), iter(b.records())
     # Counters per call identity (kind, interface, function): [a, b, changed, inserted, removed]

@@ -11,7 +11,9 @@ from ..errors import (
     InterfaceError,
     InvalidGuestOutput,
     LinkError,
+    PackageNotFound,
 )
+from .composition import BuiltComposition, CompositionBuilder, HostFn, Wire
 from .demo import DemoHost
 from .engine import DEFAULT_FUEL, ExternInfo, Module, Runtime
 from .host import (
@@ -46,7 +48,9 @@ __all__ = [
     "RESULT_LEN_OFFSET",
     "RESULT_PTR_OFFSET",
     "AsyncCtx",
+    "BuiltComposition",
     "CallInterceptor",
+    "CompositionBuilder",
     "Ctx",
     "DefaultHostProvider",
     "DemoHost",
@@ -60,6 +64,7 @@ __all__ = [
     "GuestTimeout",
     "GuestTrap",
     "HostErr",
+    "HostFn",
     "HostFunctionError",
     "HostFunctionProvider",
     "HostLinkerBuilder",
@@ -73,9 +78,11 @@ __all__ = [
     "InvalidGuestOutput",
     "LinkError",
     "Module",
+    "PackageNotFound",
     "ReplyMode",
     "RoutedInterceptor",
     "Runtime",
+    "Wire",
     "interface_from_impl",
     "log_host_error",
     "type_desc_of",

@@ -1,4 +1,5 @@
-"""Bundles: one trace and its module in a new, compact, self-contained file.
+"""Bundles: one trace and its module (a composition's: all its modules) in a new,
+compact, self-contained file.
 
 A bundle is what gets attached to a bug report. It is an ordinary trace store (open it
 with :class:`TraceStore`), VACUUM'd and switched to a rollback journal so it is one
@@ -34,6 +35,7 @@ from .codec import event_from_record, new_unpacker, pack_meta, unpack_meta
 from .files import new_file
 from .integrity import ChainChecker
 from .model import Event, TraceInfo, trace_genesis
+from .packages import composition_of
 from .reader import decode_segment
 from .rows import TraceRef, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, open_database
@@ -64,8 +66,12 @@ def bundle(
     with new_file(dest, overwrite=overwrite, sources=[Path(store.path)]) as partial:
         db, _ = open_database(partial, create=True)
         try:
-            if info.module_sha256 is not None:
-                module = store.module_info(info.module_sha256)
+            composition = composition_of(info)
+            shas = [info.module_sha256] + (
+                [] if composition is None else [p.module_sha256 for p in composition.packages]
+            )
+            for sha in dict.fromkeys(s for s in shas if s is not None):
+                module = store.module_info(sha)
                 wasm = store.module_bytes(module.sha256)
                 with translate_errors(partial):
                     insert_module(db, module.sha256, module.name, wasm, module.types)

@@ -106,11 +106,15 @@ def normalize_fields(
     error: object,
     duration_ns: object,
     depth: object,
+    *package: object,
 ) -> tuple[Any, ...]:
     """Check ``append``'s arguments: coerce subclasses and bytes-likes, explain the rest.
 
-    Returns the 12 fields after ``seq`` in chain order, as plain ints, strs and bytes.
+    Returns the 12 fields after ``seq`` in chain order, as plain ints, strs and bytes
+    (13 with a ``package``: a composition's event).
     """
+    if len(package) > 1:
+        raise TypeError(f"an event row has 12 or 13 fields, got {12 + len(package)}")
     if kind not in KIND_NAMES:
         raise ValueError(f"unknown event kind {kind!r}")
     if outcome not in OUTCOME_NAMES:
@@ -128,6 +132,7 @@ def normalize_fields(
         None if error is None else _as_str("error", error),
         _as_int("duration_ns", duration_ns),
         _as_int("depth", depth),
+        *(_as_str("package", p) for p in package),
     )
 
 
@@ -155,7 +160,10 @@ def _as_bytes(name: str, value: object) -> bytes | None:
 
 
 def _plain(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A writer row's 12 fields as plain types: as they are, or ``normalize_fields``'."""
+    """A writer row's 12 fields as plain types: as they are, or ``normalize_fields``';
+    a composition's row has a 13th, its package."""
+    if len(row) != 12:
+        return normalize_fields(*row)
     (call, kind, interface, function, input, output, status, outcome,
      error_kind, error, duration_ns, depth) = row  # fmt: skip
     if (

@@ -1,8 +1,9 @@
 """Event records and metadata on the wire: msgpack, with strict limits both ways.
 
 One event is stored as two msgpack objects back to back: the 13-element array of
-:meth:`Event.chain_fields` (exactly the bytes the chain hash covers) and a 32-byte
-``bin`` holding that hash. Storing the hashed bytes themselves means the writer packs
+:meth:`Event.chain_fields` (exactly the bytes the chain hash covers; 14 in a
+composition's trace, from format 4 on, the last naming the event's package) and a
+32-byte ``bin`` holding that hash. Storing the hashed bytes themselves means the writer packs
 each event once and hashes what it stores; a segment of events is the concatenation
 of such records, and the export stream is the same records one after another.
 
@@ -64,7 +65,8 @@ KINDS: dict[str, EventKind] = {str(k): k for k in EventKind}
 OUTCOMES: dict[str, Outcome] = {str(o): o for o in Outcome}
 
 RawRecord = tuple[tuple[Any, ...], bytes]
-"""An event as decoded: its 13 chain fields (validated) and its stored hash."""
+"""An event as decoded: its 13 (or, with a package, 14) chain fields (validated) and its
+stored hash."""
 
 
 def _refuse_ext(code: int, data: bytes) -> NoReturn:
@@ -210,8 +212,10 @@ _OPT_INT = (int, type(None))
 
 def _check_fields(fields: object, seq: int) -> tuple[Any, ...]:
     """Type-check one decoded field array; the position is the expected seq."""
-    if not isinstance(fields, tuple) or len(fields) != 13:
+    if not isinstance(fields, tuple) or len(fields) not in (13, 14):
         raise TraceFormatError(f"event {seq}: not a 13-field record")
+    if len(fields) == 14 and type(fields[13]) is not str:
+        raise TraceFormatError(f"event {seq}: its package is not a string")
     (
         f_seq,
         call,
@@ -226,7 +230,7 @@ def _check_fields(fields: object, seq: int) -> tuple[Any, ...]:
         error,
         duration_ns,
         depth,
-    ) = fields
+    ) = fields[:13]
     if type(f_seq) is not int or f_seq != seq:
         raise TraceFormatError(f"event {seq}: record says seq {f_seq!r}")
     if not (
@@ -251,12 +255,15 @@ def _check_fields(fields: object, seq: int) -> tuple[Any, ...]:
 
 
 def _signatures() -> frozenset[tuple[type, ...]]:
-    """Every allowed tuple of field types (five fields may be None)."""
+    """Every allowed tuple of field types (five fields may be None; a 14th, the
+    package, is a str)."""
     none = type(None)
-    out = set()
+    out: set[tuple[type, ...]] = set()
     for mask in range(32):
         opt = [(bytes, bytes, int, str, str)[i] if not mask & (1 << i) else none for i in range(5)]
-        out.add((int, int, str, str, str, opt[0], opt[1], opt[2], str, opt[3], opt[4], int, int))
+        sig = (int, int, str, str, str, opt[0], opt[1], opt[2], str, opt[3], opt[4], int, int)
+        out.add(sig)
+        out.add((*sig, str))
     return frozenset(out)
 
 
@@ -284,7 +291,6 @@ def decode_records(unpacker: msgpack.Unpacker, first_seq: int, count: int) -> It
             raise TraceFormatError(f"event {seq}: undecodable record: {exc}") from None
         if not (
             type(fields) is tuple
-            and len(fields) == 13
             and tuple(map(type, fields)) in sigs
             and fields[0] == seq
             and fields[2] in kinds
@@ -344,6 +350,7 @@ def event_from_record(fields: tuple[Any, ...], digest: bytes) -> Event:
         fields[11],
         fields[12],
         digest,
+        fields[13] if len(fields) == 14 else None,
     )
 
 

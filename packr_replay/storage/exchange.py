@@ -4,7 +4,8 @@ The stream is three parts, each plain msgpack::
 
     header   {"format": "packr-replay-trace", "version": N, "tool_version": ...,
               "trace": {uuid, created_at, status, label, ..., meta},
-              "module": {"sha256", "name", "types", "wasm"} | nil}
+              "module": {"sha256", "name", "types", "wasm"} | nil,
+              "package_modules": [module, ...]}    (format 4: a composition's modules)
     events   event_count records, each the 13 chain fields then the 32-byte hash
              (byte for byte what a segment stores)
     trailer  {"end": true, "events": n, "head": <hash of the last event>}
@@ -37,6 +38,7 @@ from . import codec
 from .chain import SegmentBuilder
 from .codec import MAX_BLOB_BYTES, Shape, check_meta, decode_records, new_unpacker, pack_meta
 from .model import TraceInfo, TraceStatus, trace_genesis
+from .packages import composition_of
 from .reader import Trace
 from .rows import find_uuid, insert_module, insert_segment, insert_trace
 from .schema import TRACE_FORMAT_VERSION, newer_format_message
@@ -80,15 +82,12 @@ def export_trace(store: StoreFile, trace: Trace, fileobj: IO[bytes]) -> int:
     info = trace.info
     sealed = info.head_hash is not None
     count = info.event_count if sealed else len(trace)
-    module = None
-    if info.module_sha256 is not None:
-        module_info = store.module_info(info.module_sha256)
-        module = {
-            "sha256": module_info.sha256,
-            "name": module_info.name,
-            "types": module_info.types,
-            "wasm": store.module_bytes(info.module_sha256),
-        }
+    module = None if info.module_sha256 is None else _module(store, info.module_sha256)
+    composition = composition_of(info)
+    package_modules = []
+    if composition is not None:
+        shas = dict.fromkeys(p.module_sha256 for p in composition.packages if p.module_sha256)
+        package_modules = [_module(store, sha) for sha in shas]
     packer = msgpack.Packer(use_bin_type=True)
     fileobj.write(
         packer.pack(
@@ -98,6 +97,7 @@ def export_trace(store: StoreFile, trace: Trace, fileobj: IO[bytes]) -> int:
                 "tool_version": __version__,
                 "trace": _trace_header(info, count, info.head_hash),
                 "module": module,
+                "package_modules": package_modules,
             }
         )
     )
@@ -129,6 +129,16 @@ def export_trace(store: StoreFile, trace: Trace, fileobj: IO[bytes]) -> int:
     return written
 
 
+def _module(store: StoreFile, sha256: str) -> dict[str, Any]:
+    module_info = store.module_info(sha256)
+    return {
+        "sha256": module_info.sha256,
+        "name": module_info.name,
+        "types": module_info.types,
+        "wasm": store.module_bytes(sha256),
+    }
+
+
 # -------------------------------------------------------------------------- import
 
 
@@ -142,7 +152,9 @@ def _field(mapping: dict[str, Any], key: str, types: tuple[type, ...], where: st
 _OPT_STR = (str, type(None))
 
 
-def _read_header(unpacker: msgpack.Unpacker) -> tuple[TraceInfo, int, dict[str, Any] | None]:
+def _read_header(
+    unpacker: msgpack.Unpacker,
+) -> tuple[TraceInfo, int, dict[str, Any] | None, list[dict[str, Any]]]:
     try:
         header = unpacker.unpack()
     except msgpack.OutOfData:
@@ -194,15 +206,26 @@ def _read_header(unpacker: msgpack.Unpacker) -> tuple[TraceInfo, int, dict[str, 
     )
     module = _field(header, "module", (dict, type(None)), where)
     if module is not None:
-        where = "trace stream module"
-        wasm = _field(module, "wasm", (bytes,), where)
-        _field(module, "name", (str,), where)
-        _field(module, "types", (bytes, type(None)), where)
-        if hashlib.sha256(wasm).hexdigest() != _field(module, "sha256", (str,), where):
-            raise TraceFormatError("the module in the trace stream does not match its SHA-256")
+        _check_module(module)
         if module["sha256"] != info.module_sha256:
             raise TraceFormatError("the trace stream's module is not the one its trace ran")
-    return info, count, module
+    package_modules = header.get("package_modules", [])
+    if not isinstance(package_modules, (list, tuple)) or not all(
+        isinstance(m, dict) for m in package_modules
+    ):
+        raise TraceFormatError(f"{where}: field 'package_modules' has the wrong type")
+    for m in package_modules:
+        _check_module(m)
+    return info, count, module, list(package_modules)
+
+
+def _check_module(module: dict[str, Any]) -> None:
+    where = "trace stream module"
+    wasm = _field(module, "wasm", (bytes,), where)
+    _field(module, "name", (str,), where)
+    _field(module, "types", (bytes, type(None)), where)
+    if hashlib.sha256(wasm).hexdigest() != _field(module, "sha256", (str,), where):
+        raise TraceFormatError("a module in the trace stream does not match its SHA-256")
 
 
 def import_trace(store: StoreFile, fileobj: IO[bytes]) -> int:
@@ -237,7 +260,7 @@ def _regular_file(fileobj: IO[bytes]) -> bool:
 def _import(store: StoreFile, fileobj: IO[bytes]) -> int:
     shape = Shape(records=False)  # the header and trailer are maps; events are flat
     unpacker = new_unpacker(fileobj, max_buffer_size=MAX_BLOB_BYTES + 4 * 1024 * 1024, shape=shape)
-    info, count, module = _read_header(unpacker)
+    info, count, module, package_modules = _read_header(unpacker)
     meta = pack_meta(info.meta)
     db = store.db
     path = store.path
@@ -248,6 +271,8 @@ def _import(store: StoreFile, fileobj: IO[bytes]) -> int:
             raise StoreError(f"{path} already holds trace {info.uuid} (id {existing})")
         db.execute("BEGIN IMMEDIATE")
         try:
+            for m in package_modules:
+                insert_module(db, m["sha256"], m["name"], m["wasm"], m["types"])
             if module is not None:
                 insert_module(
                     db, module["sha256"], module["name"], module["wasm"], module["types"]

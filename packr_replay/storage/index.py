@@ -55,7 +55,7 @@ _BATCH = 4096  # rows per write transaction: short locks next to live recorders
 _INSERT = (
     "INSERT OR REPLACE INTO event_index (trace_id, seq, call, depth, kind, interface, function, "
     "input_size, output_size, status, outcome, error_kind, error, duration_ns, input_text, "
-    "output_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "output_text, package) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -72,8 +72,9 @@ def value_text(data: bytes | None) -> str | None:
 
 def index_row(trace_id: int, record: RawRecord) -> tuple[Any, ...]:
     """The ``event_index`` row of one validated record (see :mod:`.codec`)."""
+    fields = record[0]
     (seq, call, kind, interface, function, input_, output, status, outcome, error_kind,
-     error, duration_ns, depth) = record[0]  # fmt: skip
+     error, duration_ns, depth) = fields[:13]  # fmt: skip
     return (
         trace_id,
         seq,
@@ -91,6 +92,7 @@ def index_row(trace_id: int, record: RawRecord) -> tuple[Any, ...]:
         duration_ns,
         value_text(input_),
         value_text(output),
+        fields[13] if len(fields) == 14 else None,
     )
 
 

@@ -100,13 +100,14 @@ class MemoryTrace:
         error: str | None = None,
         duration_ns: int = 0,
         depth: int = 0,
+        package: str | None = None,
     ) -> int:
         """Record one event; returns its seq (see :meth:`EventSink.append`)."""
         if self._sealed:
             raise StoreError(f"trace {self._info.uuid} is finished; no more events can be appended")
         fields = normalize_fields(
             call, kind, interface, function, input, output, status, outcome,
-            error_kind, error, duration_ns, depth,
+            error_kind, error, duration_ns, depth, *(() if package is None else (package,)),
         )  # fmt: skip
         seq = len(self._events)
         digest = sha256(self._head + self._pack([seq, *fields])).digest()
@@ -126,6 +127,7 @@ class MemoryTrace:
                 fields[10],
                 fields[11],
                 digest,
+                fields[12] if len(fields) == 13 else None,
             )
         )
         self._head = digest

@@ -91,6 +91,10 @@ class Event:
     duration_ns: int = 0
     depth: int = 0
     hash: bytes = field(default=b"", compare=False)
+    #: The package the event happened in, in a composition's trace (``None`` in a
+    #: trace of one guest). Last, after ``hash``, so positional construction of the
+    #: fields before it is unchanged.
+    package: str | None = None
 
     @property
     def input_value(self) -> EncodedValue | None:
@@ -107,8 +111,9 @@ class Event:
         return f"{self.interface}.{self.function}" if self.interface else self.function
 
     def chain_fields(self) -> list[Any]:
-        """The fields the hash chain covers, in a fixed order."""
-        return [
+        """The fields the hash chain covers, in a fixed order (a composition's events
+        add their package as a 14th)."""
+        fields = [
             self.seq,
             self.call,
             str(self.kind),
@@ -123,6 +128,9 @@ class Event:
             self.duration_ns,
             self.depth,
         ]
+        if self.package is not None:
+            fields.append(self.package)
+        return fields
 
 
 CHAIN_VERSION = 1

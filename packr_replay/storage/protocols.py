@@ -42,6 +42,7 @@ class EventSink(Protocol):
         error: str | None = None,
         duration_ns: int = 0,
         depth: int = 0,
+        package: str | None = None,
     ) -> int:
         """Record one event (fields as in :class:`Event`); returns its ``seq``.
 
@@ -52,8 +53,8 @@ class EventSink(Protocol):
         ...
 
     def extend(self, rows: list[tuple[Any, ...]]) -> int:
-        """Append many events; each row holds :meth:`append`'s 12 fields in order.
-        Returns the seq of the first (the recorder's batched path)."""
+        """Append many events; each row holds :meth:`append`'s 12 fields in order (13
+        with a package). Returns the seq of the first (the recorder's batched path)."""
         ...
 
     def flush(self) -> None:

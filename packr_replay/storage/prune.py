@@ -39,7 +39,8 @@ def delete_traces(store: TraceStore, refs: Iterable[TraceRef], *, vacuum: bool =
             db.conn.executemany("DELETE FROM traces WHERE id = ?", [(i,) for i in infos])
             db.execute(
                 "DELETE FROM modules WHERE sha256 NOT IN "
-                "(SELECT module_sha256 FROM traces WHERE module_sha256 IS NOT NULL)"
+                "(SELECT module_sha256 FROM traces WHERE module_sha256 IS NOT NULL "
+                "UNION SELECT module_sha256 FROM trace_packages WHERE module_sha256 IS NOT NULL)"
             )
             db.execute("COMMIT")
         except BaseException:

@@ -17,6 +17,7 @@ from ..errors import IntegrityError, StoreError, TraceFormatError, TraceNotFound
 from .codec import unpack_meta
 from .liveness import WriterIdentity, is_alive
 from .model import TraceInfo, TraceStatus
+from .packages import insert_packages
 from .schema import TRACE_FORMAT_VERSION, newer_format_message
 from .sqlite import translate_errors
 
@@ -204,7 +205,9 @@ def insert_trace(db: sqlite_utils.Database, info: TraceInfo, meta: bytes) -> int
             meta,
         ],
     )
-    return int(cursor.lastrowid or 0)
+    trace_id = int(cursor.lastrowid or 0)
+    insert_packages(db, trace_id, info.meta, "the store")
+    return trace_id
 
 
 def insert_segment(

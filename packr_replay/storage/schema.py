@@ -22,6 +22,13 @@ read-only as they are (``OLDEST_READABLE_FORMAT``); opening one for writing adds
 Format 3 changes no table: traces written from then on chain from a hash of their
 header (see :mod:`.model`); the version says so to older readers.
 
+Format 4 adds the package dimension, for traces of a composition (several packages
+recorded together, see :class:`~packr_replay.runtime.CompositionBuilder`): their
+events carry a 14th chain field naming their package, ``trace_packages`` lists each
+such trace's packages and the modules they ran (so the modules are kept with the
+trace), and ``event_index``/``events`` gain a ``package`` column. Traces of one guest
+are stored exactly as in format 3.
+
 Opening checks every schema object against what the migrations create: our tables by
 shape, our views and indexes by their exact SQL. Besides them a file may hold plain
 tables of its user's (``sql --write "create table notes(x)"``) and indexes on those,
@@ -59,7 +66,7 @@ __all__ = [
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
 PAGE_SIZE = 16384
-TRACE_FORMAT_VERSION = 3
+TRACE_FORMAT_VERSION = 4
 """The trace-store and export-stream format this version writes (and every older one it reads)."""
 
 OLDEST_READABLE_FORMAT = 1
@@ -189,6 +196,41 @@ def _m0003_header_chain(db: sqlite_utils.Database) -> None:
     an older packr-replay, which would check the new traces against the old genesis
     and call them altered, from opening the file.
     """
+
+
+@MIGRATIONS(name="0004_packages")
+def _m0004_packages(db: sqlite_utils.Database) -> None:
+    """Format 4: the package dimension of a composition's trace.
+
+    ``trace_packages`` is derived from the trace's ``composition`` metadata (which the
+    chain's genesis covers) when the trace is written or imported; it keeps the modules
+    the packages ran from being pruned and lets SQL tools join events to modules.
+    """
+    db.execute(
+        """
+        CREATE TABLE trace_packages (
+            trace_id INTEGER NOT NULL REFERENCES traces(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            module_sha256 TEXT REFERENCES modules(sha256),
+            PRIMARY KEY (trace_id, name)
+        ) STRICT
+        """
+    )
+    db.execute("ALTER TABLE event_index ADD COLUMN package TEXT")
+    db.execute("DROP VIEW events")
+    db.execute(
+        """
+        CREATE VIEW events AS
+        SELECT e.trace_id, t.label AS trace_label, e.seq, e.package, e.call, e.depth, e.kind,
+               e.interface, e.function,
+               CASE WHEN e.interface = '' THEN e.function
+                    ELSE e.interface || '.' || e.function END AS name,
+               e.input_size, e.output_size, e.status, e.outcome, e.error_kind, e.error,
+               e.duration_ns, e.input_text, e.output_text
+        FROM event_index e JOIN traces t ON t.id = e.trace_id
+        """
+    )
 
 
 def newer_format_message(what: object, version: int) -> str:

@@ -22,6 +22,7 @@ from .bundle import bundle
 from .exchange import export_trace, import_trace
 from .integrity import ChainChecker, VerifyReport
 from .model import TraceInfo
+from .packages import composition_of
 from .reader import Trace, decode_segment
 from .rows import (
     TRACE_COLUMNS,
@@ -229,8 +230,16 @@ class TraceStore:
         except (IntegrityError, TraceFormatError) as exc:
             return checker.report(exc)
         report = checker.finish()
-        sha = trace.info.module_sha256
-        if report.ok and sha is not None:
+        if not report.ok:
+            return report
+        try:
+            composition = composition_of(trace.info)
+        except TraceFormatError as exc:
+            return VerifyReport(report.trace_id, False, report.events, None, str(exc))
+        shas = [trace.info.module_sha256] + (
+            [] if composition is None else [p.module_sha256 for p in composition.packages]
+        )
+        for sha in dict.fromkeys(s for s in shas if s is not None):
             try:
                 read_module(self.db, sha, self.path)  # checks the bytes against their key
             except StoreError as exc:

@@ -49,6 +49,7 @@ from .codec import check_meta, pack_meta, unpack_meta
 from .committer import Committer, InlineCommitter, Statements
 from .liveness import WriterIdentity, live_writers, register_live, unregister_live
 from .model import EventKind, Outcome, TraceInfo, TraceStatus, header_genesis
+from .packages import insert_packages
 from .rows import fetch_info, now_iso
 from .schema import TRACE_FORMAT_VERSION
 from .sqlite import Tracer, connect, translate_errors
@@ -221,6 +222,7 @@ class TraceWriter:
                     who.start,
                 ],
             )
+            insert_packages(db, int(cursor.lastrowid or 0), unpack_meta(meta), self._path)
         genesis = header_genesis(
             uuid=self.uuid,
             format_version=TRACE_FORMAT_VERSION,
@@ -250,12 +252,12 @@ class TraceWriter:
         error: str | None = None,
         duration_ns: int = 0,
         depth: int = 0,
+        package: str | None = None,
     ) -> int:
         """Record one event; returns its seq. Fields are those of :class:`Event`."""
-        return self.extend(
-            [(call, kind, interface, function, input, output, status, outcome,
-              error_kind, error, duration_ns, depth)]
-        )  # fmt: skip
+        row = (call, kind, interface, function, input, output, status, outcome,
+               error_kind, error, duration_ns, depth)  # fmt: skip
+        return self.extend([row if package is None else (*row, package)])
 
     def extend(self, rows: list[tuple[Any, ...]]) -> int:
         """Append many events at once; each row holds the 12 fields of :meth:`append`

@@ -89,7 +89,7 @@ class TestShow:
         assert set(events["events"][1]) == {
             "seq", "call", "kind", "interface", "function", "name", "depth", "status",
             "outcome", "error_kind", "error", "duration_ns", "input", "input_bytes",
-            "output", "output_bytes", "input_value", "output_value",
+            "output", "output_bytes", "input_value", "output_value", "package",
         }  # fmt: skip
         assert events["events"][1]["input"] == '"clock-actor: run Ada"'
         one = json.loads(cli("show", f"{recorded}#first", "2", "--json").out)

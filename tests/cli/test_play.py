@@ -20,7 +20,8 @@ from tests.cli.conftest import GUESTS, Invoke
 
 PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_replayed",
              "events_total", "duration_s", "divergence", "stopped", "capped", "module_mismatch",
-             "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace"}  # fmt: skip
+             "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace",
+             "package", "packages"}  # fmt: skip
 ECHO = GUESTS / "echo.wasm"
 
 #: Another build of clock_actor's ``run``: it echoes its input without calling the host,

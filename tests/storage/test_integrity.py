@@ -10,7 +10,7 @@ import msgpack
 import pytest
 
 from packr_replay.errors import IntegrityError
-from packr_replay.storage import FlushPolicy, MemoryTrace, TraceStore
+from packr_replay.storage import TRACE_FORMAT_VERSION, FlushPolicy, MemoryTrace, TraceStore
 
 from .util import raw, write_events
 
@@ -311,7 +311,7 @@ class TestHeaderIsCovered:
         made = store.bundle(trace_id, tmp_path / "r.db", redact=lambda e: (b"<r>", e.output))
         with TraceStore(made) as bundled:
             info = bundled.traces()[0]
-            assert info.format_version == 3
+            assert info.format_version == TRACE_FORMAT_VERSION
             assert info.meta["redacted_events"] == 30
             assert bundled.verify(info.id).ok
         raw(made, "UPDATE traces SET meta = ?", (msgpack.packb({"redacted": []}),))
