@@ -114,7 +114,9 @@ class TestInfo:
 
     def test_json(self, cli: Invoke, recorded: Path) -> None:
         data = json.loads(cli("info", recorded, "--json").out)
-        assert set(data) == {"store", "traces_in_file", "trace", "module", "counts", "notes"}
+        assert set(data) == {
+            "store", "traces_in_file", "trace", "module", "packages", "wires", "counts", "notes"
+        }  # fmt: skip
         module = data["module"]
         assert module["name"] == "clock_actor"
         assert {"module": "demo:host/clock", "name": "now", "kind": "func",
