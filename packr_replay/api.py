@@ -231,7 +231,7 @@ def record_composition(
         run_meta = _run_meta(rt, reply, meta)
         run_meta["composition"] = composition_meta(
             shas.items(),
-            [(w.target, w.import_module, w.import_function, w.source, w.source_function)
+            [(w.target, w.interface, w.function, w.source, w.source_function)
              for w in composition.wires],
         )  # fmt: skip
         host = f"composition of {', '.join(shas)}"

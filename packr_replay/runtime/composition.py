@@ -48,18 +48,18 @@ Interceptors = Mapping[str, CallInterceptor | None] | Callable[[str], CallInterc
 
 @dataclass(frozen=True, slots=True)
 class Wire:
-    """``target``'s import ``import_module.import_function`` is served by ``source``'s
+    """``target``'s import ``interface.function`` is served by ``source``'s
     export ``source_function``."""
 
     target: str
-    import_module: str
-    import_function: str
+    interface: str
+    function: str
     source: str
     source_function: str
 
     def __str__(self) -> str:
         return (
-            f"{self.target}: {self.import_module}.{self.import_function} -> "
+            f"{self.target}: {self.interface}.{self.function} -> "
             f"{self.source}.{self.source_function}"
         )
 
@@ -115,15 +115,15 @@ class CompositionBuilder:
     def wire(
         self,
         target_package: str,
-        import_module: str,
-        import_function: str,
+        interface: str,
+        function: str,
         source_package: str,
         source_function: str,
     ) -> CompositionBuilder:
-        """Serve ``target_package``'s import ``import_module.import_function`` with
+        """Serve ``target_package``'s import ``interface.function`` with
         ``source_package``'s export ``source_function`` (checked at :meth:`build`)."""
         self._wires.append(
-            Wire(target_package, import_module, import_function, source_package, source_function)
+            Wire(target_package, interface, function, source_package, source_function)
         )
         return self
 
@@ -190,10 +190,10 @@ class CompositionBuilder:
             for package in (w.target, w.source):
                 if package not in self._packages:
                     raise PackageNotFound(package, f"wire {w}")
-            key = (w.target, w.import_module, w.import_function)
+            key = (w.target, w.interface, w.function)
             if key in seen:
                 raise ValueError(
-                    f"{w.target}'s import {w.import_module}.{w.import_function} is wired twice"
+                    f"{w.target}'s import {w.interface}.{w.function} is wired twice"
                 )
             seen.add(key)
 
@@ -229,7 +229,7 @@ class BuiltComposition:
 
         def configure(builder: HostLinkerBuilder) -> None:
             for w in mine:
-                builder.interface(w.import_module).func_typed(w.import_function, self._wired(w))
+                builder.interface(w.interface).func_typed(w.function, self._wired(w))
             shared = HostLinkerBuilder()
             shared.interceptor, shared.error_handler = builder.interceptor, builder.error_handler
             for host in hosts:
