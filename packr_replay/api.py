@@ -239,7 +239,9 @@ def record_composition(
         result = RecordResult(writer.trace_id, ts.path)
         try:
             recorder = CompositionRecorder(writer)
-            with composition.build(interceptors=recorder.package, state=state, reply=reply) as built:
+            with composition.build(
+                interceptors=recorder.package, state=state, reply=reply
+            ) as built:
                 for package, name, value in calls:
                     enc = _encoded(value)
                     entry = CallResult(name, enc, package=package)
@@ -467,7 +469,9 @@ def _replay_composition(
         if module is None:
             sha = composition.package(name).module_sha256  # type: ignore[union-attr]
             if sha is None:
-                raise StoreError(f"trace {info.id}: package {name!r} has no stored module; pass module=")
+                raise StoreError(
+                    f"trace {info.id}: package {name!r} has no stored module; pass module="
+                )
             module_name = ts.module_info(sha).name
             wasm = ts.module_bytes(sha)  # checked against its SHA-256
         rt = new_runtime(
@@ -486,7 +490,9 @@ def _replay_composition(
         writer = None
         recorder = None
         if into is not None:
-            shas = {n: into.add_module(m.wasm, m.name, m.metadata_bytes()) for n, m in modules.items()}
+            shas = {
+                n: into.add_module(m.wasm, m.name, m.metadata_bytes()) for n, m in modules.items()
+            }
             meta = {
                 **info.meta,
                 "composition": composition_meta(shas.items(), composition.wires),

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ReplayError
-from .caps import ReplayCaps
 from ..storage.model import Event, TraceInfo
 from ..storage.packages import Composition, PackageTrace, composition_of
+from .caps import ReplayCaps
 from .matchers import DEFAULT_MATCH_ON, Matcher
 from .session import ReplayProgress, ReplayReport, replay_source
 from .tracediff import CallStats, TraceDiff, diff_streams
