@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import render
+from .caps import MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
 from .common import HostOpt, JsonOpt
 from .errors import INTERRUPTED, fail
 
@@ -22,8 +23,7 @@ if TYPE_CHECKING:  # wasmtime and SQLite load when the command runs
 
 __all__ = ["register"]
 
-#: The library's defaults, copied so that --help loads nothing heavy (a test keeps them true).
-DEFAULT_TIME_LIMIT = 60.0
+#: The library's fields, copied so that --help loads nothing heavy (a test keeps them true).
 SELECT_FIELDS = ("file", "id", "label", "module", "status", "host", "uuid")
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -215,16 +215,9 @@ def register(app: typer.Typer) -> None:
                 "instead of local processes; needs pip install 'packr-replay[dask]'.",
             ),
         ] = None,
-        max_time: Annotated[
-            float,
-            typer.Option(
-                "--max-time",
-                min=0.001,
-                metavar="SECONDS",
-                help="Time cap per trace: a replay that has not finished by then is "
-                "stopped (its worker is killed) and counted over caps.",
-            ),
-        ] = DEFAULT_TIME_LIMIT,
+        max_fuel: MaxFuelOpt = None,
+        max_time: MaxTimeOpt = None,
+        max_memory: MaxMemoryOpt = None,
         junit_xml: Annotated[
             Path | None,
             typer.Option(
@@ -239,8 +232,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay every trace of a corpus against a new build and report which recorded runs it no longer reproduces.
 
-        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C stops the workers and reports what finished (exit 130).
+        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Each trace replays under caps of its own (--max-time, --max-fuel, --max-memory), as with play; a worker still busy a little after the time cap (stuck outside the guest) is killed. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C stops the workers and reports what finished (exit 130).
         """
+        caps_given = parse_caps(max_fuel, max_time, max_memory)
         if jobs is not None and dask is not None:
             raise typer.BadParameter("give either --jobs or --dask, not both", param_hint="--jobs")
         for item in corpus:  # before the library (and wasmtime) loads
@@ -249,6 +243,7 @@ def register(app: typer.Typer) -> None:
 
         from .. import corpus as _corpus
         from ..corpus import CheckInterrupted, write_junit
+        from ..replay.caps import ReplayCaps
 
         progress = _Progress(enabled=not as_json)
 
@@ -266,7 +261,7 @@ def register(app: typer.Typer) -> None:
                         select=select or [],
                         hosts=host or [],
                         jobs=jobs,
-                        time_limit=max_time,
+                        caps=ReplayCaps(**caps_given),
                         dask=dask,
                         on_start=progress.start,
                         on_result=on_result,

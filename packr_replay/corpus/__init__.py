@@ -19,12 +19,11 @@ from .check import CheckInterrupted, Executor, check
 from .collect import SELECT_FIELDS, Builds, Selection, collect, find_stores
 from .junit import junit_xml, write_junit
 from .model import Outcome, TraceJob, TraceResult, Verdict
-from .pool import DEFAULT_TIME_LIMIT, LocalPool, default_jobs
+from .pool import LocalPool, default_jobs
 from .replay import Checker
 from .report import Change, CheckReport
 
 __all__ = [
-    "DEFAULT_TIME_LIMIT",
     "SELECT_FIELDS",
     "Builds",
     "Change",

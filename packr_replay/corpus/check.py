@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import CorpusError
 from ..hosts import resolve_hosts
 from ..runtime import Runtime
 from .collect import Builds, Selection, collect, find_stores
 from .model import Outcome, TraceJob, TraceResult
-from .pool import DEFAULT_TIME_LIMIT, LocalPool
+from .pool import LocalPool
 from .report import CheckReport
+
+if TYPE_CHECKING:
+    from ..replay.caps import ReplayCaps
 
 __all__ = ["CheckInterrupted", "Executor", "check"]
 
@@ -53,7 +56,7 @@ def check(
     select: Iterable[str] = (),
     hosts: Sequence[str] = (),
     jobs: int | None = None,
-    time_limit: float | None = DEFAULT_TIME_LIMIT,
+    caps: ReplayCaps | None = None,
     dask: str | None = None,
     executor: Executor | None = None,
     on_start: Callable[[int], None] | None = None,
@@ -67,7 +70,9 @@ def check(
     ``labels`` (label patterns, any matches) and ``select`` (``FIELD=PATTERN``, all
     match) choose traces. ``hosts``: host specs for imports the traces do not serve.
     Traces run on ``jobs`` local worker processes (default: the CPUs), on the Dask
-    cluster at ``dask``, or on ``executor``; each under ``time_limit`` seconds.
+    cluster at ``dask``, or on ``executor``; each under ``caps`` (default
+    ``ReplayCaps()``: the recorded settings only tighten them; a worker still busy
+    with a trace a little after the time cap is killed).
     ``on_start(total)`` and ``on_result(result)`` follow progress.
 
     Raises :class:`~packr_replay.errors.CorpusError` (or another library error) when
@@ -91,9 +96,9 @@ def check(
         if dask is not None:
             from .cluster import DaskExecutor
 
-            executor = DaskExecutor(dask, hosts=hosts, time_limit=time_limit)
+            executor = DaskExecutor(dask, hosts=hosts, caps=caps)
         else:
-            executor = LocalPool(jobs, hosts=hosts, time_limit=time_limit)
+            executor = LocalPool(jobs, hosts=hosts, caps=caps)
     total = sum(1 for j in todo if not j.baseline)
     report = CheckReport(
         [], None if base is None else [], planned=total + len(refused), files=len(stores),

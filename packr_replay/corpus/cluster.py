@@ -26,11 +26,14 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorpusError, PackrReplayError, StoreError
 from .model import Outcome, TraceJob, Verdict
-from .pool import DEFAULT_TIME_LIMIT, LocalPool
+from .pool import LocalPool, caps_data
+
+if TYPE_CHECKING:
+    from ..replay.caps import ReplayCaps
 
 __all__ = ["DaskExecutor", "check_bundle"]
 
@@ -56,7 +59,7 @@ class DaskExecutor:
         address: Any,
         *,
         hosts: Sequence[str] = (),
-        time_limit: float | None = DEFAULT_TIME_LIMIT,
+        caps: ReplayCaps | None = None,
         connect_timeout: float = 30.0,
     ) -> None:
         client_class = _client_class()
@@ -70,7 +73,7 @@ class DaskExecutor:
             self.client = address
         self.address = str(self.client.scheduler.address)
         self.hosts = list(hosts)
-        self.time_limit = time_limit
+        self.caps = caps_data(caps)
         self.retried = 0
 
     def describe(self) -> str:
@@ -109,7 +112,7 @@ class DaskExecutor:
                         continue
                     future = self.client.submit(
                         check_bundle, job.to_dict(), data, builds.get(job.build or ""),
-                        self.hosts, self.time_limit, key=f"{prefix}-{index}", pure=False,
+                        self.hosts, self.caps, key=f"{prefix}-{index}", pure=False,
                     )  # fmt: skip
                     running[future] = job
                     done.add(future)  # type: ignore[no-untyped-call]
@@ -208,13 +211,15 @@ def _scratch(kind: str) -> str:
         return _dirs[kind]
 
 
-def _pool(hosts: list[str], time_limit: float | None) -> LocalPool:
+def _pool(hosts: list[str], caps: dict[str, Any] | None) -> LocalPool:
     """This worker thread's replay process (kept between tasks)."""
-    key = (tuple(hosts), time_limit)
+    from ..replay.caps import ReplayCaps
+
+    key = (tuple(hosts), None if caps is None else tuple(sorted(caps.items())))
     pools: dict[Any, LocalPool] = getattr(_local, "pools", None) or {}
     _local.pools = pools
     if key not in pools:
-        pools[key] = LocalPool(1, hosts=hosts, time_limit=time_limit)
+        pools[key] = LocalPool(1, hosts=hosts, caps=None if caps is None else ReplayCaps(**caps))
     return pools[key]
 
 
@@ -223,7 +228,7 @@ def check_bundle(
     bundle: bytes,
     build: bytes | None,
     hosts: list[str],
-    time_limit: float | None,
+    caps: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The task: replay the trace in ``bundle`` against ``build`` (``None``: the module
     in the bundle) and return the outcome as a dict."""
@@ -240,7 +245,7 @@ def check_bundle(
     try:
         if job.uuid is None:
             raise StoreError("a shipped trace needs its uuid")
-        outcome = _pool(hosts, time_limit).check_one(job, (str(trace), job.uuid))
+        outcome = _pool(hosts, caps).check_one(job, (str(trace), job.uuid))
     finally:
         trace.unlink(missing_ok=True)
     return outcome.to_dict()

@@ -4,8 +4,9 @@ Each worker (``python -m packr_replay.corpus.worker``) replays one trace at a ti
 answers over a pipe, so the coordinator always knows which trace a worker holds. That
 is what lets a bad trace cost only itself: a worker that dies (a crash in native code,
 the OOM killer, a host function calling ``os._exit``) makes its trace ``crashed``, a
-worker that does not answer within the time cap (a guest spinning without fuel, a host
-function that blocks) is killed and its trace is ``over_caps``; either way a fresh
+worker that does not answer within the time cap and a grace period (a host function
+that blocks, where the replay's own deadline cannot interrupt it) is killed and its
+trace is ``over_caps``; either way a fresh
 worker takes its place and the run goes on. ``concurrent.futures`` cannot do this: a
 dead worker breaks its whole pool, and a hung one cannot be stopped.
 """
@@ -25,19 +26,35 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import CorpusError
 from .model import Outcome, TraceJob, Verdict
 
-__all__ = ["DEFAULT_TIME_LIMIT", "LocalPool", "default_jobs"]
+if TYPE_CHECKING:
+    from ..replay.caps import ReplayCaps
 
-#: Seconds one trace may take before its worker is killed (the time cap).
-DEFAULT_TIME_LIMIT = 60.0
+__all__ = ["LocalPool", "caps_data", "default_jobs", "kill_after"]
 _STARTUP_TIMEOUT = 60.0  # a worker that cannot import packr_replay in this long is broken
 
 #: A job, and where its trace is when not at ``job.file``/``job.trace_id``: (path, ref).
 Task = tuple[TraceJob, tuple[str, str] | None]
+
+
+def caps_data(caps: ReplayCaps | None) -> dict[str, Any] | None:
+    """Caps as JSON for a worker (``None``: the defaults)."""
+    if caps is None:
+        return None
+    return {"fuel": caps.fuel, "time": caps.time, "memory": caps.memory}
+
+
+def kill_after(time_cap: float | None) -> float | None:
+    """Seconds after which a worker still busy with one trace is killed: the time cap
+    (which the replay enforces itself, inside the guest) plus a grace period for a
+    replay stuck outside the guest."""
+    if time_cap is None:
+        return None
+    return time_cap + min(5.0, max(1.0, time_cap / 4))
 
 
 def default_jobs() -> int:
@@ -62,8 +79,9 @@ class LocalPool:
     """Worker processes replaying traces; use as a context manager (or :meth:`close`).
 
     ``jobs``: how many workers (default: the CPUs). ``hosts``: host specs for imports
-    the traces do not serve. ``time_limit``: seconds per trace before its worker is
-    killed (``None``: no limit).
+    the traces do not serve. ``caps``: the limits each replay runs under (default
+    ``ReplayCaps()``); a worker still busy with a trace a little after its time cap is
+    killed.
     """
 
     def __init__(
@@ -71,16 +89,16 @@ class LocalPool:
         jobs: int | None = None,
         *,
         hosts: Sequence[str] = (),
-        time_limit: float | None = DEFAULT_TIME_LIMIT,
+        caps: ReplayCaps | None = None,
         python: str | None = None,
     ) -> None:
         if jobs is not None and jobs < 1:
             raise CorpusError(f"jobs must be at least 1 (got {jobs})")
-        if time_limit is not None and not time_limit > 0:
-            raise CorpusError(f"the time cap must be a positive number of seconds (got {time_limit})")
         self.jobs = jobs or default_jobs()
         self.hosts = list(hosts)
-        self.time_limit = time_limit
+        self.caps = caps
+        self.time_cap = 60.0 if caps is None else caps.time  # ReplayCaps' default
+        self.time_limit = kill_after(self.time_cap)
         self.python = python or sys.executable
         self._workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
@@ -115,7 +133,7 @@ class LocalPool:
         assert proc.stdin is not None and proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
         self._selector.register(proc.stdout, selectors.EVENT_READ, worker)
-        self._write(worker, {"hosts": self.hosts})
+        self._write(worker, {"hosts": self.hosts, "caps": caps_data(self.caps)})
         self._workers.append(worker)
         return worker
 
@@ -291,8 +309,9 @@ class LocalPool:
             with contextlib.suppress(OSError):
                 worker.stderr.close()
             detail = (
-                f"no result within the time cap of {self.time_limit:g} s; its worker "
-                "process was killed"
+                f"no result within the time cap of {self.time_cap:g} s (stuck outside the "
+                f"guest, where the cap cannot interrupt it); its worker process was killed "
+                f"after {self.time_limit:g} s"
             )
             on_outcome(task[0], Outcome(Verdict.OVER_CAPS, detail, cap="time", report=detail,
                                         duration_s=now - worker.started))  # fmt: skip

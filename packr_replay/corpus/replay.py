@@ -27,7 +27,7 @@ from ..errors import (
     StoreError,
 )
 from ..hosts import resolve_hosts
-from ..replay import ReplayReport, replay_source
+from ..replay import ReplayCaps, ReplayReport, replay_source
 from ..runtime import Module, Runtime
 from ..storage import Event, EventKind, TraceStore
 from ..storage import Outcome as EventOutcome
@@ -43,11 +43,13 @@ class Checker:
     """Replays traces against builds, one at a time, in this process.
 
     ``hosts`` are host specs (:mod:`packr_replay.hosts`) for imports a trace does not
-    serve (raw imports); they are resolved once, here.
+    serve (raw imports); they are resolved once, here. ``caps``: the limits every
+    replay runs under (default ``ReplayCaps()``).
     """
 
-    def __init__(self, hosts: Sequence[str] = ()) -> None:
+    def __init__(self, hosts: Sequence[str] = (), caps: ReplayCaps | None = None) -> None:
         self.runtime = Runtime()
+        self.caps = caps
         self.hosts: list[Host] = resolve_hosts(hosts)
         self._modules: dict[str, Module] = {}
         self._store: TraceStore | None = None
@@ -115,14 +117,20 @@ class Checker:
         module = self._module(job, store, sha)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a different build is the point of a check
-            report = replay_source(source, module, host=self.hosts, recorded_module_sha=sha)
+            report = replay_source(
+                source, module, host=self.hosts, recorded_module_sha=sha, caps=self.caps
+            )
         return outcome_of(report)
 
 
 def outcome_of(report: ReplayReport) -> Outcome:
     """The outcome of a finished replay."""
     export = report.exports[-1].function if report.exports else None
-    if report.divergence is not None:
+    if report.capped is not None:
+        hit = report.capped
+        outcome = Outcome(Verdict.OVER_CAPS, str(hit), export=export, cap=hit.cap,
+                          report=f"{hit}\n{hit.detail}".strip())  # fmt: skip
+    elif report.divergence is not None:
         outcome = classify_divergence(report.divergence, export)
     else:
         detail = f"{len(report.exports)} export call(s), {report.events_replayed} event(s)"

@@ -2,7 +2,8 @@
 
 It reads one JSON object a line on stdin and answers each with one line on stdout:
 
-* ``{"hosts": [...]}`` first: the host specs; answered ``{"ready": true}`` (or
+* ``{"hosts": [...], "caps": {...} | null}`` first: the host specs and the replay caps
+  (``fuel``, ``time``, ``memory``; null: the defaults); answered ``{"ready": true}`` (or
   ``{"error": "..."}`` and exit 2);
 * ``{"job": {...}, "path": null, "ref": null}``: replay that trace (``path`` and
   ``ref``: where its store is and which trace, when not the job's file and id);
@@ -43,6 +44,7 @@ def _send(out: IO[str], message: dict[str, Any]) -> None:
 def serve(inp: IO[str], out: IO[str]) -> int:
     """Answer requests until ``inp`` closes."""
     from ..errors import PackrReplayError
+    from ..replay.caps import ReplayCaps
     from .model import TraceJob
     from .replay import Checker
 
@@ -50,9 +52,10 @@ def serve(inp: IO[str], out: IO[str]) -> int:
     if not first:
         return 0
     try:
-        hosts = json.loads(first).get("hosts") or []
-        checker = Checker(hosts)
-    except (PackrReplayError, ValueError, AttributeError) as exc:
+        setup = json.loads(first)
+        caps = setup.get("caps")
+        checker = Checker(setup.get("hosts") or [], None if caps is None else ReplayCaps(**caps))
+    except (PackrReplayError, ValueError, TypeError, AttributeError) as exc:
         _send(out, {"error": str(exc)})
         return 2
     _send(out, {"ready": True, "pid": os.getpid()})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from packr_replay.corpus import CheckReport, check
+from packr_replay.replay import ReplayCaps
 
 from .guests import NASTY_HOST, record_corpus, write_guests
 
@@ -40,7 +41,7 @@ def run_mixed(lab: Path, **kwargs: object) -> CheckReport:
         [lab / "corpus"],
         module=[f"kv={guests / 'kv2' / 'kv.wat'}", f"spin={guests / 'spin2' / 'spin.wat'}"],
         hosts=[f"{lab / 'nasty.py'}:register"],
-        time_limit=MIXED_TIME_LIMIT,
+        caps=ReplayCaps(time=MIXED_TIME_LIMIT),
         **({"jobs": 2} | kwargs),  # type: ignore[arg-type]
     )
 

@@ -20,6 +20,7 @@ from packr_replay.corpus import (
     junit_xml,
 )
 from packr_replay.errors import CorpusError, HostSpecError, ModuleLoadError
+from packr_replay.replay import ReplayCaps
 from packr_replay.runtime.demo import DemoHost, example_guest
 
 from .conftest import MIXED_TIME_LIMIT
@@ -249,3 +250,19 @@ class TestUntrustedText:
         case = root.find("testsuite/testcase")
         assert case is not None
         assert case.get("name") == "#1 evil\\x1b]0;pwned\\x07\\x00"
+
+
+class TestCaps:
+    """The replay caps (ReplayCaps) reach every worker."""
+
+    def test_fuel_cap_cuts_the_replay(self, lab: Path) -> None:
+        report = check([lab / "corpus" / "clock.db"], caps=ReplayCaps(fuel=1000), jobs=1)
+        assert report.counts()["over_caps"] == 3
+        outcome = report.results[0].outcome
+        assert outcome.cap == "fuel"
+        assert "--max-fuel" in outcome.detail
+        assert outcome.export == "run"
+
+    def test_default_caps_reproduce(self, lab: Path) -> None:
+        report = check([lab / "corpus" / "clock.db"], caps=ReplayCaps(), jobs=1)
+        assert report.ok
