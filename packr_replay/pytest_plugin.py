@@ -33,6 +33,9 @@ A file keeps only the newest complete trace per label (and at most the newest fa
 one), and each recorded trace is
 indexed (``packr_index`` ini option) so it reads in ``sqlite3`` or Datasette as is.
 The heavy imports (wasmtime, SQLite) happen only when a test asks for ``packr``.
+
+Under pytest-xdist (``pytest -n 2``) each test records and replays its own file from
+the worker that runs it, and the summary line counts every worker's traces.
 """
 
 from __future__ import annotations
@@ -190,6 +193,32 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"packr-replay: {tally.recorded} trace(s) recorded, {tally.replayed} replayed"
         )
+
+
+# ------------------------------------------------------------- pytest-xdist
+# Under ``pytest -n N`` each worker process runs whole tests, so a test's trace file is
+# only ever written by the worker running that test (tests that share a file through
+# the marker write it like any two recorders: the store takes concurrent writers). What
+# the workers cannot do is print the summary line: each sends its tally home.
+
+_WORKER_KEY = "packr_replay_tally"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    tally = session.config.stash.get(_TALLY, None)
+    if workeroutput is not None and tally is not None:
+        workeroutput[_WORKER_KEY] = [tally.recorded, tally.replayed]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(pytest-xdist, on the controller) A worker finished: add its tally."""
+    sent = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    tally = node.config.stash.get(_TALLY, None)
+    if tally is not None and isinstance(sent, list) and len(sent) == 2:
+        tally.recorded += int(sent[0])
+        tally.replayed += int(sent[1])
 
 
 # ------------------------------------------------------------------- fixture
