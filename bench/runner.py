@@ -72,6 +72,9 @@ class Profile:
     native_rounds: int
     play_calls: int  # the trace `play` and the library replay it (a process each)
     big_events: int  # the long run's trace: record, play, verify, diff, info
+    corpus_traces: int  # the corpus check: traces of corpus_events events each
+    corpus_events: int
+    corpus_rounds: int
 
 
 PROFILES = {
@@ -81,6 +84,7 @@ PROFILES = {
         codec_rounds=1, codec_tree=5_000, scaling_sizes=(1_000, 5_000), scaling_rounds=1,
         index_calls=5_000, index_rounds=2, startup_rounds=3,
         native_calls=10_000, native_rounds=3, play_calls=20_000, big_events=50_000,
+        corpus_traces=100, corpus_events=200, corpus_rounds=1,
     ),
     "default": Profile(
         "default", record_calls=100_000, record_rounds=5, host_calls=2_000, host_rounds=7,
@@ -88,6 +92,7 @@ PROFILES = {
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000),
         scaling_rounds=3, index_calls=50_000, index_rounds=5, startup_rounds=21,
         native_calls=100_000, native_rounds=5, play_calls=1_000_000, big_events=1_000_000,
+        corpus_traces=1_000, corpus_events=1_000, corpus_rounds=3,
     ),
     "full": Profile(
         "full", record_calls=100_000, record_rounds=7, host_calls=2_000, host_rounds=9,
@@ -95,6 +100,7 @@ PROFILES = {
         codec_rounds=7, codec_tree=100_000, scaling_sizes=(1_000, 10_000, 100_000, 1_000_000),
         scaling_rounds=2, index_calls=50_000, index_rounds=5, startup_rounds=31,
         native_calls=100_000, native_rounds=7, play_calls=1_000_000, big_events=10_000_000,
+        corpus_traces=1_000, corpus_events=1_000, corpus_rounds=5,
     ),
 }  # fmt: skip
 
@@ -169,6 +175,12 @@ def _child_startup(p: Profile) -> dict[str, Any]:
     return bench_startup.run(p.startup_rounds)
 
 
+def _child_corpus(p: Profile) -> dict[str, Any]:
+    from bench import bench_corpus
+
+    return bench_corpus.run(p.corpus_traces, p.corpus_events, p.corpus_rounds)
+
+
 #: name -> (what it measures, the function a child process runs); in running order.
 BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "codec": ("CGRF codec vs msgpack on bench_codec.py's shapes", _child_codec),
@@ -182,6 +194,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Profile], dict[str, Any]]]] = {
     "startup": ("packr-replay --version / --help vs python -c pass", _child_startup),
     "native": ("the native call path: record, replay, play and live against live", _child_native),
     "big": ("one long trace through record, play, verify, diff and info", _child_big),
+    "corpus": ("packr-replay check over a corpus: --jobs 1, --jobs 2, a Dask LocalCluster",
+               _child_corpus),
 }
 
 
@@ -233,7 +247,7 @@ def fmt(value: float | None, unit: str) -> str:
         return "-"
     if unit == "x":
         return f"{value:.2f}x"
-    if unit == "events/s":
+    if unit in ("events/s", "traces/s"):
         return f"{value:,.0f}/s"
     if unit == "s":
         return f"{value:.2f} s" if value >= 1 else f"{value:.3f} s"
@@ -456,6 +470,62 @@ def figures_startup(r: dict[str, Any], p: Profile) -> list[Figure]:
     ]  # fmt: skip
 
 
+def figures_corpus(r: dict[str, Any], p: Profile) -> list[Figure]:
+    n, e = f"{r['traces']:,}", f"{r['events']:,}"
+    up, dask, rate = r["speedup_2_jobs"], r["speedup_dask"], r["traces_per_s"]
+    return [
+        Figure("C", "corpus check: --jobs 2 ÷ --jobs 1 speed-up",
+               f"check of {n} traces × {e} events: wall time with --jobs 1 ÷ with --jobs 2, "
+               f"each starting its workers, same round ({r['rounds']} rounds)",
+               "x", up["median"], up["min"], up["max"], Goal(">=", 1.8, "≥ 1.8x"),
+               note=f"{rate['jobs1']['median']:,.0f} vs {rate['jobs2']['median']:,.0f} traces/s"),
+        Figure("Cb", "corpus check: traces/s, --jobs 2",
+               f"{n} traces of {e} events checked per second with two local workers",
+               "traces/s", rate["jobs2"]["median"], rate["jobs2"]["min"], rate["jobs2"]["max"]),
+        Figure("Cc", "corpus check: Dask LocalCluster ÷ --jobs 1 speed-up",
+               "the same check through a LocalCluster of two worker processes (traces shipped "
+               "as bundles) ÷ --jobs 1, same round",
+               "x", dask["median"], dask["min"], dask["max"],
+               note=f"{rate['dask']['median']:,.0f} traces/s; the cluster started in "
+                    f"{r['cluster_start_s']:.1f} s (not counted)"),
+    ]  # fmt: skip
+
+
+def corpus_paragraph(r: dict[str, Any]) -> list[str]:
+    """What a 1M-trace corpus costs, worked out from this run's per-trace figures."""
+    per = r["per_trace_s"]["jobs1"]
+    replay = r["worker_replay_per_trace_s"]["jobs1"]
+    coord = r["coordinator_cpu_per_trace_s"]
+    speedup = r["speedup_2_jobs"]["median"]
+    efficiency = min(1.0, speedup / 2)
+    million = 1_000_000
+    one = million * per
+    lines = [
+        f"**A 1M-trace corpus.** Checked with one worker, a trace of {r['events']:,} events "
+        f"cost {per * 1e3:.1f} ms of wall time here ({replay * 1e3:.1f} ms of it replaying "
+        f"in the worker; the rest is opening its file, dispatch and the worker's start-up "
+        f"spread over the run), so 1M such traces take 1,000,000 × {per * 1e3:.1f} ms = "
+        f"{one / 3600:.1f} h on one worker. Two workers ran at {speedup:.2f}x one, a "
+        f"parallel efficiency of {efficiency:.0%}; at that efficiency N workers need "
+        f"{one / 3600:.1f} h ÷ (N × {efficiency:.2f}): "
+        + ", ".join(
+            f"{n} → {one / (n * efficiency) / 3600:.2f} h" for n in (2, 8, 32, 128)
+        )
+        + ".",
+        f"The coordinator bounds N: it spent {coord['jobs2'] * 1e3:.2f} ms of its own CPU "
+        f"per trace with local workers (listing, dispatch, results), so one coordinator "
+        f"feeds at most 1 ÷ {coord['jobs2'] * 1e3:.2f} ms ≈ {1 / coord['jobs2']:,.0f} traces/s, "
+        f"about {per / coord['jobs2']:,.0f} workers' worth; through Dask it spent "
+        f"{coord['dask'] * 1e3:.2f} ms per trace (it bundles each trace before shipping it), "
+        f"a ceiling of ≈ {1 / coord['dask']:,.0f} traces/s, about "
+        f"{per / coord['dask']:,.0f} workers' worth, so 1M traces need at least "
+        f"{million * coord['dask'] / 3600:.1f} h of one coordinator's time on a cluster of "
+        f"any size. Past that, split the corpus between several coordinators (one `check` "
+        f"per directory or `--select file=...` pattern).",
+    ]
+    return lines
+
+
 def figures_native(r: dict[str, Any], p: Profile) -> list[Figure]:
     n, w, t = _size(r["calls"]), _size(r["work_calls"]), _size(r["text_calls"])
     us = r["us_per_call"]
@@ -524,6 +594,7 @@ FIGURES: dict[str, Callable[[dict[str, Any], Profile], list[Figure]]] = {
     "startup": figures_startup,
     "native": figures_native,
     "big": figures_big,
+    "corpus": figures_corpus,
 }
 
 
@@ -756,6 +827,20 @@ def _details(report: dict[str, Any]) -> list[str]:
                 f"{r['peak_rss_mb']['max']:.0f} MB at most; a child that only imports "
                 f"packr_replay.api: {r['baseline_rss_mb']:.0f} MB."
             ]
+        elif name == "corpus":
+            out += ["| run | median s | traces/s | coordinator CPU ms/trace | worker replay "
+                    "ms/trace |", "|---|---|---|---|---|"]  # fmt: skip
+            for key, label in (("jobs1", "--jobs 1"), ("jobs2", "--jobs 2"),
+                               ("dask", "Dask LocalCluster, 2 workers")):  # fmt: skip
+                out.append(
+                    f"| {label} | {statistics.median(r['seconds'][key]):.2f} | "
+                    f"{r['traces_per_s'][key]['median']:,.0f} | "
+                    f"{r['coordinator_cpu_per_trace_s'][key] * 1e3:.2f} | "
+                    f"{r['worker_replay_per_trace_s'][key] * 1e3:.2f} |"
+                )
+            out += ["", f"{r['traces']:,} traces of {r['events']:,} events in {r['files']} "
+                    f"files, recorded in {r['build_s']:.0f} s.", ""]  # fmt: skip
+            out += corpus_paragraph(r)
         elif name == "startup":
             out += ["| run | median s | spread | ÷ python -c pass |", "|---|---|---|---|"]
             for key, label in (("python", "python -c pass"), ("version", "--version"),

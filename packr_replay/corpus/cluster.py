@@ -23,7 +23,9 @@ import os
 import tempfile
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["DaskExecutor", "check_bundle"]
 
 _WINDOW_PER_THREAD = 4  # tasks in flight per worker thread: bundles are made as they go
+_BUNDLE_THREADS = 2  # threads making bundles on the coordinator
 
 
 def _client_class() -> Any:
@@ -87,7 +90,10 @@ class DaskExecutor:
         return max(1, int(sum(self.client.nthreads().values())))
 
     def run(self, jobs: Iterable[TraceJob], on_outcome: Callable[[TraceJob, Outcome], None]) -> None:
-        """Ship every job, report each outcome as it comes back (on this thread)."""
+        """Ship every job, report each outcome as it comes back (on this thread).
+
+        Bundles are made ahead by a few threads (SQLite works outside the GIL), at most
+        a window of them, so making them overlaps with the cluster's work."""
         from distributed import as_completed
 
         todo = list(jobs)
@@ -95,28 +101,38 @@ class DaskExecutor:
         prefix = f"packr-check-{uuid.uuid4().hex[:12]}"
         window = _WINDOW_PER_THREAD * self._threads()
         running: dict[Any, TraceJob] = {}
-        source = _Bundler()
+        bundler = _Bundler()
+        makers = ThreadPoolExecutor(_BUNDLE_THREADS, thread_name_prefix="packr-check-bundle")
         pending = iter(enumerate(todo))
+        ahead: deque[tuple[int, TraceJob, Future[bytes]]] = deque()
         done = as_completed()  # type: ignore[no-untyped-call]
-        try:
-            def submit_more() -> None:
-                while len(running) < window:
-                    item = next(pending, None)
-                    if item is None:
-                        return
-                    index, job = item
-                    try:
-                        data = source.bundle(job)
-                    except PackrReplayError as exc:
-                        on_outcome(job, _shipping_refused(exc))
-                        continue
-                    future = self.client.submit(
-                        check_bundle, job.to_dict(), data, builds.get(job.build or ""),
-                        self.hosts, self.caps, key=f"{prefix}-{index}", pure=False,
-                    )  # fmt: skip
-                    running[future] = job
-                    done.add(future)  # type: ignore[no-untyped-call]
 
+        def prefetch() -> None:
+            while len(ahead) < window:
+                item = next(pending, None)
+                if item is None:
+                    return
+                index, job = item
+                ahead.append((index, job, makers.submit(bundler.bundle, job)))
+
+        def submit_more() -> None:
+            prefetch()
+            while len(running) < window and ahead:
+                index, job, made = ahead.popleft()
+                prefetch()
+                try:
+                    data = made.result()
+                except PackrReplayError as exc:
+                    on_outcome(job, _shipping_refused(exc))
+                    continue
+                future = self.client.submit(
+                    check_bundle, job.to_dict(), data, builds.get(job.build or ""),
+                    self.hosts, self.caps, key=f"{prefix}-{index}", pure=False,
+                )  # fmt: skip
+                running[future] = job
+                done.add(future)  # type: ignore[no-untyped-call]
+
+        try:
             submit_more()
             while running:
                 future = next(done)
@@ -129,7 +145,10 @@ class DaskExecutor:
                 future.cancel()
             raise
         finally:
-            source.close()
+            for _, _, made in ahead:
+                made.cancel()
+            makers.shutdown(wait=True)
+            bundler.close()
             for future in builds.values():
                 future.release()
 
@@ -166,34 +185,39 @@ def _shipping_refused(exc: BaseException) -> Outcome:
 
 
 class _Bundler:
-    """Turns jobs into bundle bytes, keeping the current store open (jobs come grouped
-    by file)."""
+    """Turns jobs into bundle bytes from several threads: each thread keeps the store it
+    last read open (jobs come grouped by file), and bundles are written to a scratch
+    directory in memory where there is one (they are read back at once and deleted)."""
 
     def __init__(self) -> None:
-        from ..storage import TraceStore
-
-        self._store_class = TraceStore
-        self._store: Any = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="packr-check-ship-")
+        shm = Path("/dev/shm")
+        where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+        self._tmp = tempfile.TemporaryDirectory(prefix="packr-check-ship-", dir=where)
+        self._local = threading.local()
+        self._stores: list[Any] = []
+        self._lock = threading.Lock()
 
     def bundle(self, job: TraceJob) -> bytes:
-        if self._store is None or str(self._store.path) != job.file:
-            self.close_store()
-            self._store = self._store_class(job.file, readonly=True)
-        dest = Path(self._tmp.name) / "trace.db"
+        from ..storage import TraceStore
+
+        store = getattr(self._local, "store", None)
+        if store is None or str(store.path) != job.file:
+            if store is not None:
+                store.close()
+            store = TraceStore(job.file, readonly=True, threads=True)  # closed by close()
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        dest = Path(self._tmp.name) / f"{uuid.uuid4().hex}.db"
         try:
-            self._store.bundle(job.trace_id, dest, overwrite=True)
+            store.bundle(job.trace_id, dest)
             return dest.read_bytes()
         finally:
             dest.unlink(missing_ok=True)
 
-    def close_store(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
     def close(self) -> None:
-        self.close_store()
+        for store in self._stores:
+            store.close()
         self._tmp.cleanup()
 
 
