@@ -512,6 +512,7 @@ def corpus_paragraph(r: dict[str, Any]) -> list[str]:
             f"{n} → {one / (n * efficiency) / 3600:.2f} h" for n in (2, 8, 32, 128)
         )
         + ".",
+        "",
         f"The coordinator bounds N: it spent {coord['jobs2'] * 1e3:.2f} ms of its own CPU "
         f"per trace with local workers (listing, dispatch, results), so one coordinator "
         f"feeds at most 1 ÷ {coord['jobs2'] * 1e3:.2f} ms ≈ {1 / coord['jobs2']:,.0f} traces/s, "
