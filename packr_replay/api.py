@@ -350,7 +350,7 @@ def replay(
     status ``diverged`` when it diverged) in the same file; ``save_to`` records it into
     another store instead, and the trace's own file is only read.
     ``caps`` are the limits the replay runs under (default ``ReplayCaps()``: 60 s,
-    1 GiB, the default fuel per call); the trace's recorded settings only tighten them,
+    1 GiB, no fuel cap of its own); the trace's recorded settings only tighten them,
     and a run they cut ends with ``report.capped`` set.
 
     A composition's trace replays one package alone (``package``; ``module`` is then a

@@ -67,7 +67,7 @@ MODES = ("none", "once", "new_episodes", "all", "rewrite")
 _OPTION = "--packr-record-mode"
 #: The replay caps (``replay.caps.ReplayCaps``), as in ``packr-replay play --max-*``.
 _CAPS = {
-    "fuel": "fuel per guest call (default 5000000000)",
+    "fuel": "fuel per guest call (default: none of its own)",
     "time": "number of seconds per instance (default 60)",
     "memory": "guest memory size, e.g. 512MiB (default 1GiB)",
 }

@@ -26,7 +26,7 @@ MaxFuelOpt = Annotated[
         "--max-fuel",
         metavar="N|none",
         help="Instructions per guest call (each export call and the start function); "
-        "default 5000000000. The trace's recorded budget only lowers it.",
+        "default: none of its own (the trace's recorded budget, under --max-time).",
     ),
 ]
 MaxTimeOpt = Annotated[

@@ -36,6 +36,7 @@ Kind = Literal["export", "import", "return"]
 
 _PRETTY_WIDTH = 80  # the widest line of a value shown in full
 _PREVIEW_CHARS = 2000  # how much of a value too large to show in full is shown
+_PRINT_BATCH = 2000  # lines of a value printed at once
 #: Above this many events ``info`` shows the stored count alone unless asked for the
 #: per-call breakdown (``--calls``), which decodes every event.
 _COUNT_LIMIT = 1_000_000
@@ -153,11 +154,10 @@ def _show_event(path: str, trace: Trace, seq: int, as_json: bool) -> None:
     for name, value in rows:
         console.print(f"  {name:<9} {render.escape(value)}")
     width = min(_width(), _PRETTY_WIDTH)  # one field a line reads better than a wide line
-    for line in (
-        *_value_block("input", event.input, width),
-        *_value_block("output", event.output, width),
-    ):
-        console.print(render.escape(line))
+    lines = [*_value_block("input", event.input, width), *_value_block("output", event.output, width)]
+    for start in range(0, len(lines), _PRINT_BATCH):  # one print per batch: a deep value
+        batch = lines[start : start + _PRINT_BATCH]  # has a line per level
+        console.print("\n".join(render.escape(line) for line in batch))
 
 
 def _write_html(

@@ -5,7 +5,8 @@ budget its guest ran with: ``fuel: nil`` or a start function that spins would ru
 forever if the replayer trusted it. So a replay runs under :class:`ReplayCaps`, and the
 recorded settings only ever make them tighter:
 
-* ``fuel``: instructions per guest call (each export call, and the start function);
+* ``fuel``: instructions per guest call (each export call, and the start function;
+  none by default: the recorded budget, under the time cap);
 * ``time``: seconds of wall-clock time for the whole replay (instantiation, start
   function and every export call; checked between calls and interrupting the guest);
 * ``memory``: bytes of linear memory for the instance, all its memories together; its
@@ -31,8 +32,11 @@ __all__ = [
     "tighter",
 ]
 
-DEFAULT_MAX_FUEL = 5_000_000_000
-"""Instructions per guest call: the recorder's own default budget (``runtime.DEFAULT_FUEL``)."""
+DEFAULT_MAX_FUEL: int | None = None
+"""No fuel cap of the replayer's own by default: a guest runs on the budget it was
+recorded with, and the time cap ends one that spins on an unlimited budget (fuel is
+deterministic but says nothing about how long a legitimate trace of a million calls
+may take)."""
 
 DEFAULT_MAX_TIME = 60.0
 """Seconds for a whole replay."""
@@ -73,7 +77,7 @@ class ReplayCaps:
         return cls(fuel=None, time=None, memory=None)
 
     def describe(self) -> str:
-        """One line for a report: ``fuel 5000000000/call, time 60 s, memory 1 GiB``."""
+        """One line for a report: ``no fuel cap, time 60 s, memory 1 GiB``."""
         fuel = "no fuel cap" if self.fuel is None else f"fuel {self.fuel}/call"
         time = "no time cap" if self.time is None else f"time {_seconds(self.time)}"
         memory = "no memory cap" if self.memory is None else f"memory {human_size(self.memory)}"

@@ -69,10 +69,11 @@ class TestReplayCaps:
 
     def test_defaults(self) -> None:
         caps = ReplayCaps()
-        assert (caps.fuel, caps.time, caps.memory) == (DEFAULT_FUEL, 60.0, 1 << 30)
-        assert DEFAULT_MAX_FUEL == DEFAULT_FUEL
+        assert (caps.fuel, caps.time, caps.memory) == (None, 60.0, 1 << 30)
+        assert DEFAULT_MAX_FUEL is None
         assert ReplayCaps.none() == ReplayCaps(None, None, None)
-        assert caps.describe() == "fuel 5000000000/call, time 60 s, memory 1 GiB"
+        assert caps.describe() == "no fuel cap, time 60 s, memory 1 GiB"
+        assert ReplayCaps(fuel=DEFAULT_FUEL).describe().startswith("fuel 5000000000/call")
 
     @pytest.mark.parametrize(
         "kwargs",
