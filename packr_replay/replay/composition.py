@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ReplayError
@@ -163,6 +163,12 @@ def diff_compositions(
             window=window,
             max_changes=max_changes,
         )
+        marked = [*part.changes]
+        if part.first is not None and all(c is not part.first for c in marked):
+            marked.append(part.first)
+        for change in marked:
+            change.a = None if change.a is None else replace(change.a, package=name)
+            change.b = None if change.b is None else replace(change.b, package=name)
         total.packages[name] = part
         total.events_a += part.events_a
         total.events_b += part.events_b

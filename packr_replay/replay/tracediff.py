@@ -50,7 +50,8 @@ class TraceChange:
     def name(self) -> str:
         event = self.a or self.b
         assert event is not None
-        return f"{event.kind} {event.name}"
+        where = "" if event.package is None else f"{event.package}: "
+        return f"{event.kind} {where}{event.name}"
 
     def __str__(self) -> str:
         if self.change is EventChange.INSERTED:
