@@ -17,9 +17,10 @@ from typing import Any
 
 import wasmtime
 
+from . import _interrupts
 from ._version import __version__
 from .abi import EncodedValue, Value
-from .errors import GuestRuntimeError, ReplayDivergence, StoreError
+from .errors import GuestRuntimeError, Interrupted, ReplayDivergence, StoreError
 from .replay import (
     Chain,
     Recorder,
@@ -48,6 +49,7 @@ from .runtime import (
     ReplyMode,
     Runtime,
 )
+from .runtime.engine import check_on_host_error
 from .runtime.host import HostSpec
 from .runtime.wasm import memory_count
 from .storage import Trace, TraceInfo, TraceStatus, TraceStore, TraceWriter
@@ -150,24 +152,46 @@ def record_run(
     meta: dict[str, Any] | None = None,
     on_result: Callable[[CallResult], None] | None = None,
     keep_results: bool = True,
+    on_host_error: str | None = None,
+    raw_imports: str = "record",
 ) -> RecordResult:
     """Run ``calls`` (``(export, value)`` pairs) against ``module`` with ``host``
     recorded into ``store``; export errors are recorded and the run continues.
 
     Each call's :class:`CallResult` goes to ``on_result`` as it completes, and into
     ``RecordResult.results`` unless ``keep_results`` is false: a long run given a
-    generator of calls then records in flat memory.
+    generator of calls then records in flat memory. ``on_host_error`` (``"status"``,
+    packr's -1, or ``"trap"``: stop the guest at a failing typed import) overrides the
+    runtime's, and is recorded so a replay does the same. ``raw_imports="host"`` leaves
+    raw imports (``func_raw``) out of the trace, as packr does not intercept them: a
+    replay then calls a host's raw functions live (the default, ``"record"``, records
+    them so a replay needs no host).
+
+    SIGINT or SIGTERM (on the main thread) stops a running guest within a second,
+    whatever its fuel: every event so far is committed, the trace is sealed
+    ``incomplete`` with the reason ``interrupted``, and
+    :class:`~packr_replay.errors.Interrupted` is raised, its ``note`` saying what was
+    kept and how to replay it.
     """
+    if raw_imports not in ("record", "host"):
+        raise ValueError(f"raw_imports is {raw_imports!r}; expected 'record' or 'host'")
     rt = _runtime_for(module, runtime)
     mod = _module(module, rt)
+    on_host_error = rt.on_host_error if on_host_error is None else on_host_error
     t0 = time.perf_counter()
-    with _store(store, create=True) as ts:
+    with _interrupts.catching(), _store(store, create=True) as ts:
         sha = ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
-        run_meta = _run_meta(rt, reply, meta)
-        writer = ts.begin_trace(sha, label=label, host=_describe_host(host), meta=run_meta)
+        run_meta = _run_meta(rt, reply, meta, on_host_error)
+        if raw_imports == "host":
+            run_meta["raw_imports"] = "host"
+        with _interrupts.deferred():  # (a signal is raised once the recording is set up)
+            writer = ts.begin_trace(sha, label=label, host=_describe_host(host), meta=run_meta)
+            recorder = Recorder(writer, raw=raw_imports == "record")
         result = RecordResult(writer.trace_id, ts.path)
         try:
-            instance = mod.instantiate(host, state=state, interceptor=Recorder(writer), reply=reply)
+            instance = mod.instantiate(
+                host, state=state, interceptor=recorder, reply=reply, on_host_error=on_host_error
+            )
             for name, value in calls:
                 enc = _encoded(value)
                 entry = CallResult(name, enc)
@@ -181,8 +205,12 @@ def record_run(
                 if on_result is not None:
                     on_result(entry)
             instance.close()
+        except Interrupted as exc:
+            info = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
+            exc.note = _kept_note(info, ts.path)
+            raise
         except BaseException:
-            writer.finish(TraceStatus.FAILED)
+            _seal(recorder, writer, TraceStatus.FAILED)
             raise
         info = writer.finish(TraceStatus.COMPLETE)
         result.events = info.event_count
@@ -191,7 +219,33 @@ def record_run(
     return result
 
 
-def _run_meta(rt: Runtime, reply: ReplyMode | str, extra: dict[str, Any] | None) -> dict[str, Any]:
+def _seal(
+    recorder: Recorder, writer: TraceWriter, status: TraceStatus, reason: str | None = None
+) -> TraceInfo:
+    """End a recording early: every collected event committed, then the trace sealed
+    (no signal is raised in between)."""
+    with _interrupts.deferred():
+        try:
+            recorder.drain()
+        finally:
+            info = writer.finish(status, reason)
+    return info
+
+
+def _kept_note(info: TraceInfo, path: Path) -> str:
+    """What an interrupted recording kept, and how to replay it."""
+    return (
+        f"kept {info.event_count:,} event(s) of trace {info.id} in {path} (incomplete, "
+        f"reason: interrupted); replay them with: packr-replay play {path}#{info.id}"
+    )
+
+
+def _run_meta(
+    rt: Runtime,
+    reply: ReplyMode | str,
+    extra: dict[str, Any] | None,
+    on_host_error: str | None = None,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "python": platform.python_version(),
         "wasmtime": getattr(wasmtime, "__version__", "50"),
@@ -199,7 +253,10 @@ def _run_meta(rt: Runtime, reply: ReplyMode | str, extra: dict[str, Any] | None)
     }
     meta.update(extra or {})
     meta = {k: v for k, v in meta.items() if v is not None}
-    return {**meta, **settings_meta(rt, reply)}  # limits stay, even None (unlimited)
+    settings = settings_meta(rt, reply)  # limits stay, even None (unlimited)
+    if on_host_error is not None:
+        settings["on_host_error"] = check_on_host_error(on_host_error)
+    return {**meta, **settings}
 
 
 def record_composition(
@@ -359,7 +416,7 @@ def replay(
     """
     if save and save_to is not None:
         raise ValueError("give save=True (into the trace's own file) or save_to=, not both")
-    with _store(store, readonly=not save) as ts:
+    with _interrupts.catching(), _store(store, readonly=not save) as ts:
         if trace is None:
             traces = ts.traces()
             if not traces:
@@ -423,6 +480,13 @@ def replay(
                     recorded_module_sha=info.module_sha256,
                     caps=caps,
                 )
+            except Interrupted as exc:
+                if writer is not None:
+                    saved = writer.finish(TraceStatus.INCOMPLETE, "interrupted")
+                    exc.note += f"; the replay run so far is trace {saved.id} in {into_path(into)}"
+                else:
+                    exc.note += "; nothing was written"
+                raise
             except BaseException:
                 if writer is not None:
                     writer.finish(TraceStatus.FAILED)
@@ -526,6 +590,10 @@ def _replay_composition(
     return report
 
 
+def into_path(store: TraceStore | None) -> str:
+    return "" if store is None else str(store.path)
+
+
 def diff(a: TraceSpec, b: TraceSpec, **kwargs: Any) -> TraceDiff:
     """Compare two traces (see :func:`packr_replay.replay.diff_traces`).
 
@@ -600,7 +668,9 @@ class Session:
         self.module = _module(module, self.runtime)
         self.replayer: Replayer | None = None
         self.writer: TraceWriter | None = None
+        self.recorder: Recorder | None = None
         self._closed = False
+        on_host_error = self.runtime.on_host_error
         interceptors: list[CallInterceptor] = []
         try:
             if self.replaying:
@@ -611,7 +681,8 @@ class Session:
                     source, match_on=match_on, live_after_end=self.mode is RecordMode.NEW_EPISODES
                 )
                 interceptors.append(self.replayer)
-                reply = RunSettings.from_meta(meta, f"trace {source.info.id}").reply
+                recorded = RunSettings.from_meta(meta, f"trace {source.info.id}")
+                reply, on_host_error = recorded.reply, recorded.on_host_error
             if self.recording:
                 sha = self.store.add_module(
                     self.module.wasm, self.module.name, self.module.metadata_bytes()
@@ -620,9 +691,13 @@ class Session:
                     sha,
                     label=label,
                     host=_describe_host(host),
-                    meta={**_run_meta(self.runtime, reply, None), "mode": str(self.mode)},
+                    meta={
+                        **_run_meta(self.runtime, reply, None, on_host_error),
+                        "mode": str(self.mode),
+                    },
                 )
-                interceptors.append(Recorder(self.writer))
+                self.recorder = Recorder(self.writer)
+                interceptors.append(self.recorder)
             interceptor = interceptors[0] if len(interceptors) == 1 else Chain(*interceptors)
             limits: dict[str, Any] = {}
             if self.replaying:  # a recorded trace runs under the replayer's caps
@@ -638,21 +713,31 @@ class Session:
                 state=state,
                 interceptor=interceptor,
                 reply=reply,
+                on_host_error=on_host_error,
                 **limits,
             )
             if self.replayer is not None:
                 self.replayer.bind(self.instance)
-        except BaseException:
-            self._abort()
+        except BaseException as exc:
+            self._abort(exc)
             raise
 
     def call(self, export: str, value: Value | EncodedValue) -> Value:
         """Call an export through the recording/replaying instance."""
         return self.instance.call_with_value(export, value)
 
-    def _abort(self) -> None:
+    def _abort(self, error: object = None) -> None:
+        """The run stopped on ``error``: an interrupted recording is sealed
+        ``incomplete`` (reason ``interrupted``) with every event so far, any other
+        ``failed``."""
         if self.writer is not None and not self.writer.closed:
-            self.writer.finish(TraceStatus.FAILED)
+            assert self.recorder is not None
+            if isinstance(error, Interrupted):
+                info = _seal(self.recorder, self.writer, TraceStatus.INCOMPLETE, "interrupted")
+                if not error.note:
+                    error.note = _kept_note(info, self.store.path)
+            else:
+                _seal(self.recorder, self.writer, TraceStatus.FAILED)
         self.store.close()
         self._closed = True
 
@@ -665,7 +750,8 @@ class Session:
             leftover = self.replayer.remaining()
         try:
             if self.writer is not None:
-                self.writer.finish(TraceStatus.COMPLETE)
+                assert self.recorder is not None
+                _seal(self.recorder, self.writer, TraceStatus.COMPLETE)
         finally:
             self.instance.close()
             self.store.close()
@@ -683,7 +769,7 @@ class Session:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
-            self._abort()
+            self._abort(exc)
             self.instance.close()
             return
         self.close()

@@ -40,6 +40,10 @@ carry their context as attributes rather than only in the message::
 
 Codec and parse errors also subclass :class:`ValueError` (as msgpack's do) so code that
 already guards ``ValueError`` around parsing keeps working.
+
+One class stands outside the tree on purpose: :class:`Interrupted`, a
+``KeyboardInterrupt`` (so ``except Exception`` does not swallow it), raised at a safe
+point when SIGINT or SIGTERM stopped a run (see :mod:`packr_replay._interrupts`).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ __all__ = [
     "HostSpecError",
     "IntegrityError",
     "InterfaceError",
+    "Interrupted",
     "InvalidEncoding",
     "InvalidGuestOutput",
     "InvalidTag",
@@ -413,14 +418,33 @@ class GuestTimeout(_ExportFailure):
     ``"deadline"`` (the instance's, for a whole run).
     """
 
-    def __init__(self, export: str, budget: str, limit: str = "") -> None:
+    def __init__(
+        self,
+        export: str,
+        budget: str,
+        limit: str = "",
+        host_error: HostFunctionError | None = None,
+    ) -> None:
         self.export = export
         self.budget = budget
         self.limit = limit
-        super().__init__(
-            f"guest export '{export}' exceeded its budget ({budget}); a packr guest that "
-            "panics spins forever, so this usually means the guest panicked"
-        )
+        self.host_error = host_error
+        if host_error is None:
+            text = (
+                f"guest export '{export}' exceeded its budget ({budget}); a packr guest that "
+                "panics spins forever, so this usually means the guest panicked"
+            )
+        else:
+            ran_out = {
+                "fuel": "its fuel ran out",
+                "timeout": "its wall-clock timeout passed",
+                "deadline": "the instance's deadline passed",
+            }.get(limit, f"its budget ran out ({budget})")
+            text = (
+                f"{host_error.summary()}; the guest then spun until {ran_out} "
+                f"(packr guests loop on a panic; export '{export}', {budget})"
+            )
+        super().__init__(text)
 
 
 class InvalidGuestOutput(_ExportFailure):
@@ -515,6 +539,17 @@ class HostFunctionError(GuestRuntimeError):
             f"host function error in {interface}::{function}: {self.KINDS[kind]}: {message}"
         )
 
+    @property
+    def name(self) -> str:
+        return f"{self.interface}.{self.function}" if self.interface else self.function
+
+    def summary(self) -> str:
+        """The failure in a few words, naming the function: ``host function X raised
+        RuntimeError: ...`` (or ``... failed: decode failed: ...``)."""
+        if self.kind == "Handler":
+            return f"host function {self.name} raised {self.message}"
+        return f"host function {self.name} failed: {self.KINDS[self.kind]}: {self.message}"
+
 
 # ------------------------------------------------------------------------ replay
 
@@ -575,3 +610,36 @@ class IntegrityError(StoreError):
         self.trace_id = trace_id
         self.seq = seq
         super().__init__(message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run (``signal``: its number), raised at a safe
+    point: never inside a wasmtime callback or a commit.
+
+    A ``KeyboardInterrupt``, so code that catches ``Exception`` lets it through and
+    pytest stops as on Ctrl-C. Whoever owns a trace being written seals it as
+    ``incomplete`` (reason ``interrupted``) and may say what was kept in ``note``; the
+    CLI prints that and exits ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signal: int, note: str = "") -> None:
+        super().__init__(signal, note)
+        self.signal = signal
+        self.note = note
+
+    @property
+    def signal_name(self) -> str:
+        import signal as signals
+
+        try:
+            return signals.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal
+
+    def __str__(self) -> str:
+        text = f"interrupted by {self.signal_name}"
+        return f"{text}: {self.note}" if self.note else text

@@ -281,15 +281,25 @@ def packr(request: pytest.FixtureRequest) -> Iterator[PackrTraces]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Seal the test's traces when its body passed, so a replay that used fewer calls
-    than were recorded fails the test itself (not its teardown)."""
-    try:
-        result = yield
-    except BaseException:
-        traces = item.stash.get(_TRACES, None)
-        if traces is not None:
-            traces._abandon()
-        raise
+    than were recorded fails the test itself (not its teardown).
+
+    While a test that uses ``packr`` runs, Ctrl-C and SIGTERM stop a running guest
+    within a second; the traces being recorded keep every event so far and are sealed
+    ``incomplete`` (reason ``interrupted``), and pytest stops as on Ctrl-C.
+    """
     traces = item.stash.get(_TRACES, None)
+    try:
+        if traces is None:
+            result = yield
+        else:
+            from . import _interrupts
+
+            with _interrupts.catching():
+                result = yield
+    except BaseException as exc:
+        if traces is not None:
+            traces._abandon(exc)
+        raise
     if traces is not None:
         traces._finish()
     return result
@@ -464,16 +474,20 @@ class PackrTraces:
             if self.index:
                 index_trace(store, trace_id)
 
-    def _abandon(self) -> None:
+    def _abandon(self, error: BaseException | None = None) -> None:
         """The test failed: traces being recorded are sealed as ``failed`` (``once``
         replays the newest complete trace, or records anew when there is none), the
         newest failed one is kept for inspection and older failed ones are deleted, and
-        every instance is released."""
+        every instance is released. An interrupted test's traces are sealed
+        ``incomplete`` (reason ``interrupted``) instead, with every event so far."""
+        from .errors import Interrupted
+
+        why: BaseException = error if isinstance(error, Interrupted) else _TestFailed()
         for traced in self.instances:
             if not traced.closed:
                 traced.closed = True
                 writer = traced.session.writer
-                traced.session.__exit__(_TestFailed, _TestFailed(), None)
+                traced.session.__exit__(type(why), why, None)
                 if writer is not None:
                     self._drop_older_failures(writer.trace_id, traced.label)
 

@@ -460,3 +460,53 @@ class TestReadOnlyTraces:
             assert "0 trace(s) recorded, 1 replayed" in done.stdout
             names = sorted(p.name for p in (ro.source / "traces" / "test_guest").iterdir())
             assert names == ["test_clock.db"]
+
+
+SPIN_TESTS = """
+from packr_replay.abi import S32, UNIT
+from packr_replay.runtime import Runtime
+from packr_replay.runtime.demo import DemoHost, example_guest
+
+
+def test_spins(packr):
+    module = Runtime(fuel=None).load_module(example_guest("hostile"))
+    inst = packr.instantiate(module, host=DemoHost())
+    inst.call_with_value("import_echo", S32(5))
+    print("SPINNING", flush=True)
+    inst.call_with_value("spin", UNIT)
+"""
+
+
+class TestInterrupted:
+    """Ctrl-C in a test stops its spinning guest within a second; the trace keeps every
+    event so far and reads incomplete (interrupted), as for ``record``."""
+
+    def test_sigint(self, pytester: pytest.Pytester) -> None:
+        import signal
+        import subprocess
+        import time
+
+        pytester.makepyfile(test_guest=SPIN_TESTS)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
+             "-p", "no:hypothesispytest", "-p", "no:benchmark", "test_guest.py",
+             "--packr-record-mode", "all"],
+            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "SPINNING" in line:
+                break
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert time.monotonic() - sent < 10  # (pytest's own teardown and summary included)
+        assert proc.returncode == 2, out  # pytest: interrupted
+        assert "KeyboardInterrupt" in out or "Interrupted" in out
+        with TraceStore(trace_file(pytester, "test_spins"), readonly=True) as store:
+            (info,) = store.traces()
+            assert (info.status, info.end_reason) == (TraceStatus.INCOMPLETE, "interrupted")
+            assert info.event_count == 4
+            assert store.verify(info.id).ok

@@ -30,6 +30,7 @@ from packr_replay.abi import (
     F64,
     S32,
     S64,
+    U32,
     UNIT,
     List,
     Option,
@@ -51,13 +52,14 @@ Calls = list[tuple[str, Value]]
 
 def fixed_host() -> DemoHost:
     """The demo host with a clock ticking 1 µs per call from 2023-11-14, dice rolling
-    3, 4, 5, ... and ``USER=golden``."""
+    3, 4, 5, ..., random bytes 7, 8, 9, ... and ``USER=golden``."""
     clock = itertools.count(1_700_000_000_000_000_000, 1000)
     dice = itertools.count(3)
     return DemoHost(
         environ={"USER": "golden"},
         clock=lambda: next(clock),
         randbelow=lambda n: next(dice) % n,
+        randbytes=lambda n: bytes(range(7, 7 + n)),
     )
 
 
@@ -107,6 +109,8 @@ SCENARIOS: dict[str, Callable[[], Calls]] = {
         ("garbage_out", UNIT),
     ],
     "bench": lambda: [("calls", S64(10)), ("nothing", UNIT)],
+    # (from format 4: raw imports recorded, with the host's writes to guest memory)
+    "logger": lambda: [("process", S64(42)), ("token", U32(6)), ("process", String("hi"))],
 }
 
 GOLDEN_CALLS: Calls = [("run", String("Ada")), ("run", UNIT), ("run", String("Grace"))]

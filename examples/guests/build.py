@@ -205,6 +205,15 @@ GUESTS: dict[str, Guest] = {
             ),
         ),
         Guest(
+            "logger",
+            # host.log, host.alloc and demo:raw/entropy.fill are raw imports: raw
+            # imports are not part of packr metadata.
+            exports=(
+                Func("", "process", (("input", "value"),), ("value",)),
+                Func("", "token", (("n", "u32"),), ("string",)),
+            ),
+        ),
+        Guest(
             "host_actor",
             imports=(
                 Func("theater:simple/runtime", "log", (("msg", "string"),), ()),

@@ -18,8 +18,10 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
+from .. import _interrupts
 from .._text import printable
 from .._version import __version__
+from ..errors import Interrupted
 from .errors import report_error
 from .helptext import format_command_help
 
@@ -76,6 +78,22 @@ class _Command(typer.core.TyperCommand):
     def format_help(self, ctx: Any, formatter: Any) -> None:
         format_command_help(self, ctx, formatter)
 
+    def invoke(self, ctx: Any) -> Any:
+        # Click turns a KeyboardInterrupt into a bare "Aborted"; an interrupt of ours
+        # carries what was kept, so it is taken past click and reported in main().
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:
+            raise _Stopped(exc) from None
+
+
+class _Stopped(Exception):
+    """An :class:`Interrupted` carried past click (which would make it "Aborted")."""
+
+    def __init__(self, interrupted: Interrupted) -> None:
+        super().__init__(str(interrupted))
+        self.interrupted = interrupted
+
 
 class _Group(typer.core.TyperGroup):
     """Turns every error into one line on stderr and an exit code (see ``cli.errors``)."""
@@ -94,10 +112,18 @@ class _Group(typer.core.TyperGroup):
         argv = _hoist_global_flags(list(sys.argv[1:] if args is None else args))
         verbose = "--verbose" in argv
         try:
-            rv = super().main(
-                argv, prog_name or "packr-replay", complete_var, standalone_mode=False, **extra
-            )
+            # SIGINT/SIGTERM stop a running guest within a second and leave every trace
+            # being written committed and sealed incomplete (packr_replay._interrupts).
+            with _interrupts.catching():
+                rv = super().main(
+                    argv, prog_name or "packr-replay", complete_var, standalone_mode=False,
+                    **extra,
+                )
             code = rv if isinstance(rv, int) else 0
+        except _Stopped as stopped:
+            code = report_error(stopped.interrupted, verbose=verbose)
+        except Interrupted as exc:  # outside a command (while parsing, say)
+            code = report_error(exc, verbose=verbose)
         except _ClickException as exc:
             code = _usage_error(exc)
         except typer.Abort:

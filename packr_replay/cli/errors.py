@@ -13,7 +13,7 @@ import traceback
 from typing import NoReturn
 
 from .._text import printable
-from ..errors import LinkError, PackrReplayError, ParseError, ReplayDivergence
+from ..errors import Interrupted, LinkError, PackrReplayError, ParseError, ReplayDivergence
 
 __all__ = [
     "DIFFERENT",
@@ -80,6 +80,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.code
     if isinstance(exc, ReplayDivergence):
         return DIFFERENT
+    if isinstance(exc, Interrupted):
+        return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED
     return ERROR
@@ -88,6 +90,9 @@ def exit_code_for(exc: BaseException) -> int:
 def report_error(exc: BaseException, *, verbose: bool) -> int:
     """Print ``exc`` as one line on stderr (after its traceback when verbose); return
     the exit code."""
+    if isinstance(exc, Interrupted):  # one line: what was kept, how to replay it
+        print(f"packr-replay: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
         print("packr-replay: interrupted", file=sys.stderr)
         return INTERRUPTED

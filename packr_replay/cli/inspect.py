@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # SQLite and wasmtime load when a command runs
 
 __all__ = ["register"]
 
-Kind = Literal["export", "import", "return"]
+Kind = Literal["export", "import", "return", "raw"]
 
 _PRETTY_WIDTH = 80  # the widest line of a value shown in full
 _PREVIEW_CHARS = 2000  # how much of a value too large to show in full is shown
@@ -72,7 +72,7 @@ def _show_events(
         console = render.out()
         console.print(
             f"[bold]{render.escape(render.trace_title(info))}[/bold] in "
-            f"{render.escape(path)}: {info.event_count} events, {info.status}"
+            f"{render.escape(path)}: {info.event_count} events, {render.status_text(info)}"
         )
         width = _width()
         seq_width = max(len(str(max(info.event_count - 1, 0))), 3)
@@ -246,8 +246,8 @@ def _counts(trace: Trace, breakdown: bool | None) -> dict[str, Any]:
             by_call[f"{event.kind} {event.name}"] += 1
         elif event.outcome != "ok":
             failed[f"export {event.function}"] += 1
-        if event.kind == "import" and event.outcome != "ok":
-            failed[f"import {event.name}"] += 1
+        if event.kind in ("import", "raw") and event.outcome != "ok":
+            failed[f"{event.kind} {event.name}"] += 1
     return {
         "events": sum(by_kind.values()),
         "bytes": size,
@@ -315,7 +315,7 @@ def _show_info(
     meta = ", ".join(f"{k}={v}" for k, v in sorted(info.meta.items()) if k != "composition")
     for name, value in (
         ("uuid", info.uuid),
-        ("status", str(info.status)),
+        ("status", render.status_text(info)),
         ("created", info.created_at),
         ("completed", info.completed_at or "-"),
         ("host", info.host or "-"),
@@ -358,7 +358,7 @@ def _show_info(
         return
     console.print(
         f"[bold]events[/bold] {counts['events']} ({kinds.get('export', 0)} export calls, "
-        f"{kinds.get('import', 0)} host calls, {render.human_bytes(counts['bytes'])} of values)"
+        f"{kinds.get('import', 0) + kinds.get('raw', 0)} host calls, {render.human_bytes(counts['bytes'])} of values)"
     )
     from rich.table import Table
 

@@ -340,6 +340,8 @@ def _emit_json(
             "redacted_served": report.redacted_served,
             "trace_incomplete": report.trace_incomplete,
             "ended_early": report.ended_early,
+            "recorded_failure": report.recorded_failure,
+            "raw_access_served": report.raw_access_served,
             "saved_trace": report.saved_trace,
             "package": package,
             "packages": {
@@ -426,9 +428,23 @@ def _show(
             f"{len(report.exports)} export call(s), {report.events_replayed} event(s) "
             f"replayed in {render.human_seconds(report.duration_s)}"
         )
-        if report.ended_early:
-            text += "; the trace ends there (its recorder stopped before finishing)"
+        if report.recorded_failure is not None:
+            text += f"; then, as recorded, {report.recorded_failure}"
+        elif report.ended_early:
+            why = (
+                "its recording was interrupted"
+                if report.trace.end_reason == "interrupted"
+                else "its recorder stopped before finishing"
+            )
+            text += f"; the trace ends there ({why})"
         console.print(f"[green bold]reproduced[/green bold]: {render.escape(text)}")
+    if report.raw_access_served:
+        first = report.raw_access_served[0]
+        console.print(
+            f"note: {len(report.raw_access_served)} raw import call(s) (first #{first}) had "
+            "raw memory access when recorded; writes made through it are not in the trace, "
+            "so a divergence after them may come from there"
+        )
     if report.redacted_served and report.divergence is None and report.capped is None:
         console.print(
             f"note: {len(report.redacted_served)} redacted call(s) were served "

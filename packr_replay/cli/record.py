@@ -163,6 +163,16 @@ def register(app: typer.Typer) -> None:
                 help=f"Instruction budget per export call (default {DEFAULT_FUEL_TEXT}; 0: unlimited).",
             ),
         ] = None,
+        on_host_error: Annotated[
+            Literal["status", "trap"],
+            typer.Option(
+                "--on-host-error",
+                help="What a failing host function does to the guest: 'status' (packr's "
+                "way: status -1, and a packr guest then spins until its budget runs out; "
+                "the error names the failure) or 'trap' (stop the guest at the failing "
+                "call). Recorded, so a replay does the same.",
+            ),
+        ] = "status",
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="Print only the summary.")
         ] = False,
@@ -183,7 +193,11 @@ def register(app: typer.Typer) -> None:
             fail("nothing to call: give --call EXPORT[=VALUE] or --calls FILE.jsonl")
         from ..runtime import DEFAULT_FUEL, Runtime
 
-        runtime = Runtime(fuel=DEFAULT_FUEL if fuel is None else fuel, timeout=timeout)
+        runtime = Runtime(
+            fuel=DEFAULT_FUEL if fuel is None else fuel,
+            timeout=timeout,
+            on_host_error=on_host_error,
+        )
         mod = runtime.load_module(module)
         _check_exports(mod, [p.export for p in pending])
         types = declared_types(mod, warn=lambda line: print(printable(line), file=sys.stderr))

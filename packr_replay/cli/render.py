@@ -340,12 +340,21 @@ def trace_title(info: TraceInfo) -> str:
     return f"trace {info.id}" + (f" {info.label!r}" if info.label else "")
 
 
+def status_text(info: TraceInfo) -> str:
+    """The trace's status, with why it ended when it says (``incomplete
+    (interrupted)``); escaped for the terminal (a file's text is untrusted)."""
+    if info.end_reason:
+        return f"{info.status} ({escape(info.end_reason)})"
+    return str(info.status)
+
+
 def trace_json(info: TraceInfo) -> dict[str, Any]:
     return {
         "id": info.id,
         "uuid": info.uuid,
         "label": info.label,
         "status": str(info.status),
+        "end_reason": info.end_reason,
         "events": info.event_count,
         "created_at": info.created_at,
         "completed_at": info.completed_at,
@@ -378,7 +387,7 @@ def traces_table(infos: Iterable[TraceInfo], title: str | None = None) -> Table:
         table.add_row(
             str(info.id),
             escape(info.label or ""),
-            str(info.status),
+            status_text(info),
             str(info.event_count),
             info.created_at[:19].replace("T", " "),
             escape(info.host or ""),
@@ -421,7 +430,7 @@ def event_line(event: Event, width: int, seq_width: int = 4, name_width: int = 2
     room = max(width - len(head), 20)
     if event.kind == "export":
         body = preview(event.input, room)
-    elif event.kind == "import":
+    elif event.kind in ("import", "raw"):
         half = max(room // 2 - 2, 10)
         body = preview(event.input, half)
         if event.outcome == "ok":
@@ -432,7 +441,7 @@ def event_line(event: Event, width: int, seq_width: int = 4, name_width: int = 2
         body = "→ " + preview(event.output, room - 2)
     else:
         body = f"✗ {event.outcome} {event.error_kind}: {event.error}"
-    style = {"export": "bold", "return": "bold", "import": ""}[str(event.kind)]
+    style = {"export": "bold", "return": "bold"}.get(str(event.kind), "")
     failed = event.outcome != "ok"
     text = escape(head) + escape(body)
     if failed:

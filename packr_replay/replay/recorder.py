@@ -10,6 +10,7 @@ from __future__ import annotations
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from .. import _interrupts
 from ..errors import (
     GuestError,
     GuestRuntimeError,
@@ -18,8 +19,9 @@ from ..errors import (
     HostFunctionError,
     InvalidGuestOutput,
 )
-from ..runtime import CallInterceptor, ExportCall, ImportCall, native
+from ..runtime import CallInterceptor, ExportCall, ImportCall, RawCall, native
 from ..storage.model import EventKind, Outcome
+from .rawevents import encode_args, encode_reply
 
 if TYPE_CHECKING:
     from ..abi import EncodedValue
@@ -42,7 +44,7 @@ def export_outcome(error: GuestRuntimeError | None) -> Outcome:
 
 
 class Recorder(CallInterceptor):
-    """Records typed imports and exports into an :class:`EventSink`.
+    """Records typed imports, raw imports and exports into an :class:`EventSink`.
 
     Export calls are numbered from 1 (``call``); imports made outside any export (for
     example from a start function) belong to call 0. ``depth`` counts exports nested
@@ -60,7 +62,13 @@ class Recorder(CallInterceptor):
     inline = True  # never awaits: safe and cheap to drive on the guest's thread
 
     def __init__(
-        self, sink: EventSink, *, batch: int = 512, max_delay: float = 0.1, _log: _Log | None = None
+        self,
+        sink: EventSink,
+        *,
+        batch: int = 512,
+        max_delay: float = 0.1,
+        raw: bool = True,
+        _log: _Log | None = None,
     ) -> None:
         self._log = log = _Log(sink, max_delay) if _log is None else _log
         self.sink = log.sink
@@ -70,6 +78,8 @@ class Recorder(CallInterceptor):
         self._pending = log.pending  # shared by the package views of a composition
         self._deadline = monotonic() + max_delay
         self.import_observer = self._observe_import
+        if raw:  # raw imports as raw events (False: left to a host on replay, as packr)
+            self.raw_observer = self._observe_raw
         # The native seam: on the C trampoline, a successful import's row is appended to
         # _pending by C, as _observe_import would append it (a subclass that observes
         # differently keeps the Python path).
@@ -98,13 +108,16 @@ class Recorder(CallInterceptor):
             self.drain()
 
     def drain(self) -> None:
-        """Hand every collected event to the sink (not yet a durability point)."""
-        self._deadline = monotonic() + self.max_delay
-        pending = self._pending
-        if pending:
-            rows = pending.copy()  # (the list itself stays: the native log appends to it)
-            pending.clear()
-            self.sink.extend(rows)
+        """Hand every collected event to the sink (not yet a durability point). The
+        owner of a recording that stops early (an interrupt, an error) drains before it
+        seals the sink, so no collected event is lost."""
+        with _interrupts.deferred():
+            self._deadline = monotonic() + self.max_delay
+            pending = self._pending
+            if pending:
+                rows = pending.copy()  # (the list itself stays: the native log appends to it)
+                pending.clear()
+                self.sink.extend(rows)
 
     def _observe_import(
         self,
@@ -129,6 +142,28 @@ class Recorder(CallInterceptor):
         pending.append(row)
         if len(pending) >= self.batch or monotonic() >= self._deadline:
             self.drain()
+
+    def _observe_raw(self, call: RawCall) -> None:
+        """A raw import call (``func_raw``), as a ``raw`` event (see :mod:`.rawevents`)."""
+        self._add(self._raw_row(call))
+
+    def _raw_row(self, call: RawCall) -> tuple[Any, ...]:
+        stack = self._stack
+        error = call.error
+        return (
+            stack[-1] if stack else 0,
+            _RAW,
+            call.interface,
+            call.function,
+            encode_args(call.params, call.args),
+            encode_reply(call),
+            None,
+            _OK if error is None else _IMPORT_ERROR,
+            None if error is None else "Handler",
+            None if error is None else f"{type(error).__name__}: {error}",
+            call.duration_ns,
+            len(stack),
+        )
 
     async def before_export(self, function: str, input: EncodedValue) -> None:
         log = self._log
@@ -242,6 +277,9 @@ class _PackageRecorder(Recorder):
         self._add((*self._return_row(number, call), self.package))
         self._returned()
 
+    def _observe_raw(self, call: RawCall) -> None:
+        self._add((*self._raw_row(call), self.package))
+
 
 class CompositionRecorder:
     """Records a whole composition into one trace: :meth:`package` gives the
@@ -286,6 +324,7 @@ class CompositionRecorder:
 _EXPORT = str(EventKind.EXPORT)
 _IMPORT = str(EventKind.IMPORT)
 _RETURN = str(EventKind.RETURN)
+_RAW = str(EventKind.RAW)
 _OK = str(Outcome.OK)
 _IMPORT_ERROR = str(Outcome.IMPORT_ERROR)
 

@@ -22,7 +22,7 @@ from .._text import printable
 from ..abi import AbiError, EncodedValue
 from ..abi.text import preview_bytes
 from ..errors import HostFunctionError, ReplayDivergence, ReplayError, TraceExhausted
-from ..runtime import CallInterceptor, ExportCall, ImportReply, native
+from ..runtime import CallInterceptor, ExportCall, ImportReply, RawCall, RawReply, native
 from ..storage.model import Event, EventKind, Outcome
 from .diff import Change, Difference, diff_values
 from .matchers import (
@@ -32,13 +32,14 @@ from .matchers import (
     failed_matchers,
     resolve_matchers,
 )
+from .rawevents import BadRawEvent, decode_reply, encode_args, raw_access
 from .recorder import _error_text, export_outcome
 
 if TYPE_CHECKING:
     from ..runtime import Instance
     from ..storage.protocols import EventSource
 
-__all__ = ["ReplayStopped", "Replayer", "describe_event"]
+__all__ = ["RecordedFailure", "ReplayStopped", "Replayer", "describe_event"]
 
 _LOOKAHEAD = 64  # recorded events kept ahead of the cursor for "nearest calls"
 _HISTORY = 16
@@ -53,6 +54,19 @@ class ReplayStopped(ReplayError):
         self.seq = seq
         self.where = where
         super().__init__(f"stopped after event #{seq}: {where}")
+
+
+class RecordedFailure(ReplayError):
+    """Replay reached the point where the recorded run itself failed: a raw import's
+    host function raised (the exception went out of the guest, so the recording ends
+    there). ``seq`` is that event; ``error`` what was recorded."""
+
+    def __init__(self, seq: int, name: str, error: str) -> None:
+        self.seq = seq
+        self.error = error
+        super().__init__(
+            f"the recorded run failed at event #{seq}: raw import {name} raised {error}"
+        )
 
 
 def _preview(data: bytes | None, limit: int = 120) -> str:
@@ -73,6 +87,11 @@ def _describe(event: Event) -> str:
         return f"{text} failed: {event.error_kind}: {event.error}"
     if event.kind == EventKind.EXPORT:
         return f"#{event.seq} export {event.function}({_preview(event.input)}) [call {event.call}]"
+    if event.kind == EventKind.RAW:
+        text = f"#{event.seq} raw {event.name}{_preview(event.input)}"
+        if event.outcome == Outcome.OK:
+            return f"{text} -> {_preview(event.output)}"
+        return f"{text} failed: {event.error_kind}: {event.error}"
     if event.outcome == Outcome.OK:
         return f"#{event.seq} return {event.function} -> {_preview(event.output)}"
     return f"#{event.seq} return {event.function}: {event.outcome} {event.error_kind}: {event.error}"
@@ -82,6 +101,8 @@ Record = tuple[tuple[Any, ...], bytes]
 # Positions in a record's fields (Event.chain_fields order).
 _SEQ, _CALL, _KIND, _IFACE, _FN, _IN, _OUT, _STATUS, _OUTCOME, _EKIND, _ERR, _DUR, _DEPTH = range(13)
 _IMPORT, _EXPORT, _RETURN = str(EventKind.IMPORT), str(EventKind.EXPORT), str(EventKind.RETURN)
+_RAW = str(EventKind.RAW)
+_CALLS = (_IMPORT, _RAW)  # the host calls an export makes
 _OK = str(Outcome.OK)
 
 
@@ -198,6 +219,12 @@ class Replayer(CallInterceptor):
         self.live = False  # switched to the real host (new_episodes)
         self._stack: list[tuple[Any, ...]] = []
         self.import_server = self._serve_import
+        # Raw imports are served from the trace when it recorded them (format 4 on:
+        # meta raw_imports); an older trace leaves them to a host, as they ran then.
+        meta = getattr(getattr(source, "info", None), "meta", None) or {}
+        if meta.get("raw_imports") == "recorded":
+            self.raw_server = self._serve_raw
+        self.raw_access_served: list[int] = []  # raw calls that had raw memory access
         # The native seam: on the C trampoline, plain matching runs in C over the next
         # buffered records (see _refill); Python entry points take() what it served.
         # A source that can hand over records unbuilt (the SQLite trace with its C
@@ -256,7 +283,7 @@ class Replayer(CallInterceptor):
                 return None
             if rec[_KIND] == _EXPORT and rec[_DEPTH] == 0:
                 return self.cursor.peek_event()
-            if rec[_KIND] == _IMPORT and rec[_CALL] == 0:
+            if rec[_KIND] in _CALLS and rec[_CALL] == 0:
                 return None  # imports outside exports: only consumed by instantiation
             self._consume()  # stray events (cannot normally happen): skip past them
 
@@ -341,7 +368,7 @@ class Replayer(CallInterceptor):
             if self.live_after_end and rec is None:
                 self.live = True
                 return None
-            raise self._exhausted(self.cursor.peek_event(), CallKey(_IMPORT, interface, function, data))
+            raise self._not_here(rec, CallKey(_IMPORT, interface, function, data))
         redacted = bool(self.redacted) and _name(rec) in self.redacted
         if not (
             self._strict
@@ -386,7 +413,7 @@ class Replayer(CallInterceptor):
             if self.live_after_end and rec is None:
                 self.live = True
                 return
-            raise self._exhausted(self.cursor.peek_event(), actual)
+            raise self._not_here(rec, actual)
         redacted = bool(self.redacted) and _name(rec) in self.redacted
         matchers = self.matchers
         if redacted:
@@ -416,6 +443,48 @@ class Replayer(CallInterceptor):
         self._consume()
         if redacted:
             self.redacted_served.append(rec[_SEQ])
+
+    def _not_here(self, rec: tuple[Any, ...] | None, actual: CallKey) -> ReplayDivergence:
+        """A host call where the trace has something else: the trace ran out or the
+        export returned here (exhausted), or it has a call of the other kind."""
+        if rec is not None and rec[_KIND] in _CALLS:
+            what = "a raw import call" if rec[_KIND] == _RAW else "a typed import call"
+            return self._divergence(
+                self.cursor.peek_event(), actual, f"the trace has {what} here", ["kind"]
+            )
+        return self._exhausted(self.cursor.peek_event(), actual)
+
+    def _serve_raw(self, call: RawCall) -> RawReply | None:
+        """A raw import (``func_raw``) served from its ``raw`` event: the recorded
+        memory writes and results (see :mod:`.rawevents`), matched on name and arguments."""
+        self._sync()
+        if self.live:
+            return None
+        data = encode_args(call.params, call.args)
+        actual = CallKey(_RAW, call.interface, call.function, data)
+        rec = self._next_import_record()
+        if rec is None or rec[_KIND] != _RAW:
+            if self.live_after_end and rec is None:
+                self.live = True
+                return None
+            raise self._not_here(rec, actual)
+        failed = failed_matchers(self.matchers, _rkey(rec), actual)
+        if failed:
+            raise self._divergence(
+                self.cursor.peek_event(), actual, "raw import call differs from the recorded one", failed
+            )
+        try:
+            reply = decode_reply(rec[_OUT], call.results)
+        except BadRawEvent as exc:
+            raise self._divergence(
+                self.cursor.peek_event(), actual, f"raw import {actual.name}: {exc}", ["output"]
+            ) from None
+        self._consume()
+        if raw_access(rec[_OUT]):
+            self.raw_access_served.append(rec[_SEQ])
+        if rec[_OUTCOME] != _OK:
+            raise RecordedFailure(rec[_SEQ], actual.name, f"{rec[_ERR] or rec[_EKIND]}")
+        return reply
 
     def _next_import_record(self) -> tuple[Any, ...] | None:
         """The next record, after re-running any exports nested at this point."""
@@ -448,10 +517,13 @@ class Replayer(CallInterceptor):
             self._stack.pop()
             self.live = True
             return
-        if rec is None or rec[_KIND] != _RETURN or rec[_CALL] != started[_CALL]:
+        if rec is None:  # the trace ends inside this call (its recording was cut there)
+            self._stack.pop()
+            raise self._exhausted(None, actual_desc)
+        if rec[_KIND] != _RETURN or rec[_CALL] != started[_CALL]:
             reason = (
                 "the export returned but the trace has more calls recorded for it"
-                if rec is not None and rec[_KIND] == _IMPORT
+                if rec is not None and rec[_KIND] in _CALLS
                 else "the export returned where the trace has no matching return"
             )
             self._stack.pop()

@@ -8,6 +8,7 @@ reproduced or where it first diverged.
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from ..errors import (
     GuestRuntimeError,
     GuestTimeout,
     HostFunctionError,
+    Interrupted,
     ReplayDivergence,
     ReplayError,
     TraceExhausted,
@@ -32,6 +34,8 @@ from ..runtime import (
     ImportCall,
     ImportReply,
     Module,
+    RawCall,
+    RawReply,
     Runtime,
 )
 from ..runtime.host import HostSpec
@@ -39,7 +43,7 @@ from ..storage.model import Event, TraceInfo, TraceStatus
 from .caps import CapHit, ReplayCaps, tighter
 from .matchers import DEFAULT_MATCH_ON, Matcher
 from .recorder import Recorder
-from .replayer import Replayer, ReplayStopped, describe_event
+from .replayer import RecordedFailure, Replayer, ReplayStopped, describe_event
 from .settings import RunSettings
 
 if TYPE_CHECKING:
@@ -79,6 +83,12 @@ class Chain(CallInterceptor):
         self.interceptors = interceptors
         self.inline = all(i.inline for i in interceptors)  # type: ignore[misc]
         self.decode_inputs = any(i.decode_inputs for i in interceptors)  # type: ignore[misc]
+        servers = [i.raw_server for i in interceptors if i.raw_server is not None]
+        observers = [i.raw_observer for i in interceptors if i.raw_observer is not None]
+        if servers:
+            self.raw_server = functools.partial(_first_reply, servers)
+        if observers:
+            self.raw_observer = functools.partial(_observe_all, observers)
 
     async def before_import(
         self, interface: str, function: str, input: EncodedValue
@@ -111,6 +121,21 @@ class Chain(CallInterceptor):
             i.import_unserved(interface, function, input, error)
 
 
+def _first_reply(
+    servers: list[Callable[[RawCall], RawReply | None]], call: RawCall
+) -> RawReply | None:
+    for server in servers:
+        reply = server(call)
+        if reply is not None:
+            return reply
+    return None
+
+
+def _observe_all(observers: list[Callable[[RawCall], None]], call: RawCall) -> None:
+    for observer in observers:
+        observer(call)
+
+
 # -------------------------------------------------------------- replay hosting
 
 
@@ -118,8 +143,9 @@ def fill_missing_imports(module: Module, host: HostSpec = None) -> Callable[[Hos
     """A host that provides every import the replayer will short-circuit.
 
     Typed imports (packr's 4-i32 signature) that ``host`` does not define get a stub
-    that is never called during replay; raw imports must come from ``host`` because
-    packr does not intercept them (their stub traps with an explanation).
+    that is never called during replay; so do raw imports, which a trace from format 4
+    on serves too. In an older trace raw imports were not recorded: they must come
+    from ``host`` (their stub traps with an explanation).
     """
 
     def build(builder: HostLinkerBuilder) -> None:
@@ -200,6 +226,12 @@ class ReplayReport:
     capped: CapHit | None = None  # the run was cut by one of the replayer's caps
     trace_incomplete: bool = False
     ended_early: bool = False
+    #: The recorded run failed where the replay stopped (a raw import's host function
+    #: raised; the recording ends there): reproduced up to that failure.
+    recorded_failure: str | None = None
+    #: Raw import calls served whose host function had raw memory access when recorded
+    #: (writes made through it are not in the trace).
+    raw_access_served: list[int] = field(default_factory=list)
     duration_s: float = 0.0
     saved_trace: int | None = None  # the id of the replay run's own trace (``save=True``)
 
@@ -218,7 +250,9 @@ class ReplayReport:
                 f"reproduced: {len(self.exports)} export call(s), "
                 f"{self.events_replayed} event(s) replayed"
             )
-            if self.ended_early:
+            if self.recorded_failure is not None:
+                text += f"; then, as recorded, {self.recorded_failure}"
+            elif self.ended_early:
                 text += (
                     "; the trace ended there (its recorder stopped before finishing), "
                     "so everything up to the cut was reproduced"
@@ -314,6 +348,7 @@ def replay_source(
             memory_limit=settings.memory_limit,
             scratch_capacity=settings.scratch_capacity,
             deadline=deadline,
+            on_host_error=settings.on_host_error,
         )
     except ReplayDivergence as div:
         report.capped = guard.hit(div, None, "the start function")
@@ -348,6 +383,11 @@ def replay_source(
             except GuestRuntimeError as exc:
                 entry.error = str(exc)  # recorded too: export_completed compared them
                 cut = guard.hit(exc, instance, where)
+                if cut is not None and report.trace_incomplete and replayer.remaining() is None:
+                    # Every recorded event was reproduced; the recording stopped while
+                    # the guest ran on (interrupted while it spun), and so did a cap.
+                    report.ended_early = True
+                    break
                 if cut is not None:
                     report.capped = cut
                     break
@@ -363,6 +403,24 @@ def replay_source(
             report.ended_early = True
     except ReplayStopped as stop:
         report.stopped = stop
+    except Interrupted as exc:
+        exc.note = (
+            f"replayed {replayer.replayed:,} of {report.events_total:,} event(s) of "
+            f"trace {info.id}"
+        )
+        raise
+    except RecordedFailure as failure:
+        leftover = replayer.remaining()
+        if leftover is None:
+            report.recorded_failure = str(failure).split(": ", 1)[-1]
+            report.ended_early = True
+        else:
+            report.divergence = ReplayDivergence(
+                f"replay ended at event #{failure.seq}, where the recorded run failed "
+                f"({failure.error}), but the trace goes on at {describe_event(leftover)}",
+                seq=leftover.seq,
+                expected=leftover,
+            )
     except TraceExhausted as exh:
         if report.trace_incomplete and exh.seq is None:
             report.ended_early = True  # the recorder died here: reproduced up to the cut
@@ -479,6 +537,7 @@ def _timeout_behind(exc: BaseException | None) -> GuestTimeout | None:
 def _finish(report: ReplayReport, replayer: Replayer, t0: float) -> ReplayReport:
     report.events_replayed = replayer.replayed
     report.redacted_served = list(replayer.redacted_served)
+    report.raw_access_served = list(replayer.raw_access_served)
     report.duration_s = time.perf_counter() - t0
     return report
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import TraceFormatError
 from ..runtime import DEFAULT_FUEL, ReplyMode, Runtime
+from ..runtime.engine import ON_HOST_ERROR
 
 __all__ = ["DEFAULT_SCRATCH_CAPACITY", "LEGACY_SCRATCH_CAPACITY", "RunSettings", "settings_meta"]
 
@@ -35,6 +36,7 @@ class RunSettings:
     memory_limit: int | None = None
     scratch_capacity: int | None = LEGACY_SCRATCH_CAPACITY
     redacted: tuple[str, ...] = ()
+    on_host_error: str = "status"  # what a failed typed import did: -1, or a trap
 
     @classmethod
     def from_meta(
@@ -58,15 +60,20 @@ class RunSettings:
         if not isinstance(redacted, list) or not all(isinstance(r, str) for r in redacted):
             raise TraceFormatError(f"{where} 'redacted' is {redacted!r}; expected a list of names")
         fuel = _limit(meta, "fuel", base.fuel, where)
+        on_host_error = meta.get("on_host_error", base.on_host_error)
+        if on_host_error not in ON_HOST_ERROR:
+            raise TraceFormatError(
+                f"{where} 'on_host_error' is {on_host_error!r}; expected 'status' or 'trap'"
+            )
         return cls(
             reply=reply_mode,
             fuel=fuel or None,  # 0 is "no limit", as for the runtime and --fuel
-
             timeout=_seconds(meta, "timeout", base.timeout, where),
             memory_limit=_limit(meta, "memory_limit", base.memory_limit, where),
             # (a trace that does not say was recorded when 32 KiB was the default)
             scratch_capacity=_limit(meta, "scratch_capacity", LEGACY_SCRATCH_CAPACITY, where),
             redacted=tuple(redacted),
+            on_host_error=str(on_host_error),
         )
 
     @classmethod
@@ -77,6 +84,7 @@ class RunSettings:
             timeout=runtime.timeout,
             memory_limit=runtime.memory_limit,
             scratch_capacity=runtime.scratch_capacity,
+            on_host_error=runtime.on_host_error,
         )
 
     def runtime(self, *, debug_info: bool = False, multi_memory: bool = False) -> Runtime:
@@ -88,10 +96,13 @@ class RunSettings:
             scratch_capacity=self.scratch_capacity,
             debug_info=debug_info,
             multi_memory=multi_memory,
+            on_host_error=self.on_host_error,
         )
 
 
-def settings_meta(runtime: Runtime, reply: ReplyMode | str) -> dict[str, Any]:
+def settings_meta(
+    runtime: Runtime, reply: ReplyMode | str, raw_imports: str = "recorded"
+) -> dict[str, Any]:
     """The metadata a recorder writes so that :meth:`RunSettings.from_meta` reads it back.
 
     Limits are written even when ``None`` (unlimited), so a replay does not fall back to
@@ -103,6 +114,10 @@ def settings_meta(runtime: Runtime, reply: ReplyMode | str) -> dict[str, Any]:
         "memory_limit": runtime.memory_limit,
         "reply": str(ReplyMode(reply)),
         "scratch_capacity": runtime.scratch_capacity,
+        "on_host_error": runtime.on_host_error,
+        # "recorded": raw imports (func_raw) are raw events, which a replay serves;
+        # "host" (or no key, an older recorder): a replay needs a host for them again.
+        "raw_imports": raw_imports,
     }
 
 

@@ -28,7 +28,16 @@ from .host import (
     log_host_error,
 )
 from .instance import Instance
-from .interceptor import CallInterceptor, ExportCall, ImportCall, ImportReply, RoutedInterceptor
+from .interceptor import (
+    CallInterceptor,
+    ExportCall,
+    ImportCall,
+    ImportReply,
+    MemoryOp,
+    RawCall,
+    RawReply,
+    RoutedInterceptor,
+)
 from .interface import InterfaceFunction, InterfaceImpl, interface_from_impl, type_desc_of
 from .interface_check import ExpectedSignature, validate_instance_implements_interface
 from .layout import (
@@ -77,8 +86,11 @@ __all__ = [
     "InterfaceImpl",
     "InvalidGuestOutput",
     "LinkError",
+    "MemoryOp",
     "Module",
     "PackageNotFound",
+    "RawCall",
+    "RawReply",
     "ReplyMode",
     "RoutedInterceptor",
     "Runtime",

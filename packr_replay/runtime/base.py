@@ -9,18 +9,22 @@ the state they share is declared once, here.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
 import wasmtime
 
+from .. import _interrupts
 from ..errors import (
     GuestMemoryError,
     GuestRuntimeError,
     GuestTimeout,
     GuestTrap,
     HostFunctionError,
+    Interrupted,
 )
+from . import interrupt
 from .host import ErrorHandler, HostLinkerBuilder, ReplyMode
 from .interceptor import CallInterceptor, CoroutineDriver, overrides
 
@@ -71,8 +75,10 @@ class InstanceBase:
     memory_limit: int | None
     deadline: float | None  # time.monotonic() by which every call must have ended
     _deadline_bound: bool  # the current call's time limit is what is left of it
+    _call_deadline: float | None  # time.monotonic() by which the current call must end
     builder: HostLinkerBuilder
     interceptor: CallInterceptor | None
+    _export_interceptor: CallInterceptor | None  # the instance's own (exports, raw imports)
     error_handler: ErrorHandler | None
     driver: CoroutineDriver
     ctx: Ctx
@@ -87,9 +93,10 @@ class InstanceBase:
     _hooks: dict[str, bool]
     _heap_next: int | None
     _alloc_trap: GuestRuntimeError | None  # why __pack_alloc last failed
-    # The last failed import of the current call: a guest that spins afterwards
-    # (packr guests panic on -1) gets it as the cause of its GuestTimeout.
+    # The first failed import of the current call: a guest that spins afterwards
+    # (packr guests panic on -1) gets it named in its GuestTimeout.
     _last_import_error: HostFunctionError | None
+    on_host_error: str  # "status": -1 to the guest (packr); "trap": stop the guest there
     _call_lock: asyncio.Lock | None
     _declared: tuple[PackageMetadata | None] | None  # call_text's types, once looked up
     _keepalive: list[Any]  # C callbacks: must outlive the store
@@ -123,13 +130,60 @@ class InstanceBase:
 
     def _enter(self) -> None:
         """One call at a time: a wasmtime store is single-threaded. Re-entrant calls
-        from the same thread (an export called from inside a host function) are fine."""
+        from the same thread (an export called from inside a host function) are fine.
+        None starts once the process is interrupted."""
+        self._refuse_if_interrupted()
         if not self._busy.acquire(blocking=False):
             raise RuntimeError(
                 f"instance of {self.module.name} is running a call in another thread; an "
                 "instance runs one call at a time (use one instance per thread, or "
                 "await call_with_value_async, which queues calls)"
             )
+
+    def _refuse_if_interrupted(self) -> None:
+        """No guest call starts once SIGINT/SIGTERM interrupted the process (see
+        :mod:`packr_replay._interrupts`)."""
+        if _interrupts.interrupted() is not None:
+            raise self._interrupted()
+
+    def _stop_error(self, name: str) -> BaseException | None:
+        """What to raise for a guest the epoch callback just stopped (see
+        :mod:`.interrupt`): :class:`Interrupted` or :class:`GuestTimeout`; None when the
+        guest was not stopped that way."""
+        reason = interrupt.stopped()
+        if reason is None:
+            return None
+        if reason == "deadline":
+            error = self._timeout_error(name)
+            if self._last_import_error is not None:
+                error.__cause__ = self._last_import_error
+            return error
+        return self._interrupted()
+
+    def _interrupted(self) -> Interrupted:
+        signum = _interrupts.interrupted() or signal.SIGINT
+        if threading.current_thread() is threading.main_thread():
+            taken = _interrupts.take()  # this is the one the signal raises
+            if taken is None:
+                _interrupts.delivered()  # (its Python handler has not run yet)
+            signum = taken or signum
+        return Interrupted(signum)
+
+    def _timeout_error(self, name: str) -> GuestTimeout:
+        host_error = self._last_import_error
+        if self._deadline_bound:
+            return GuestTimeout(name, "the instance's deadline", "deadline", host_error)
+        return GuestTimeout(name, f"wall-clock timeout of {self.timeout}s", "timeout", host_error)
+
+    def _with_host_error(self, error: GuestRuntimeError) -> GuestRuntimeError:
+        """A timeout after a failed import names that import's failure (packr guests
+        spin on a failed import, so that failure is why the budget ran out)."""
+        host_error = self._last_import_error
+        if isinstance(error, GuestTimeout) and host_error is not None:
+            named = GuestTimeout(error.export, error.budget, error.limit, host_error)
+            named.__cause__ = host_error
+            return named
+        return error
 
     def _native_sync(self) -> None:
         """Tell the C trampoline how to serve imports now (see ``ImportDispatch``)."""

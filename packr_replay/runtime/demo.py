@@ -17,6 +17,9 @@ interface.function                what it does                                  
 ``bench:host/text.echo``          returns its string (typed)                    bench
 ``bench:host/raw.noop``           returns its argument (raw wasm, no CGRF)      bench
 ``hostile:host/sink.take``        echoes its input                              hostile
+``host.log``                      collect raw UTF-8 from guest memory (raw)     logger
+``host.alloc``                    packr's bump allocator from 48 KiB (raw)      logger
+``demo:raw/entropy.fill``         write random bytes into guest memory (raw)    logger
 ================================  ============================================  =========
 
 Nondeterminism is the point of the clock actor: its ``now``, ``random`` and ``env``
@@ -49,7 +52,16 @@ __all__ = ["DEFAULT_SYMBOLS", "EXAMPLE_GUESTS", "SEXPR", "DemoHost", "example_gu
 
 #: The example guests DemoHost serves (``examples/guests``, shipped as
 #: ``packr_replay.examples``).
-EXAMPLE_GUESTS = ("bench", "clock_actor", "echo", "host_actor", "hostile", "kv_actor", "sexpr")
+EXAMPLE_GUESTS = (
+    "bench",
+    "clock_actor",
+    "echo",
+    "host_actor",
+    "hostile",
+    "kv_actor",
+    "logger",
+    "sexpr",
+)
 
 
 def example_guest(name: str) -> Path:
@@ -114,13 +126,19 @@ class DemoHost:
 
     ``environ``: what ``demo:host/env.get`` reads (default: the real environment).
     ``symbols``: the sexpr symbol table (default :data:`DEFAULT_SYMBOLS`).
-    ``kv``: the initial key-value store. ``clock`` / ``randbelow``: sources of time and
-    randomness (default: ``time.time_ns`` and the OS generator). ``print_logs``: also
-    write each log message to ``stream`` (default stderr).
+    ``kv``: the initial key-value store. ``clock`` / ``randbelow`` / ``randbytes``:
+    sources of time and randomness (default: ``time.time_ns`` and the OS generator).
+    ``print_logs``: also write each log message to ``stream`` (default stderr).
 
-    State lives on the object: ``logs`` (every message from ``demo:host/log.write`` and
-    ``theater:simple/runtime.log``), ``kv`` and ``calls`` (a count per function).
+    State lives on the object: ``logs`` (every message from ``demo:host/log.write``,
+    ``theater:simple/runtime.log`` and ``host.log``), ``kv``, ``calls`` (a count per
+    function) and ``next_alloc`` (``host.alloc``'s bump pointer).
     """
+
+    #: Where packr's legacy ``host.alloc`` starts (48 KiB).
+    ALLOC_START = 49152
+    #: The most bytes one ``demo:raw/entropy.fill`` writes.
+    MAX_FILL = 1 << 20
 
     def __init__(
         self,
@@ -130,6 +148,7 @@ class DemoHost:
         kv: Mapping[str, str] | None = None,
         clock: Callable[[], int] = time.time_ns,
         randbelow: Callable[[int], int] = secrets.randbelow,
+        randbytes: Callable[[int], bytes] = secrets.token_bytes,
         print_logs: bool = False,
         stream: TextIO | None = None,
     ) -> None:
@@ -138,6 +157,8 @@ class DemoHost:
         self.kv: dict[str, str] = dict(kv or {})
         self.clock = clock
         self.randbelow = randbelow
+        self.randbytes = randbytes
+        self.next_alloc = self.ALLOC_START
         self.print_logs = print_logs
         self.stream = stream
         self.logs: list[str] = []
@@ -207,6 +228,33 @@ class DemoHost:
         self._count("hostile:host/sink.take")
         return input
 
+    # Raw imports (plain wasm numbers; what they touch in guest memory goes through ctx).
+
+    def host_log(self, ctx: Ctx, ptr: int, length: int) -> None:
+        """packr's ``host.log``: raw UTF-8 (not CGRF); invalid UTF-8 is dropped."""
+        self._count("host.log")
+        data = ctx.read_bytes(ptr, length & 0xFFFF_FFFF)
+        try:
+            self._log(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            pass
+
+    def host_alloc(self, ctx: Ctx, size: int) -> int:
+        """packr's ``host.alloc``: a bump pointer, 8-aligned, no bounds check."""
+        self._count("host.alloc")
+        current = self.next_alloc
+        self.next_alloc = (current + (size & 0xFFFF_FFFF) + 7) & ~7
+        return ((current + 2**31) % 2**32) - 2**31  # as a wasm i32
+
+    def entropy_fill(self, ctx: Ctx, ptr: int, length: int) -> int:
+        """Write ``length`` random bytes at ``ptr``; returns how many were written."""
+        self._count("demo:raw/entropy.fill")
+        length &= 0xFFFF_FFFF
+        if length > self.MAX_FILL:
+            raise ValueError(f"entropy.fill: {length} bytes asked, at most {self.MAX_FILL}")
+        ctx.write_bytes(ptr, self.randbytes(length))
+        return length
+
     # ------------------------------------------------------------ declaration
 
     def _interfaces(self) -> tuple[InterfaceImpl, ...]:
@@ -247,6 +295,12 @@ class DemoHost:
         builder.interface("bench:host/raw").func_raw(
             "noop", _noop, params=("i32",), results=("i32",)
         )
+        legacy = builder.interface("host")
+        legacy.func_raw("log", self.host_log, params=("i32", "i32"))
+        legacy.func_raw("alloc", self.host_alloc, params=("i32",), results=("i32",))
+        builder.interface("demo:raw/entropy").func_raw(
+            "fill", self.entropy_fill, params=("i32", "i32"), results=("i32",)
+        )
 
     def check(self, module: Module) -> dict[str, bool]:
         """For each interface the module imports from this host: does the guest's
@@ -260,7 +314,7 @@ class DemoHost:
         return out
 
     def clear(self) -> None:
-        """Forget logs and call counts (the kv store is kept)."""
+        """Forget logs and call counts (the kv store and the allocator are kept)."""
         self.logs.clear()
         self.calls.clear()
 

@@ -3,7 +3,8 @@
 Every guest call runs under a fuel budget (deterministic: the same budget stops a
 spinning guest at the same instruction on every machine) and, optionally, a
 wall-clock deadline enforced with epoch interruption. packr guests panic by looping
-forever, so an unbounded call would hang the host.
+forever, so an unbounded call would hang the host. SIGINT and SIGTERM stop a running
+guest the same way, whatever its fuel (see :mod:`.interrupt`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from ..errors import MetadataError, ModuleLoadError
+from . import interrupt
 from . import native as _native
 from .host import ErrorHandler, HostSpec, ReplyMode
 from .interceptor import CallInterceptor
@@ -30,11 +32,20 @@ if TYPE_CHECKING:
     from ..abi.metadata import PackageMetadata, TypeDefs, TypeDesc
     from .instance import Instance
 
-__all__ = ["DEFAULT_FUEL", "ExternInfo", "Module", "Runtime", "check_fuel", "check_timeout"]
+__all__ = [
+    "DEFAULT_FUEL",
+    "ON_HOST_ERROR",
+    "ExternInfo",
+    "Module",
+    "Runtime",
+    "check_fuel",
+    "check_on_host_error",
+    "check_timeout",
+]
 
 #: About a few seconds of guest work; a spinning guest stops well before a user gives up.
 DEFAULT_FUEL = 5_000_000_000
-_EPOCH_TICK = 0.01  # seconds per epoch tick when a wall-clock timeout is used
+_EPOCH_TICK = 0.01  # seconds per epoch tick while a call has a wall-clock limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,16 @@ def check_timeout(timeout: object) -> float | None:
     )
 
 
+#: What a failed typed import does to the guest (see :class:`Runtime`).
+ON_HOST_ERROR = ("status", "trap")
+
+
+def check_on_host_error(value: object) -> str:
+    if value in ON_HOST_ERROR:
+        return str(value)
+    raise ValueError(f"on_host_error is {value!r}; expected 'status' or 'trap'")
+
+
 def _check_memory_limit(limit: object) -> int | None:
     if limit is None or (type(limit) is int and limit >= 0):
         return limit
@@ -100,6 +121,11 @@ class Runtime:
     every wasm feature packr guests do not use (threads and shared memory,
     memory64, GC, exceptions, tail calls, the component model): a module that needs
     one is refused when it is loaded, naming the feature.
+    ``on_host_error``: what a failed typed import does to the guest. ``"status"``
+    (packr's behaviour): the guest gets status -1 (packr guests then spin until their
+    budget runs out, and the timeout names the failure). ``"trap"``: the guest stops
+    at the failing import and the export call raises the
+    :class:`~packr_replay.errors.HostFunctionError`.
     """
 
     def __init__(
@@ -112,6 +138,7 @@ class Runtime:
         debug_info: bool = False,
         native: bool | None = None,
         multi_memory: bool = False,
+        on_host_error: str = "status",
     ) -> None:
         config = wasmtime.Config()
         config.consume_fuel = True
@@ -127,10 +154,12 @@ class Runtime:
         self.timeout = check_timeout(timeout)
         self.memory_limit = _check_memory_limit(memory_limit)
         self.engine = wasmtime.Engine(config)
+        interrupt.register_engine(self.engine)  # SIGINT/SIGTERM reach its guests
         self.scratch_capacity = scratch_capacity
         self.debug_info = debug_info
         self.native = _native.DEFAULT if native is None else bool(native) and _native.AVAILABLE
         self.multi_memory = multi_memory
+        self.on_host_error = check_on_host_error(on_host_error)
         self._ticker: threading.Thread | None = None
         self._ticker_lock = threading.Lock()
 
@@ -178,10 +207,9 @@ class Runtime:
 
     # -- epoch ticking for wall-clock deadlines
 
-    def deadline_ticks(self, timeout: float | None) -> int:
-        """Epoch ticks for a timeout, starting the ticker thread on first use."""
-        if timeout is None:
-            return 1 << 62
+    def start_ticker(self) -> None:
+        """Tick this engine's epoch every 10 ms from now on (a call has a wall-clock
+        limit: each tick its store's callback compares the time, see :mod:`.interrupt`)."""
         if self._ticker is None:
             with self._ticker_lock:
                 if self._ticker is None:
@@ -189,7 +217,6 @@ class Runtime:
                         target=_tick, args=(self.engine,), name="packr-replay-epoch", daemon=True
                     )
                     self._ticker.start()
-        return max(1, int(timeout / _EPOCH_TICK) + 1)
 
 
 def _desc(spec: Any) -> TypeDesc:
@@ -359,6 +386,7 @@ class Module:
         scratch_capacity: int | str | None = "default",
         memory_limit: int | str | None = "default",
         deadline: float | None = None,
+        on_host_error: str = "default",
     ) -> Instance:
         """Instantiate with host functions and return an :class:`Instance`.
 
@@ -372,6 +400,7 @@ class Module:
         (bytes, all the instance's memories together). ``deadline`` (a
         ``time.monotonic()`` value) ends every guest call, the start function's
         included, by then, whatever its own timeout: a whole run's wall-clock cap.
+        ``on_host_error`` overrides the runtime's (``"status"`` or ``"trap"``).
         ``interceptor`` and ``on_error`` serve every typed import and export call;
         interceptors and handlers set on the builder serve the interfaces created after
         them (packr's scope).
@@ -396,4 +425,9 @@ class Module:
                 else _check_memory_limit(memory_limit)
             ),
             deadline=deadline,
+            on_host_error=(
+                self.runtime.on_host_error
+                if on_host_error == "default"
+                else check_on_host_error(on_host_error)
+            ),
         )

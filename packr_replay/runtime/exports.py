@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from .. import _interrupts
 from ..abi import AbiError, EncodedValue, Limits, Value, decode, encode
 from ..errors import (
     ExportNotFound,
     GuestError,
     GuestMemoryError,
     GuestRuntimeError,
-    GuestTimeout,
     GuestTrap,
     InvalidGuestOutput,
     MetadataError,
 )
-from . import fastcall
+from . import fastcall, interrupt
 from .base import fmt_sig, i32, sig, trap_error
 from .host import PACKR_SIGNATURE
 from .interceptor import CallInterceptor, ExportCall
@@ -72,15 +72,22 @@ class ExportCalls(GuestHeap):
         or what is left before the instance's ``deadline`` if that comes first), and
         imports served as the interceptor is now."""
         self._last_import_error = None
+        interrupt.stopped()  # (nothing stale)
         self._native_sync()
         self.store.set_fuel(self.fuel if self.fuel is not None else 1 << 62)
         timeout = self.timeout
         self._deadline_bound = False
+        now = time.monotonic()
         if self.deadline is not None:
-            left = max(self.deadline - time.monotonic(), 0.0)
+            left = max(self.deadline - now, 0.0)
             if timeout is None or left < timeout:
                 timeout, self._deadline_bound = left, True
-        self.store.set_epoch_deadline(self.runtime.deadline_ticks(timeout))
+        self._call_deadline = None if timeout is None else now + timeout
+        if timeout is not None:
+            self.runtime.start_ticker()
+        # One tick ahead: the store's callback decides at each tick (the deadline, an
+        # interrupt); with no ticker running and no signal, ticks never come.
+        self.store.set_epoch_deadline(1)
 
     def _invoke(
         self,
@@ -95,11 +102,17 @@ class ExportCalls(GuestHeap):
         try:
             return fastcall.call(self.store, func, args, nresults, kinds, result_kinds)
         except fastcall.Trapped as trapped:
-            error = trap_error(name, trapped.trap, self.fuel, self.timeout, self._deadline_bound)
-            if isinstance(error, GuestTimeout) and self._last_import_error is not None:
-                raise error from self._last_import_error
-            raise error from None
+            stop = self._stop_error(name)
+            if stop is not None:
+                raise stop from stop.__cause__
+            error = self._with_host_error(
+                trap_error(name, trapped.trap, self.fuel, self.timeout, self._deadline_bound)
+            )
+            raise error from error.__cause__
         except wasmtime.WasmtimeError as exc:
+            stop = self._stop_error(name)
+            if stop is not None:  # the epoch callback stopped it (see .interrupt)
+                raise stop from stop.__cause__
             raise GuestTrap(name, str(exc)) from None
 
     def call(self, name: str, *args: int | float) -> Any:
@@ -108,11 +121,12 @@ class ExportCalls(GuestHeap):
         Returns ``None``, the single result, or a tuple of results. i32/i64 arguments
         may be given signed or unsigned; results are signed as wasm returns them.
         """
-        self._enter()
-        try:
-            return self._call_plain(name, args)
-        finally:
-            self._busy.release()
+        with _interrupts.deferred():  # a signal is raised once the call is over
+            self._enter()
+            try:
+                return self._call_plain(name, args)
+            finally:
+                self._busy.release()
 
     def _call_plain(self, name: str, args: tuple[int | float, ...]) -> Any:
         func = self._exports_get(name)
@@ -136,11 +150,12 @@ class ExportCalls(GuestHeap):
         The output is validated (decoded) as packr does; the returned
         :class:`EncodedValue` keeps both the bytes and the decoded value.
         """
-        self._enter()
-        try:
-            return self._call_raw(name, input)
-        finally:
-            self._busy.release()
+        with _interrupts.deferred():  # a signal is raised once the call is over
+            self._enter()
+            try:
+                return self._call_raw(name, input)
+            finally:
+                self._busy.release()
 
     def _call_raw(self, name: str, input: Value | EncodedValue | bytes) -> EncodedValue:
         if isinstance(input, (bytes, bytearray, memoryview)):
@@ -289,11 +304,12 @@ class ExportCalls(GuestHeap):
 
     def types(self) -> PackageMetadata:
         """Call ``__pack_types`` and decode the package metadata (spec §6.1)."""
-        self._enter()
-        try:
-            return self._types()
-        finally:
-            self._busy.release()
+        with _interrupts.deferred():  # a signal is raised once the call is over
+            self._enter()
+            try:
+                return self._types()
+            finally:
+                self._busy.release()
 
     def _types(self) -> PackageMetadata:
         from ..abi.metadata import PackageMetadata

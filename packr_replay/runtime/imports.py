@@ -4,7 +4,8 @@
 This is the import hot path. :meth:`ImportDispatch._handle_import` serves the common
 shapes inline (no interceptor; the recorder's and replayer's synchronous seams) and
 hands anything else to :meth:`ImportDispatch._general_import`, which drives the
-coroutine hooks. Raw imports (``func_raw``) are passed through untouched.
+coroutine hooks. Raw imports (``func_raw``) go to their host function, or to the
+interceptor's raw seams (:mod:`.rawcalls`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .handlers import ConversionFailed, handler_call, simple_call
 from .host import Ctx, RawFunction, ReplyMode, TypedFunction
 from .interceptor import CallInterceptor, ImportCall, ImportReply
 from .memory import SCRATCH_OFFSET, GuestHeap, pack_u32_into
+from .rawcalls import raw_dispatch
 
 __all__ = ["ImportDispatch"]
 
@@ -44,7 +46,8 @@ class ImportDispatch(GuestHeap):
         replayed: bool = False,
         unserved: bool = False,
     ) -> int:
-        """Fail the import (-1 to the guest) and tell whoever wants to know.
+        """Fail the import (-1 to the guest, or with ``on_host_error="trap"`` stop the
+        guest there: the error is raised) and tell whoever wants to know.
 
         ``unserved``: the call failed before the interceptor could serve it (its input
         could not be read, was too large, or did not decode under ``decode_inputs``), so
@@ -56,7 +59,8 @@ class ImportDispatch(GuestHeap):
         icpt = self.interceptor
         if unserved and icpt is not None:
             icpt.import_unserved(fn.module, fn.name, None if input is None else input.data, error)
-        self._last_import_error = error
+        if self._last_import_error is None:
+            self._last_import_error = error  # the first of the call: why it spins
         if self.error_handler is not None:
             self.error_handler(error)
         observer = icpt.import_observer if icpt is not None else None
@@ -71,6 +75,10 @@ class ImportDispatch(GuestHeap):
                 fn.module, fn.name, input, None, -1, error, time.perf_counter_ns() - t0, replayed
             )
             self.driver.run(icpt.import_completed(call), inline=icpt.inline)
+        if self.on_host_error == "trap":
+            # Stop the guest at the failing import instead of letting it spin: the error
+            # unwinds the guest (as a trap) and comes out of the export call as itself.
+            raise error
         return -1
 
     def _decode_failed(
@@ -543,14 +551,9 @@ class ImportDispatch(GuestHeap):
     # -------------------------------------------------------------- raw imports
 
     def _raw_import(self, fn: RawFunction) -> Callable[..., Any]:
-        ctx = Ctx(self._whole, self.state)
-        ctx.interface, ctx.function = fn.module, fn.name
-        handler = fn.handler
-
-        def raw(*args: Any) -> Any:
-            return handler(ctx, *args)
-
-        return raw
+        """``fn`` for wasmtime: served or recorded by the instance's own interceptor
+        (the one given to ``instantiate``) when it takes raw calls (see :mod:`.rawcalls`)."""
+        return raw_dispatch(self._whole, fn, lambda: self._export_interceptor)
 
 
 def _unreadable(fn: TypedFunction, what: str) -> tuple[str, str]:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from .. import _interrupts
 from ..abi import Value, decode, encode
 from ..errors import GuestRuntimeError, HostFunctionError, LinkError
-from . import fastcall, native
+from . import fastcall, interrupt, native
 from .base import fmt_sig, sig, trap_error
 from .exports import ExportCalls
 from .host import (
@@ -56,8 +57,10 @@ class Instance(ImportDispatch, ExportCalls):
         scratch_capacity: int | None,
         memory_limit: int | None = None,
         deadline: float | None = None,
+        on_host_error: str = "status",
     ) -> None:
         self.module = module
+        self.on_host_error = on_host_error
         self.runtime = module.runtime
         self.state = state
         self.reply = reply
@@ -106,9 +109,14 @@ class Instance(ImportDispatch, ExportCalls):
         self.store = wasmtime.Store(self.runtime.engine)
         store_limits(memory_limit, module.memory_count, module.table_count).apply(self.store)
         self.store.set_fuel(fuel if fuel is not None else 1 << 62)
-        self.store.set_epoch_deadline(1 << 62)
+        self._call_deadline = None
+        # Wall-clock deadlines and SIGINT/SIGTERM stop the guest through this callback.
+        self._keepalive.append(interrupt.watch_store(self.store, lambda: self._call_deadline))
+        self.store.set_epoch_deadline(1)
         self._instance = None
-        self._link_and_instantiate(builder)
+        with _interrupts.deferred():  # a start function is a guest call too
+            self._refuse_if_interrupted()
+            self._link_and_instantiate(builder)
 
     # --------------------------------------------------------- interception
 
@@ -226,10 +234,16 @@ class Instance(ImportDispatch, ExportCalls):
         try:
             instance = linker.instantiate(self.store, self.module.compiled)
         except wasmtime.Trap as trap:
+            stop = self._stop_error("<instantiation>")
+            if stop is not None:
+                raise stop from None
             raise trap_error(
                 "<instantiation>", trap, self.fuel, self.timeout, self._deadline_bound
             ) from None
         except wasmtime.WasmtimeError as exc:
+            stop = self._stop_error("<instantiation>")
+            if stop is not None:
+                raise stop from None
             raise GuestRuntimeError(
                 f"cannot instantiate {self.module.name}: {self._why(exc)}"
             ) from None

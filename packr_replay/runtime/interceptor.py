@@ -16,7 +16,7 @@ import time
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, cast
 
 from ..abi import EncodedValue, Value
@@ -27,6 +27,9 @@ __all__ = [
     "ExportCall",
     "ImportCall",
     "ImportReply",
+    "MemoryOp",
+    "RawCall",
+    "RawReply",
     "RoutedInterceptor",
 ]
 
@@ -83,6 +86,47 @@ class ExportCall:
     replayed: bool
 
 
+#: One write the host made to guest memory during a raw call, through its ``Ctx``:
+#: ``("write", address, bytes)``, ``("grow", pages)`` or ``("alloc", size, address)``
+#: (the guest's ``__pack_alloc`` ran: its own writes come again when it is re-run).
+MemoryOp = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class RawCall:
+    """One raw import call (``func_raw``: plain wasm numbers, no CGRF), as it finished
+    (given to ``raw_observer``) or as it starts (given to ``raw_server``).
+
+    ``params``/``results`` are the wasm types; ``args`` and ``returned`` the numbers.
+    ``memory`` lists what the host function wrote to guest memory through the ``Ctx``
+    memory API, in order (:data:`MemoryOp`); ``raw_access`` is true when it was handed
+    raw access (``Ctx.instance``/``caller``, ``GuestMemory.view()``, the wasmtime
+    memory or store), through which writes cannot be seen. ``error``: what the host
+    function raised (it goes on out of the guest, as a raw import's failure does).
+    """
+
+    interface: str
+    function: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+    args: tuple[Any, ...]
+    returned: tuple[Any, ...] = ()
+    memory: list[MemoryOp] = field(default_factory=list)
+    raw_access: bool = False
+    error: BaseException | None = None
+    duration_ns: int = 0
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RawReply:
+    """A raw call served without the host (replay): the runtime applies ``memory`` to
+    guest memory in order, then returns ``results`` to the guest."""
+
+    results: tuple[Any, ...] = ()
+    memory: tuple[MemoryOp, ...] = ()
+
+
 class CallInterceptor:
     """Observe or short-circuit every typed import and every export call.
 
@@ -136,6 +180,14 @@ class CallInterceptor:
     #: while those seams are the interceptor's whole per-call behaviour.
     native_feed: Any = None
     native_log: Any = None
+
+    #: Raw imports (``func_raw``), which packr does not intercept: ``raw_server(call)``
+    #: returns a :class:`RawReply` to serve the call without the host, or None to run
+    #: the host function; ``raw_observer(call)`` sees every completed raw call, with the
+    #: guest-memory writes its host function made. Both are synchronous; an exception
+    #: either raises stops the guest and comes out of the export call unchanged.
+    raw_server: Callable[[RawCall], RawReply | None] | None = None
+    raw_observer: Callable[[RawCall], None] | None = None
 
     async def before_import(
         self, interface: str, function: str, input: EncodedValue

@@ -187,12 +187,18 @@ class GuestHeap(InstanceBase):
         self._alloc_trap = None
         try:
             return int(fastcall.call(self.store, alloc, (i32(size),))) & 0xFFFF_FFFF
-        except fastcall.Trapped as trapped:
+        except (fastcall.Trapped, wasmtime.WasmtimeError) as failed:
+            stop = self._stop_error("__pack_alloc")
+            if stop is not None:
+                raise stop from None
+            if not isinstance(failed, fastcall.Trapped):
+                raise
+            trapped = failed
             error = trap_error(
                 "__pack_alloc", trapped.trap, self.fuel, self.timeout, self._deadline_bound
             )
             if isinstance(error, GuestTimeout):
-                raise error from None
+                raise self._with_host_error(error) from None
             self._alloc_trap = error
             return 0
 
@@ -201,5 +207,9 @@ class GuestHeap(InstanceBase):
         if isinstance(free, wasmtime.Func) and ptr and size:
             try:
                 fastcall.call(self.store, free, (i32(ptr), i32(size)), nresults=0)
-            except fastcall.Trapped:
-                pass
+            except (fastcall.Trapped, wasmtime.WasmtimeError) as failed:
+                stop = self._stop_error("__pack_free")
+                if stop is not None:
+                    raise stop from None
+                if not isinstance(failed, fastcall.Trapped):
+                    raise

@@ -70,6 +70,7 @@ def _trace_header(info: TraceInfo, event_count: int, head: bytes | None) -> dict
         "head_hash": head,
         "module_sha256": info.module_sha256,
         "meta": info.meta,
+        "end_reason": info.end_reason,
     }
 
 
@@ -203,6 +204,8 @@ def _read_header(
         head_hash=head,
         meta=meta,
         replay_of_uuid=_field(t, "replay_of_uuid", _OPT_STR, where),
+        # (streams before format 4 do not have it)
+        end_reason=_field(t, "end_reason", _OPT_STR, where) if "end_reason" in t else None,
     )
     module = _field(header, "module", (dict, type(None)), where)
     if module is not None:

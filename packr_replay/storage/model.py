@@ -2,7 +2,9 @@
 
 A trace is an append-only sequence of events. One export call produces an ``export``
 event when it starts (its input), then one ``import`` event per typed host call the
-guest makes, then a ``return`` event when it ends (its output or error). Writing the
+guest makes (a ``raw`` event per raw import: its wasm arguments, results and the
+guest-memory writes of its host function, all as CGRF; from format 4 on), then a
+``return`` event when it ends (its output or error). Writing the
 start and the end separately keeps the log append-only, so a recorder killed in the
 middle of an export still leaves the input needed to replay up to the cut.
 
@@ -49,6 +51,7 @@ class EventKind(StrEnum):
     EXPORT = "export"  # an export call began: function, input
     IMPORT = "import"  # a typed host call, complete: input, output, status, outcome
     RETURN = "return"  # the export call ended: output or error, outcome
+    RAW = "raw"  # a raw import (func_raw), complete: wasm args, results + memory writes
 
 
 class Outcome(StrEnum):
@@ -241,3 +244,4 @@ class TraceInfo:
     head_hash: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     replay_of_uuid: str | None = None  # survives export/import, where row ids do not
+    end_reason: str | None = None  # why it was sealed incomplete: "interrupted" (format 4)

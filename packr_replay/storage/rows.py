@@ -35,6 +35,7 @@ __all__ = [
     "now_iso",
     "read_module",
     "resolve_trace",
+    "trace_columns",
 ]
 
 TraceRef = int | str
@@ -45,6 +46,15 @@ TRACE_COLUMNS = (
     "event_count, replay_of, replay_of_uuid, completed_at, head_hash, meta, "
     "writer_host, writer_boot, writer_pid, writer_start"
 )
+
+
+
+def trace_columns(db: sqlite_utils.Database) -> str:
+    """:data:`TRACE_COLUMNS` and ``end_reason`` (NULL in a file from before format 4,
+    which a read-only open reads as it is)."""
+    names = {str(row[1]) for row in db.execute("PRAGMA table_info(traces)").fetchall()}
+    return f"{TRACE_COLUMNS}, {'end_reason' if 'end_reason' in names else 'NULL'}"
+
 
 _STATUSES = {str(s): s for s in TraceStatus}
 _N = type(None)
@@ -68,6 +78,7 @@ _TRACE_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("writer_boot", (str, _N)),
     ("writer_pid", (int, _N)),
     ("writer_start", (int, _N)),
+    ("end_reason", (str, _N)),
 )
 
 
@@ -113,6 +124,7 @@ def info_from_row(row: tuple[Any, ...], where: object) -> TraceInfo:
         writer_boot,
         writer_pid,
         writer_start,
+        end_reason,
     ) = row
     if format_version > TRACE_FORMAT_VERSION:
         raise TraceFormatError(newer_format_message(f"trace {id_} in {where}", format_version))
@@ -144,12 +156,14 @@ def info_from_row(row: tuple[Any, ...], where: object) -> TraceInfo:
         head_hash=head_hash,
         meta=unpack_meta(meta, f"{where}: metadata of trace {id_}"),
         replay_of_uuid=replay_of_uuid,
+        end_reason=end_reason,
     )
 
 
 def fetch_info(db: sqlite_utils.Database, trace_id: int, where: object) -> TraceInfo:
     with translate_errors(where):
-        row = db.execute(f"SELECT {TRACE_COLUMNS} FROM traces WHERE id = ?", [trace_id]).fetchone()
+        columns = trace_columns(db)
+        row = db.execute(f"SELECT {columns} FROM traces WHERE id = ?", [trace_id]).fetchone()
     if row is None:
         raise TraceNotFound(trace_id, where)
     return info_from_row(tuple(row), where)
@@ -186,8 +200,8 @@ def insert_trace(db: sqlite_utils.Database, info: TraceInfo, meta: bytes) -> int
         status = TraceStatus.INCOMPLETE
     cursor = db.execute(
         "INSERT INTO traces (uuid, created_at, module_sha256, status, label, host, tool_version, "
-        "format_version, event_count, replay_of, replay_of_uuid, completed_at, head_hash, meta) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "format_version, event_count, replay_of, replay_of_uuid, completed_at, head_hash, meta, "
+        "end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             info.uuid,
             info.created_at,
@@ -203,6 +217,7 @@ def insert_trace(db: sqlite_utils.Database, info: TraceInfo, meta: bytes) -> int
             info.completed_at,
             info.head_hash,
             meta,
+            info.end_reason,
         ],
     )
     trace_id = int(cursor.lastrowid or 0)

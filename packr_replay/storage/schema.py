@@ -29,6 +29,11 @@ such trace's packages and the modules they ran (so the modules are kept with the
 trace), and ``event_index``/``events`` gain a ``package`` column. Traces of one guest
 are stored exactly as in format 3.
 
+Format 5 adds ``traces.end_reason`` (why a recorder sealed a trace ``incomplete``:
+``interrupted`` for SIGINT/SIGTERM) and shows it in ``trace_summary``; its traces may
+hold ``raw`` events (raw imports, see :class:`.model.EventKind`), which older readers
+would refuse as unknown, so the version tells them to upgrade instead.
+
 Opening checks every schema object against what the migrations create: our tables by
 shape, our views and indexes by their exact SQL. Besides them a file may hold plain
 tables of its user's (``sql --write "create table notes(x)"``) and indexes on those,
@@ -66,12 +71,13 @@ __all__ = [
 
 APPLICATION_ID = 0x504B5252  # "PKRR"
 PAGE_SIZE = 16384
-TRACE_FORMAT_VERSION = 4
+TRACE_FORMAT_VERSION = 5
 """The trace-store and export-stream format this version writes (and every older one it reads)."""
 
 OLDEST_READABLE_FORMAT = 1
-"""The oldest format a read-only open accepts without migrating (formats 2 and 3 only
-added derived data and a new genesis for new traces, so older files read as before)."""
+"""The oldest format a read-only open accepts without migrating (formats 2 to 5 only
+added derived data, a new genesis and a package field for new traces, a column and an
+event kind, so older files read as before)."""
 
 MIGRATIONS = Migrations("packr-replay")
 
@@ -229,6 +235,24 @@ def _m0004_packages(db: sqlite_utils.Database) -> None:
                e.input_size, e.output_size, e.status, e.outcome, e.error_kind, e.error,
                e.duration_ns, e.input_text, e.output_text
         FROM event_index e JOIN traces t ON t.id = e.trace_id
+        """
+    )
+
+
+@MIGRATIONS(name="0005_end_reason")
+def _m0005_end_reason(db: sqlite_utils.Database) -> None:
+    """Format 5: ``traces.end_reason`` says why a trace was sealed ``incomplete``
+    (``interrupted``); traces may hold ``raw`` events. ``trace_summary`` shows it."""
+    db.execute("ALTER TABLE traces ADD COLUMN end_reason TEXT")
+    db.execute("DROP VIEW trace_summary")
+    db.execute(
+        """
+        CREATE VIEW trace_summary AS
+        SELECT t.id, t.label, t.status, t.end_reason, m.name AS module, t.event_count,
+               (SELECT count(*) FROM event_index e WHERE e.trace_id = t.id) AS indexed_events,
+               t.created_at, t.completed_at, t.host, t.replay_of, t.uuid, t.module_sha256,
+               t.tool_version, t.format_version
+        FROM traces t LEFT JOIN modules m ON m.sha256 = t.module_sha256
         """
     )
 

@@ -25,7 +25,6 @@ from .model import TraceInfo
 from .packages import composition_of
 from .reader import Trace, decode_segment
 from .rows import (
-    TRACE_COLUMNS,
     ModuleInfo,
     TraceRef,
     fetch_info,
@@ -34,6 +33,7 @@ from .rows import (
     module_infos,
     read_module,
     resolve_trace,
+    trace_columns,
 )
 from .schema import ensure_schema, open_database
 from .sqlite import Tracer, limit_length, tidy, translate_errors
@@ -203,7 +203,8 @@ class TraceStore:
     def traces(self) -> list[TraceInfo]:
         """Every trace's header, oldest first (dead writers' traces as ``incomplete``)."""
         with translate_errors(self.path):
-            rows = self.db.execute(f"SELECT {TRACE_COLUMNS} FROM traces ORDER BY id").fetchall()
+            columns = trace_columns(self.db)
+            rows = self.db.execute(f"SELECT {columns} FROM traces ORDER BY id").fetchall()
         return [info_from_row(tuple(row), self.path) for row in rows]
 
     def trace(self, ref: TraceRef) -> Trace:

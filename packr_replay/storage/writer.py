@@ -42,6 +42,7 @@ from typing import Any
 
 import sqlite_utils
 
+from .. import _interrupts
 from .._version import __version__
 from ..errors import StoreError
 from .chain import hash_records, pack_rows
@@ -270,6 +271,10 @@ class TraceWriter:
         :func:`chain.hash_records` does it (with the GIL released: on the committer
         thread, in parallel with the recording).
         """
+        with _interrupts.deferred():  # a signal never leaves the segment half-built
+            return self._extend(rows)
+
+    def _extend(self, rows: list[tuple[Any, ...]]) -> int:
         if not self._open:
             raise StoreError(f"trace {self.trace_id} is closed; no more events can be appended")
         first = self._seq
@@ -290,8 +295,9 @@ class TraceWriter:
 
     def flush(self) -> None:
         """Return once every appended event is committed (durable)."""
-        self._submit()
-        self._committer.wait()
+        with _interrupts.deferred():
+            self._submit()
+            self._committer.wait()
 
     def _submit(self) -> None:
         """Hand the pending events to the committer as one segment, without waiting."""
@@ -318,16 +324,27 @@ class TraceWriter:
 
         self._committer.submit(commit, len(buf))
 
-    def finish(self, status: TraceStatus = TraceStatus.COMPLETE) -> TraceInfo:
+    def finish(
+        self, status: TraceStatus = TraceStatus.COMPLETE, reason: str | None = None
+    ) -> TraceInfo:
         """Flush, then seal: final status, head hash, event count; the writer closes.
 
-        Calling it again returns the sealed info.
+        ``reason`` says why a trace ends ``incomplete`` (``"interrupted"``: SIGINT or
+        SIGTERM stopped the run; stored as ``end_reason``). A signal arriving meanwhile
+        is raised once the trace is sealed, never in the middle. Calling it again
+        returns the sealed info.
         """
+        with _interrupts.deferred():
+            return self._finish(status, reason)
+
+    def _finish(self, status: TraceStatus, reason: str | None) -> TraceInfo:
         if self._info is not None:
             return self._info
         status = TraceStatus(status)
         if status not in _FINAL:
             raise ValueError(f"a trace cannot finish as {status!r}")
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError("reason must be a str or None")
         if self._db is None:
             raise StoreError(f"trace {self.trace_id} was closed without being finished")
         try:
@@ -337,9 +354,9 @@ class TraceWriter:
                 return (
                     (
                         "UPDATE traces SET status = ?, completed_at = ?, head_hash = ?, "
-                        "event_count = ?, writer_host = NULL, writer_boot = NULL, "
-                        "writer_pid = NULL, writer_start = NULL WHERE id = ?",
-                        [str(status), now_iso(), self._head, self._seq, self.trace_id],
+                        "event_count = ?, end_reason = ?, writer_host = NULL, "
+                        "writer_boot = NULL, writer_pid = NULL, writer_start = NULL WHERE id = ?",
+                        [str(status), now_iso(), self._head, self._seq, reason, self.trace_id],
                     ),
                 )
 
@@ -371,10 +388,11 @@ class TraceWriter:
         """
         if self._db is None:
             return
-        try:
-            self.flush()
-        finally:
-            self._close()
+        with _interrupts.deferred():
+            try:
+                self.flush()
+            finally:
+                self._close()
 
     def _close(self) -> None:
         self._open = False

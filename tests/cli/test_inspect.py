@@ -79,7 +79,7 @@ class TestShow:
         assert set(listing) == {"store", "traces"}
         assert [t["label"] for t in listing["traces"]] == ["first", "second"]
         assert set(listing["traces"][0]) == {
-            "id", "uuid", "label", "status", "events", "created_at", "completed_at", "host",
+            "id", "uuid", "label", "status", "end_reason", "events", "created_at", "completed_at", "host",
             "module_sha256", "replay_of", "replay_of_uuid", "tool_version", "format_version",
             "head_hash", "meta",
         }  # fmt: skip

@@ -20,8 +20,8 @@ from tests.cli.conftest import GUESTS, Invoke
 
 PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_replayed",
              "events_total", "duration_s", "divergence", "stopped", "capped", "module_mismatch",
-             "redacted", "redacted_served", "trace_incomplete", "ended_early", "saved_trace",
-             "package", "packages"}  # fmt: skip
+             "redacted", "redacted_served", "trace_incomplete", "ended_early",
+             "recorded_failure", "raw_access_served", "saved_trace", "package", "packages"}  # fmt: skip
 ECHO = GUESTS / "echo.wasm"
 
 #: Another build of clock_actor's ``run``: it echoes its input without calling the host,
@@ -162,10 +162,23 @@ class TestOptions:
             in cli("play", f"{recorded}#1", "--save").out
         )
 
-    def test_raw_imports_need_a_host(self, cli: Invoke, tmp_path: Path) -> None:
+    def test_raw_imports_are_replayed_without_a_host(self, cli: Invoke, tmp_path: Path) -> None:
         db = tmp_path / "raw.db"
         assert cli("record", GUESTS / "bench.wasm", "--host", "demo", "-c", "raw_calls=3s64",
                    "-o", db).code == 0  # fmt: skip
+        run = cli("play", db)
+        assert run.code == 0, run.err
+        assert "reproduced" in run.out
+
+    def test_a_trace_without_raw_events_needs_a_host(self, cli: Invoke, tmp_path: Path) -> None:
+        """As traces from before format 4 (or recorded with raw_imports="host") do."""
+        from packr_replay import api
+        from packr_replay.abi import S64
+        from packr_replay.runtime.demo import DemoHost
+
+        db = tmp_path / "raw.db"
+        api.record_run(GUESTS / "bench.wasm", [("raw_calls", S64(3))], host=DemoHost(),
+                       store=db, raw_imports="host")  # fmt: skip
         run = cli("play", db)
         assert run.code == 2
         assert "raw import bench:host/raw.noop is not recorded" in run.err

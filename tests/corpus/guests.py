@@ -133,17 +133,19 @@ def record_corpus(root: Path, guests: dict[str, Path]) -> dict[str, Path]:
     for i in range(2):
         api.record_run(guests["kv"], [("run", String(f"key{i}"))], host=_kv_host,
                        store=kvdb, label=f"kv-{i}")  # fmt: skip
+    # The actor traces leave env.act to a host (raw_imports="host"), so that replaying
+    # them runs NASTY_HOST's act, which crashes, hangs or is slow.
     actor = corpus / "actor.db"
     for label, value in (("fine", FINE_INPUT), ("crash", CRASH_INPUT), ("hang", HANG_INPUT)):
         api.record_run(guests["actor"], [("run", value)], host=_benign_act, store=actor,
-                       label=label)  # fmt: skip
+                       label=label, raw_imports="host")  # fmt: skip
     slow = root / "slow" / "slow.db"  # (outside the corpus directory)
     slow.parent.mkdir()
     for i in range(8):
         api.record_run(guests["actor"], [("run", SLOW_INPUT)], host=_benign_act, store=slow,
-                       label=f"slow-{i}")  # fmt: skip
+                       label=f"slow-{i}", raw_imports="host")  # fmt: skip
     api.record_run(guests["actor"], [("run", KILL_PARENT_INPUT)], host=_benign_act,
-                   store=root / "slow" / "killer.db", label="killer")  # fmt: skip
+                   store=root / "slow" / "killer.db", label="killer", raw_imports="host")  # fmt: skip
     spin = corpus / "spin.db"
     api.record_run(guests["spin"], [("run", FINE_INPUT)], store=spin, label="spin",
                    runtime=Runtime(fuel=20_000_000))  # fmt: skip

@@ -127,7 +127,8 @@ class TestVersions:
         assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert [m.name for m in MIGRATIONS.applied(db)] == [
-            "0001_initial", "0002_event_index", "0003_header_chain", "0004_packages"
+            "0001_initial", "0002_event_index", "0003_header_chain", "0004_packages",
+            "0005_end_reason",
         ]
         assert store.format_version == TRACE_FORMAT_VERSION
 
@@ -185,6 +186,7 @@ class TestVersions:
         migrations(name="0002_event_index")(schema_module._m0002_event_index)
         migrations(name="0003_header_chain")(schema_module._m0003_header_chain)
         migrations(name="0004_packages")(schema_module._m0004_packages)
+        migrations(name="0005_end_reason")(schema_module._m0005_end_reason)
 
         @migrations(name="9999_notes")
         def notes(db: sqlite_utils.Database) -> None:

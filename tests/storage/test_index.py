@@ -255,7 +255,7 @@ class TestFormatUpgrade:
     def test_migrates_when_opened_for_writing(self, golden_copy: Path) -> None:
         with TraceStore(golden_copy) as store:
             assert store.format_version == TRACE_FORMAT_VERSION
-            assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "0004_packages"
+            assert [m.name for m in MIGRATIONS.applied(store.db)][-1] == "0005_end_reason"
             assert store.verify("golden").ok
             assert index_trace(store, "golden") == 21
         assert raw(golden_copy, "SELECT count(*) FROM events WHERE trace_label = 'golden'") == [

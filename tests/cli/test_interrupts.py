@@ -1,0 +1,151 @@
+"""Ctrl-C and SIGTERM on the installed command: a running guest stops within a second,
+every event so far is committed, the trace reads ``incomplete (interrupted)``, and the
+process exits 130/143 with one line saying what was kept and how to replay it.
+
+(Before: a segfault in about 1 run in 4, "an earlier commit failed ... :" with an empty
+reason, a trace sealed ``failed``, or, with ``--fuel 0``, no effect at all.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from packr_replay import api
+from packr_replay.storage import TraceStatus, TraceStore
+from tests.cli.conftest import GUESTS, executable
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [executable(), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+    )
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if text in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"never printed {text!r}")
+
+
+def stop(proc: subprocess.Popen[str], signum: int) -> tuple[int, str, float]:
+    """Send ``signum``; the exit code, stderr, and how long the process took to exit."""
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err, time.monotonic() - sent
+
+
+class TestRecord:
+    """``record`` of a guest spinning with no fuel limit (it used to ignore Ctrl-C)."""
+
+    @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+    def test_stops_keeps_and_says_so(self, tmp_path: Path, signum: int, code: int) -> None:
+        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
+                      "import_echo=5s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
+        wait_for_line(proc, "import_echo(5s32)")
+        time.sleep(0.3)  # spinning now
+        returncode, err, took = stop(proc, signum)
+        assert returncode == code, err
+        assert took < 1.5
+        name = signal.Signals(signum).name
+        assert err.strip().splitlines() == [
+            f"packr-replay: interrupted by {name}: kept 4 event(s) of trace 1 in t.db "
+            "(incomplete, reason: interrupted); replay them with: packr-replay play t.db#1"
+        ]
+        db = tmp_path / "t.db"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["t.db"]  # no -wal/-shm
+        with TraceStore(db, readonly=True) as store:
+            (info,) = store.traces()
+            assert (info.status, info.end_reason, info.event_count) == (
+                TraceStatus.INCOMPLETE, "interrupted", 4
+            )  # fmt: skip
+            assert store.verify(info.id).ok
+        shown = subprocess.run([executable(), "show", "t.db"], cwd=tmp_path, capture_output=True,
+                               text=True, check=True)  # fmt: skip
+        assert "incomplete (interrupted)" in shown.stdout
+        # replays to the cut (the guest spins on in replay too, until a cap)
+        play = subprocess.run([executable(), "play", "t.db", "--max-fuel", "20000000"],
+                              cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+        assert play.returncode == 0, play.stdout + play.stderr
+        assert "the trace ends there (its recording was interrupted)" in play.stdout
+
+
+class TestPlay:
+    """A spinning replay stops within a second too (no trace is written)."""
+
+    def test_sigint_stops_a_spinning_replay(self, tmp_path: Path) -> None:
+        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
+                      "import_echo=1s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
+        wait_for_line(proc, "import_echo(1s32)")
+        time.sleep(0.3)
+        returncode, err, _ = stop(proc, signal.SIGINT)
+        assert returncode == 130, err
+        before = (tmp_path / "t.db").read_bytes()
+        # No fuel limit was recorded, and none is asked for: the replay spins.
+        proc = start(["play", "t.db", "--max-fuel", "none", "--max-time", "none"], tmp_path)
+        time.sleep(2)
+        returncode, err, took = stop(proc, signal.SIGINT)
+        assert returncode == 130, err
+        assert took < 1.5
+        assert err.strip().splitlines() == [
+            "packr-replay: interrupted by SIGINT: replayed 4 of 4 event(s) of trace 1; "
+            "nothing was written"
+        ]
+        assert (tmp_path / "t.db").read_bytes() == before
+
+
+class TestLibrary:
+    """``api.record_run`` behaves the same (Interrupted, a KeyboardInterrupt, with the
+    note), in a process of its own."""
+
+    def test_record_run(self, tmp_path: Path) -> None:
+        code = (
+            "import sys\n"
+            "from packr_replay import api\n"
+            "from packr_replay.abi import S64\n"
+            "from packr_replay.errors import Interrupted\n"
+            "from packr_replay.runtime import Runtime\n"
+            "from packr_replay.runtime.demo import DemoHost, example_guest\n"
+            "module = Runtime(fuel=None).load_module(example_guest('bench'))\n"
+            "print('ready', flush=True)\n"
+            "try:\n"
+            "    api.record_run(module, [('calls', S64(10**12))], host=DemoHost(), store='t.db')\n"
+            "except Interrupted as exc:\n"
+            "    print('caught', exc.signal, exc.note, flush=True)\n"
+            "    sys.exit(exc.exit_code)\n"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        wait_for_line(proc, "ready")
+        time.sleep(1.0)
+        returncode, err, took = stop(proc, signal.SIGINT)
+        assert returncode == 130, err
+        assert took < 1.5
+        with TraceStore(tmp_path / "t.db", readonly=True) as store:
+            (info,) = store.traces()
+            assert (info.status, info.end_reason) == (TraceStatus.INCOMPLETE, "interrupted")
+            assert info.event_count > 100  # the calls made before the signal are kept
+            assert store.verify(info.id).ok
+        report = api.replay(tmp_path / "t.db")
+        assert report.reproduced, report.summary()
+        assert report.ended_early
