@@ -109,7 +109,7 @@ SCENARIOS: dict[str, Callable[[], Calls]] = {
         ("garbage_out", UNIT),
     ],
     "bench": lambda: [("calls", S64(10)), ("nothing", UNIT)],
-    # (from format 4: raw imports recorded, with the host's writes to guest memory)
+    # (from format 5: raw imports recorded, with the host's writes to guest memory)
     "logger": lambda: [("process", S64(42)), ("token", U32(6)), ("process", String("hi"))],
 }
 

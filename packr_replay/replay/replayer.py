@@ -219,7 +219,7 @@ class Replayer(CallInterceptor):
         self.live = False  # switched to the real host (new_episodes)
         self._stack: list[tuple[Any, ...]] = []
         self.import_server = self._serve_import
-        # Raw imports are served from the trace when it recorded them (format 4 on:
+        # Raw imports are served from the trace when it recorded them (format 5 on:
         # meta raw_imports); an older trace leaves them to a host, as they ran then.
         meta = getattr(getattr(source, "info", None), "meta", None) or {}
         if meta.get("raw_imports") == "recorded":

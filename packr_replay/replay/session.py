@@ -143,7 +143,7 @@ def fill_missing_imports(module: Module, host: HostSpec = None) -> Callable[[Hos
     """A host that provides every import the replayer will short-circuit.
 
     Typed imports (packr's 4-i32 signature) that ``host`` does not define get a stub
-    that is never called during replay; so do raw imports, which a trace from format 4
+    that is never called during replay; so do raw imports, which a trace from format 5
     on serves too. In an older trace raw imports were not recorded: they must come
     from ``host`` (their stub traps with an explanation).
     """

@@ -204,7 +204,7 @@ def _read_header(
         head_hash=head,
         meta=meta,
         replay_of_uuid=_field(t, "replay_of_uuid", _OPT_STR, where),
-        # (streams before format 4 do not have it)
+        # (streams before format 5 do not have it)
         end_reason=_field(t, "end_reason", _OPT_STR, where) if "end_reason" in t else None,
     )
     module = _field(header, "module", (dict, type(None)), where)

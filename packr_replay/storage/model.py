@@ -3,7 +3,7 @@
 A trace is an append-only sequence of events. One export call produces an ``export``
 event when it starts (its input), then one ``import`` event per typed host call the
 guest makes (a ``raw`` event per raw import: its wasm arguments, results and the
-guest-memory writes of its host function, all as CGRF; from format 4 on), then a
+guest-memory writes of its host function, all as CGRF; from format 5 on), then a
 ``return`` event when it ends (its output or error). Writing the
 start and the end separately keeps the log append-only, so a recorder killed in the
 middle of an export still leaves the input needed to replay up to the cut.
@@ -244,4 +244,4 @@ class TraceInfo:
     head_hash: bytes | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     replay_of_uuid: str | None = None  # survives export/import, where row ids do not
-    end_reason: str | None = None  # why it was sealed incomplete: "interrupted" (format 4)
+    end_reason: str | None = None  # why it was sealed incomplete: "interrupted" (format 5)

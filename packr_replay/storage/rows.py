@@ -50,7 +50,7 @@ TRACE_COLUMNS = (
 
 
 def trace_columns(db: sqlite_utils.Database) -> str:
-    """:data:`TRACE_COLUMNS` and ``end_reason`` (NULL in a file from before format 4,
+    """:data:`TRACE_COLUMNS` and ``end_reason`` (NULL in a file from before format 5,
     which a read-only open reads as it is)."""
     names = {str(row[1]) for row in db.execute("PRAGMA table_info(traces)").fetchall()}
     return f"{TRACE_COLUMNS}, {'end_reason' if 'end_reason' in names else 'NULL'}"

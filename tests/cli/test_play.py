@@ -171,7 +171,7 @@ class TestOptions:
         assert "reproduced" in run.out
 
     def test_a_trace_without_raw_events_needs_a_host(self, cli: Invoke, tmp_path: Path) -> None:
-        """As traces from before format 4 (or recorded with raw_imports="host") do."""
+        """As traces from before format 5 (or recorded with raw_imports="host") do."""
         from packr_replay import api
         from packr_replay.abi import S64
         from packr_replay.runtime.demo import DemoHost

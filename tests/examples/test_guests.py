@@ -462,6 +462,11 @@ class TestLayout:
         elif name == "bench":
             assert extra == {"bench:host/raw.noop"}
             assert _sig(imports["bench:host/raw.noop"]) == (["i32"], ["i32"])
+        elif name == "logger":  # raw imports only (not in the metadata)
+            assert extra == {"host.log", "host.alloc", "demo:raw/entropy.fill"}
+            assert _sig(imports["host.log"]) == (["i32", "i32"], [])
+            assert _sig(imports["host.alloc"]) == (["i32"], ["i32"])
+            assert _sig(imports["demo:raw/entropy.fill"]) == (["i32", "i32"], ["i32"])
         else:
             assert extra == set()
 
