@@ -220,7 +220,10 @@ def record_run(
 
 
 def _seal(
-    recorder: Recorder, writer: TraceWriter, status: TraceStatus, reason: str | None = None
+    recorder: Recorder | CompositionRecorder,
+    writer: TraceWriter,
+    status: TraceStatus,
+    reason: str | None = None,
 ) -> TraceInfo:
     """End a recording early: every collected event committed, then the trace sealed
     (no signal is raised in between)."""
@@ -280,7 +283,7 @@ def record_composition(
     """
     rt = composition.runtime
     t0 = time.perf_counter()
-    with _store(store, create=True) as ts:
+    with _interrupts.catching(), _store(store, create=True) as ts:
         shas = {
             name: ts.add_module(mod.wasm, mod.name, mod.metadata_bytes())
             for name, mod in composition.packages.items()
@@ -292,10 +295,11 @@ def record_composition(
              for w in composition.wires],
         )  # fmt: skip
         host = f"composition of {', '.join(shas)}"
-        writer = ts.begin_trace(None, label=label, host=host, meta=run_meta)
+        with _interrupts.deferred():
+            writer = ts.begin_trace(None, label=label, host=host, meta=run_meta)
+            recorder = CompositionRecorder(writer)
         result = RecordResult(writer.trace_id, ts.path)
         try:
-            recorder = CompositionRecorder(writer)
             with composition.build(
                 interceptors=recorder.package, state=state, reply=reply
             ) as built:
@@ -309,8 +313,12 @@ def record_composition(
                     result.results.append(entry)
                     if on_result is not None:
                         on_result(entry)
+        except Interrupted as exc:
+            info = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
+            exc.note = _kept_note(info, ts.path)
+            raise
         except BaseException:
-            writer.finish(TraceStatus.FAILED)
+            _seal(recorder, writer, TraceStatus.FAILED)
             raise
         info = writer.finish(TraceStatus.COMPLETE)
         result.events = info.event_count
