@@ -20,7 +20,13 @@ import wasmtime
 from . import _interrupts
 from ._version import __version__
 from .abi import EncodedValue, Value
-from .errors import GuestRuntimeError, Interrupted, ReplayDivergence, StoreError
+from .errors import (
+    GuestRuntimeError,
+    Interrupted,
+    ReplayDivergence,
+    StoreError,
+    UnfinishedStore,
+)
 from .replay import (
     Chain,
     Recorder,
@@ -111,6 +117,29 @@ def replayable_trace(store: TraceStore, label: str, *, strict: bool = False) -> 
     if complete:
         return complete[-1]
     return mine[-1] if strict and mine else None
+
+
+def recorded_trace(
+    path: Path, label: str, *, strict: bool = False, can_record: bool = True
+) -> TraceInfo | None:
+    """:func:`replayable_trace` of the store at ``path`` (``None`` when there is no file).
+
+    The file is read read-only, so replaying works on storage that cannot be written.
+    A file another process is still creating (empty, or its creation unfinished: two
+    pytest-xdist workers sharing a trace file) is, when ``can_record``, opened to write,
+    which waits for that creation or finishes it; a caller that never records cannot
+    finish it and gets :class:`UnfinishedStore`.
+    """
+    if not path.exists():
+        return None
+    try:
+        with TraceStore(path, readonly=True) as probe:
+            return replayable_trace(probe, label, strict=strict)
+    except UnfinishedStore:
+        if not can_record:
+            raise
+    with TraceStore(path, create=True) as store:
+        return replayable_trace(store, label, strict=strict)
 
 
 def _runtime_for(module: ModuleSource, runtime: Runtime | None) -> Runtime:
@@ -650,10 +679,8 @@ class Session:
         self.label = label
         self.allow_unused = allow_unused
         path = Path(store)
-        chosen: TraceInfo | None = None
-        if path.exists():
-            with TraceStore(path, readonly=True) as probe:
-                chosen = replayable_trace(probe, label, strict=self.mode is RecordMode.NONE)
+        strict = self.mode is RecordMode.NONE
+        chosen = recorded_trace(path, label, strict=strict, can_record=not strict)
         exists = chosen is not None
         if self.mode is RecordMode.NONE and not exists:
             raise StoreError(

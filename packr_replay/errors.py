@@ -35,6 +35,7 @@ carry their context as attributes rather than only in the message::
     │   └── TraceExhausted                  the guest made more calls than recorded
     └── StoreError                          trace files
         ├── TraceFormatError                newer/unknown format, foreign or corrupt file
+        │   └── UnfinishedStore             .path: empty, or its creation has not finished
         ├── TraceNotFound                   .trace_id
         └── IntegrityError                  .seq: first event whose hash chain breaks
 
@@ -86,6 +87,7 @@ __all__ = [
     "TypeMismatch",
     "TypeValidationError",
     "TypedParseError",
+    "UnfinishedStore",
 ]
 
 
@@ -592,6 +594,17 @@ class StoreError(PackrReplayError):
 
 class TraceFormatError(StoreError):
     """The file is not a packr-replay trace store this version can read."""
+
+
+class UnfinishedStore(TraceFormatError):
+    """``path`` holds no trace store yet: an empty file, or one whose creation has not
+    finished. Another process may be creating it this very moment, so a caller that
+    may write opens it with ``create=True``, which waits for that creation or finishes
+    it; a read-only caller can only refuse it."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class TraceNotFound(StoreError):

@@ -421,15 +421,15 @@ class PackrTraces:
     def _recorded_status(self, label: str) -> Any:
         """The status of the trace a replay would use (the newest complete one, else
         the newest), or ``None`` when ``label`` has none."""
-        from .api import replayable_trace
+        from .api import recorded_trace
         from .errors import StoreError
-        from .storage import TraceStore
 
-        if not self.path.exists():
-            return None
         try:
-            with TraceStore(self.path, readonly=True) as store:
-                chosen = replayable_trace(store, label, strict=True)
+            # Another worker may be creating a shared file: a mode that records waits
+            # for that (or finishes it); ``none`` only reads, so read-only checkouts work.
+            chosen = recorded_trace(
+                self.path, label, strict=True, can_record=self.record_mode != "none"
+            )
         except StoreError as exc:
             self._fail(f"cannot read trace file {self._where()}: {exc}")
         return None if chosen is None else chosen.status

@@ -438,6 +438,20 @@ class TestFiles:
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*packr: cannot read trace file*not an SQLite file*"])
 
+    def test_a_file_another_worker_is_creating(self, pytester: pytest.Pytester) -> None:
+        """Left empty by a creator (another xdist worker) that has not written yet: a
+        mode that records finishes it; ``none`` cannot, and says what the file is."""
+        pytester.makepyfile(test_guest=GUEST_TESTS)
+        path = trace_file(pytester)
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+        result = run(pytester, "--packr-record-mode=none")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*packr: cannot read trace file*empty database*"])
+        assert path.read_bytes() == b""
+        run(pytester).assert_outcomes(passed=1)
+        assert traces_in(path) == [("instance-1", TraceStatus.COMPLETE)]
+
 
 class TestReadOnlyTraces:
     """CI replays traces committed in a checkout it cannot write to."""

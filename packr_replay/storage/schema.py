@@ -56,7 +56,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .._version import __version__
-from ..errors import TraceFormatError
+from ..errors import TraceFormatError, UnfinishedStore
 from .sqlite import Tracer, check_header, check_new_file, connect, translate_errors
 
 __all__ = [
@@ -350,12 +350,17 @@ def ensure_schema(
         return file_version
     if file_version == 0 and not create:
         if _user_tables(db):
-            raise TraceFormatError(
+            raise UnfinishedStore(
+                path,
                 f"{path} is a trace store whose creation has not finished (another process "
                 "is creating it, or its creator stopped part-way; opening it to write "
-                "finishes it)"
+                "finishes it)",
             )
-        raise TraceFormatError(f"{path} is an empty database, not a trace store")
+        raise UnfinishedStore(
+            path,
+            f"{path} is an empty database, not a trace store (yet: another process may be "
+            "creating it; opening it to write makes it one)",
+        )
     if file_version > 0:
         _check_shape(db, path, migrations, file_version)  # before we run anything on it
     if readonly:
