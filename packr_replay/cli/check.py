@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import re
 import signal
 import types
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ __all__ = ["register"]
 #: The library's fields, copied so that --help loads nothing heavy (a test keeps them true).
 SELECT_FIELDS = ("file", "id", "label", "module", "status", "host", "uuid")
 
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _COLOURS = {
     "reproduced": "green",
     "diverged": "red",
@@ -34,11 +32,6 @@ _COLOURS = {
     "over caps": "magenta",
     "crashed": "red",
 }
-
-
-def _safe(text: str) -> str:
-    """Text from a trace, fit for a terminal: control characters shown as escapes."""
-    return render.escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
 
 
 class _Progress:
@@ -128,9 +121,9 @@ def _sigterm_as_interrupt() -> Iterator[list[int]]:
 def _show(report: CheckReport) -> None:
     console = render.out()
     lines = list(report.summary_lines())
-    console.print(f"[bold]{_safe(lines[0])}[/bold]")
+    console.print(f"[bold]{render.escape(lines[0])}[/bold]")
     for line in lines[1:]:
-        text = _safe(line)
+        text = render.escape(line)
         head = line.strip().rstrip(":").split(":")[0]
         colour = _COLOURS.get(head)
         if colour and line.startswith("  ") and not line.startswith("   "):

@@ -78,6 +78,22 @@ class TestVerdicts:
         assert "\x07" not in run.out
         assert "evil\\x1b]0;pwned\\x07" in run.out
 
+    def test_every_character_escapes_as_elsewhere(self, cli: Invoke, lab: Path) -> None:
+        """The summary escapes as every other command does (render.escape): line breaks,
+        tabs, C1 codes and bidirectional overrides too, not only C0 controls."""
+        from packr_replay import api
+        from packr_replay.abi import String
+        from packr_replay.runtime.demo import DemoHost, example_guest
+
+        store = lab / "evil2.db"
+        label = "a\x1b[2J\nb\tc\x9bd\u202ee"
+        api.record_run(example_guest("clock_actor"), [("run", String("\x1b[31m\u202e"))],
+                       host=DemoHost(), store=store, label=label)  # fmt: skip
+        run = cli("check", store, "-m", str(example_guest("echo")), "-j", "1")
+        assert run.code == 1
+        assert all(line.isprintable() for line in run.out.splitlines())
+        assert "a\\x1b[2J\\nb\\tc\\x9bd\\u202ee" in run.out
+
 
 class TestUsage:
     """Exit 2 with one line."""
