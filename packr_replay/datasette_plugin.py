@@ -49,6 +49,7 @@ from .html.timeline import trace_title
 from .replay import diff_traces
 from .storage import TraceStore, VerifyReport
 from .storage.sqlfuncs import MAX_TEXT_CHARS, register_functions
+from .storage.sqlite import distrust_schema
 
 __all__ = [
     "CELL_PREVIEW_CHARS",
@@ -129,7 +130,10 @@ def _base(datasette: Any, database: str) -> str:
 
 @hookimpl
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
-    """The packr SQL functions, reading events through this very connection."""
+    """The packr SQL functions, reading events through this very connection, which is
+    guarded as the store's own are: ``trusted_schema=OFF`` (a view or trigger in the
+    file cannot call them) and SQLite's defensive mode where this Python offers it."""
+    distrust_schema(conn)
     path = None
     try:
         path = datasette.get_database(database).path

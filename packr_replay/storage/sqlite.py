@@ -33,7 +33,7 @@ import sqlite_utils
 from ..errors import StoreError, TraceFormatError
 from .codec import MAX_BLOB_BYTES
 
-__all__ = ["Tracer", "connect", "limit_length", "tidy", "translate_errors"]
+__all__ = ["Tracer", "connect", "distrust_schema", "limit_length", "tidy", "translate_errors"]
 
 Tracer = Callable[[str, Any], None]
 """Receives every SQL statement and its parameters (sqlite-utils' ``tracer=``)."""
@@ -115,6 +115,13 @@ def _harden(conn: sqlite3.Connection) -> None:
             setconfig(option, value)
 
 
+def distrust_schema(conn: sqlite3.Connection) -> None:
+    """``trusted_schema=OFF`` and defensive mode (where offered): the guard every
+    connection to a trace file gets, ours and those Datasette opens (its plugin)."""
+    conn.execute("PRAGMA trusted_schema=OFF")
+    _harden(conn)
+
+
 def limit_length(conn: sqlite3.Connection) -> None:
     """Cap the blobs and strings a connection hands back (a hostile file's oversized
     blob is then an error, not an allocation)."""
@@ -169,13 +176,12 @@ def _open(
             limit_length(conn)
             for pragma in (
                 f"busy_timeout={int(busy_timeout * 1000)}",
-                "trusted_schema=OFF",
                 "cell_size_check=ON",
                 "foreign_keys=ON",
                 "synchronous=NORMAL",
             ):
                 conn.execute(f"PRAGMA {pragma}")
-            _harden(conn)
+            distrust_schema(conn)
             if mode.startswith("ro"):
                 conn.execute("PRAGMA query_only=ON")
                 # SQLite opens lazily: read now, so a file it cannot open fails here.
@@ -218,8 +224,7 @@ def tidy(path: Path) -> None:
     except sqlite3.Error:
         return
     try:
-        conn.execute("PRAGMA trusted_schema=OFF")
-        _harden(conn)
+        distrust_schema(conn)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error:
         pass  # busy or odd: leave the companions to the next connection

@@ -187,6 +187,57 @@ class TestReadOnly:
         assert rows == [{"v": None}]
 
 
+class TestGuarded:
+    """Datasette's connections get the store's own guard (storage.sqlite.distrust_schema)."""
+
+    async def test_trusted_schema_off(self, ds: Datasette) -> None:
+        db = ds.get_database("bug")
+        value = await db.execute_fn(lambda conn: conn.execute("pragma trusted_schema").fetchone()[0])
+        assert value == 0
+
+    async def test_a_view_in_the_file_cannot_call_functions(self, tmp_path: Path) -> None:
+        other = tmp_path / "other.db"
+        with closing(sqlite3.connect(other)) as conn:
+            conn.execute("create view v as select packr_kind(x'00') as k")
+            conn.commit()
+        ds = Datasette([str(other)])
+        direct = (await ds.client.get("/other.json", params={"sql": "select packr_kind(x'00') as k",
+                                                             "_shape": "array"})).json()  # fmt: skip
+        assert direct == [{"k": None}]  # the query itself may call them
+        response = await ds.client.get("/other.json", params={"sql": "select k from v"})
+        assert response.status_code == 400
+        assert "unsafe use of packr_kind()" in response.text
+
+    async def test_defensive_mode_where_python_offers_it(
+        self, files: Files, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Python 3.12+ has ``Connection.setconfig``; the hook sets the store's options."""
+        from packr_replay import datasette_plugin
+
+        options = {"SQLITE_DBCONFIG_DEFENSIVE": 1010, "SQLITE_DBCONFIG_TRUSTED_SCHEMA": 1017,
+                   "SQLITE_DBCONFIG_ENABLE_TRIGGER": 1003}  # fmt: skip
+        for name, number in options.items():
+            monkeypatch.setattr(sqlite3, name, number, raising=False)
+
+        class Connection:  # a 3.11 connection with 3.12's setconfig
+            def __init__(self, conn: sqlite3.Connection) -> None:
+                self.conn = conn
+                self.config: dict[int, bool] = {}
+
+            def setconfig(self, option: int, value: bool) -> None:
+                self.config[option] = value
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(self.conn, name)
+
+        with closing(sqlite3.connect(f"file:{files.bug}?mode=ro", uri=True)) as raw:
+            conn = Connection(raw)
+            datasette_plugin.prepare_connection(conn, "bug", Datasette([str(files.bug)]))
+            assert conn.config == {1010: True, 1017: False, 1003: False}
+            assert raw.execute("pragma trusted_schema").fetchone() == (0,)
+            assert raw.execute("select packr_kind(packr_input(1, 0))").fetchone() == ("string",)
+
+
 async def test_verdict_follows_the_file(files: Files, tmp_path: Path) -> None:
     """verify's verdict is remembered between page views only while the file is unchanged."""
     import shutil
