@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import signal
-import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,7 +11,7 @@ import typer
 from . import render
 from .caps import MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
 from .common import HostOpt, JsonOpt
-from .errors import INTERRUPTED, fail
+from .errors import fail
 
 if TYPE_CHECKING:  # wasmtime and SQLite load when the command runs
     from ..corpus import CheckReport, TraceResult
@@ -95,27 +91,6 @@ class _Progress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[list[int]]:
-    """SIGTERM stops the check as Ctrl-C does (the workers are stopped, what finished
-    is reported); the list holds the signal that arrived."""
-    got: list[int] = []
-
-    def handler(signum: int, frame: types.FrameType | None) -> None:
-        got.append(signum)
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield got
-        return
-    try:
-        yield got
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _show(report: CheckReport) -> None:
@@ -225,7 +200,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay every trace of a corpus against a new build and report which recorded runs it no longer reproduces.
 
-        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Each trace replays under caps of its own (--max-time, --max-fuel, --max-memory), as with play; a worker still busy a little after the time cap (stuck outside the guest) is killed. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C stops the workers and reports what finished (exit 130).
+        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Each trace replays under caps of its own (--max-time, --max-fuel, --max-memory), as with play; a worker still busy a little after the time cap (stuck outside the guest) is killed. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C or SIGTERM stops the workers and reports what finished (exit 130 or 143).
         """
         caps_given = parse_caps(max_fuel, max_time, max_memory)
         if jobs is not None and dask is not None:
@@ -243,38 +218,33 @@ def register(app: typer.Typer) -> None:
         def on_result(result: TraceResult) -> None:
             progress.advance(result)
 
-        with _sigterm_as_interrupt() as signals:
+        stopped: CheckInterrupted | None = None
+        try:
             try:
-                try:
-                    report = _corpus.check(
-                        corpus,
-                        module=module,
-                        baseline=baseline,
-                        labels=trace_label or [],
-                        select=select or [],
-                        hosts=host or [],
-                        jobs=jobs,
-                        caps=ReplayCaps(**caps_given),
-                        dask=dask,
-                        on_start=progress.start,
-                        on_result=on_result,
-                    )
-                finally:
-                    progress.stop()
-            except CheckInterrupted as stop:
-                report = stop.report
-                code = 128 + signals[0] if signals else INTERRUPTED
-            else:
-                code = report.exit_code
+                report = _corpus.check(
+                    corpus,
+                    module=module,
+                    baseline=baseline,
+                    labels=trace_label or [],
+                    select=select or [],
+                    hosts=host or [],
+                    jobs=jobs,
+                    caps=ReplayCaps(**caps_given),
+                    dask=dask,
+                    on_start=progress.start,
+                    on_result=on_result,
+                )
+            finally:
+                progress.stop()
+        except CheckInterrupted as stop:  # SIGINT or SIGTERM: what finished, then one line
+            report, stopped = stop.report, stop
+            stop.note += " (reported above)"
         if junit_xml is not None:
             write_junit(report, junit_xml)
         if as_json:
             render.emit_json(report.to_json())
         else:
             _show(report)
-        if report.interrupted:
-            render.err().print(
-                f"packr-replay: interrupted; {len(report.results)} of {report.planned} "
-                "trace(s) were checked (reported above)"
-            )
-        raise typer.Exit(code)
+        if stopped is not None:
+            raise stopped  # the CLI prints it as every interrupt and exits 128 + signal
+        raise typer.Exit(report.exit_code)

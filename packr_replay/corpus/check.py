@@ -9,11 +9,13 @@ local process pool, or a Dask cluster), and gathers the outcomes into a
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ..errors import CorpusError
+from .. import _interrupts
+from ..errors import CorpusError, Interrupted
 from ..hosts import resolve_hosts
 from ..runtime import Runtime
 from .collect import Builds, Selection, collect, find_stores
@@ -39,11 +41,13 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-class CheckInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a check: ``report`` holds the traces that finished."""
+class CheckInterrupted(Interrupted):
+    """SIGINT or SIGTERM during a check: ``report`` holds the traces that finished (the
+    workers are stopped); ``signal``, ``note`` and ``exit_code`` as every interrupt's."""
 
-    def __init__(self, report: CheckReport) -> None:
-        super().__init__(f"interrupted after {len(report.results)} of {report.planned} trace(s)")
+    def __init__(self, report: CheckReport, signal: int = signal.SIGINT) -> None:
+        note = f"{len(report.results)} of {report.planned} trace(s) were checked"
+        super().__init__(signal, note)
         self.report = report
 
 
@@ -76,7 +80,8 @@ def check(
     ``on_start(total)`` and ``on_result(result)`` follow progress.
 
     Raises :class:`~packr_replay.errors.CorpusError` (or another library error) when
-    the check cannot start, and :class:`CheckInterrupted` on Ctrl-C.
+    the check cannot start, and :class:`CheckInterrupted` on SIGINT (Ctrl-C) or SIGTERM
+    (on the main thread: :func:`packr_replay._interrupts.catching`).
     """
     t0 = time.perf_counter()
     resolve_hosts(hosts)  # a bad spec is an error here, not in every worker
@@ -117,11 +122,13 @@ def check(
     if on_start is not None:
         on_start(len(todo))
     try:
-        executor.run(todo, on_outcome)
-    except KeyboardInterrupt:
+        with _interrupts.catching():
+            executor.run(todo, on_outcome)
+    except KeyboardInterrupt as exc:
         report.interrupted = True
         _fill(report, files, todo, refused, done, t0)
-        raise CheckInterrupted(report) from None
+        signum = exc.signal if isinstance(exc, Interrupted) else signal.SIGINT
+        raise CheckInterrupted(report, signum) from None
     finally:
         if own:
             executor.close()

@@ -131,21 +131,27 @@ class TestExecutable:
         doc = json.loads(run.stdout)
         assert [t["verdict"] for t in doc["traces"]] == ["reproduced", "crashed", "over_caps"]
 
-    def test_ctrl_c_stops_the_workers_and_reports(self, lab: Path) -> None:
+    @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+    def test_ctrl_c_stops_the_workers_and_reports(self, lab: Path, signum: int, code: int) -> None:
+        """SIGINT and SIGTERM alike (the shared interrupt handling): the workers are
+        stopped, what finished is reported, and one line says so."""
         proc = subprocess.Popen(
             [executable(), "check", "corpus/actor.db", "corpus/clock.db", "--host",
              "nasty.py:register", "-j", "1"],
             cwd=lab, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         workers = _wait_for_hang(proc.pid)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, err
+        assert proc.returncode == code, err
         assert "interrupted: 2 of 6 trace(s) checked" in out
         assert "actor.db#1 fine" not in out  # reproduced: counted, not listed
         assert "reproduced:       1" in out
         assert "crashed:          1" in out
-        assert "interrupted; 2 of 6 trace(s) were checked" in err
+        name = signal.Signals(signum).name
+        assert err.splitlines() == [
+            f"packr-replay: interrupted by {name}: 2 of 6 trace(s) were checked (reported above)"
+        ]
         time.sleep(0.2)
         assert not [pid for pid in workers if _alive(pid)]
 

@@ -237,6 +237,43 @@ class TestProgressAndInterrupts:
         assert "interrupted: 1 of 3 trace(s) checked" in report.summary()
 
 
+    def test_a_signal_is_an_interrupt_like_any_other(self, lab: Path) -> None:
+        """SIGINT (SIGTERM alike) goes through the shared handling: the check raises an
+        :class:`Interrupted` naming the signal and what finished, its workers gone."""
+        import os
+        import signal
+
+        from packr_replay.errors import Interrupted
+
+        def signal_after_first(result: TraceResult) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+
+        before = _children(os.getpid())
+        with pytest.raises(CheckInterrupted) as info:
+            check([lab / "corpus" / "clock.db"], jobs=1, on_result=signal_after_first)
+        stop = info.value
+        assert isinstance(stop, Interrupted)
+        assert (stop.signal, stop.exit_code) == (signal.SIGINT, 130)
+        assert str(stop) == "interrupted by SIGINT: 1 of 3 trace(s) were checked"
+        assert stop.report.interrupted and len(stop.report.results) == 1
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        assert _children(os.getpid()) <= before  # the workers are gone
+
+
+def _children(pid: int) -> set[int]:
+    """Live child processes of ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
+                continue
+            if int(parent) == pid and state != "Z":
+                found.add(int(entry.name))
+    return found
+
+
 class TestUntrustedText:
     """Labels from a trace reach JUnit XML safely."""
 
