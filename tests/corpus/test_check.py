@@ -255,7 +255,8 @@ class TestProgressAndInterrupts:
         assert isinstance(stop, Interrupted)
         assert (stop.signal, stop.exit_code) == (signal.SIGINT, 130)
         assert str(stop) == "interrupted by SIGINT: 1 of 3 trace(s) were checked"
-        assert stop.report.interrupted and len(stop.report.results) == 1
+        assert stop.report.interrupted
+        assert len(stop.report.results) == 1
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
         assert _children(os.getpid()) <= before  # the workers are gone
 
