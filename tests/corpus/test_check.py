@@ -248,7 +248,7 @@ class TestProgressAndInterrupts:
         def signal_after_first(result: TraceResult) -> None:
             os.kill(os.getpid(), signal.SIGINT)
 
-        before = _children(os.getpid())
+        before, handler = _children(os.getpid()), signal.getsignal(signal.SIGINT)
         with pytest.raises(CheckInterrupted) as info:
             check([lab / "corpus" / "clock.db"], jobs=1, on_result=signal_after_first)
         stop = info.value
@@ -257,7 +257,7 @@ class TestProgressAndInterrupts:
         assert str(stop) == "interrupted by SIGINT: 1 of 3 trace(s) were checked"
         assert stop.report.interrupted
         assert len(stop.report.results) == 1
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        assert signal.getsignal(signal.SIGINT) is handler  # put back
         assert _children(os.getpid()) <= before  # the workers are gone
 
 
