@@ -217,7 +217,7 @@ def record_run(
             writer = ts.begin_trace(sha, label=label, host=_describe_host(host), meta=run_meta)
             recorder = Recorder(writer, raw=raw_imports == "record")
         result = RecordResult(writer.trace_id, ts.path)
-        try:
+        with _sealed_if_stopped(recorder, writer, ts.path):
             instance = mod.instantiate(
                 host, state=state, interceptor=recorder, reply=reply, on_host_error=on_host_error
             )
@@ -234,22 +234,13 @@ def record_run(
                 if on_result is not None:
                     on_result(entry)
             instance.close()
-        except Interrupted as exc:
-            info = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
-            exc.note = _kept_note(info, ts.path)
-            raise
-        except BaseException:
-            _seal(recorder, writer, TraceStatus.FAILED)
-            raise
-        info = writer.finish(TraceStatus.COMPLETE)
-        result.events = info.event_count
-        result.bytes = _trace_bytes(ts.trace(info.id))
+        _finish_recording(ts, writer, result)
     result.duration_s = time.perf_counter() - t0
     return result
 
 
 def _seal(
-    recorder: Recorder | CompositionRecorder,
+    recorder: Recorder | CompositionRecorder | None,
     writer: TraceWriter,
     status: TraceStatus,
     reason: str | None = None,
@@ -258,10 +249,59 @@ def _seal(
     (no signal is raised in between)."""
     with _interrupts.deferred():
         try:
-            recorder.drain()
+            if recorder is not None:
+                recorder.drain()
         finally:
             info = writer.finish(status, reason)
     return info
+
+
+@contextlib.contextmanager
+def _sealed_if_stopped(
+    recorder: Recorder | CompositionRecorder, writer: TraceWriter, path: Path
+) -> Iterator[None]:
+    """A recording that stops early is sealed with what it collected: ``incomplete``
+    (reason ``interrupted``) on SIGINT/SIGTERM, the note saying what was kept and how to
+    replay it; ``failed`` on any other error."""
+    try:
+        yield
+    except Interrupted as exc:
+        info = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
+        exc.note = _kept_note(info, path)
+        raise
+    except BaseException:
+        _seal(recorder, writer, TraceStatus.FAILED)
+        raise
+
+
+def _finish_recording(ts: TraceStore, writer: TraceWriter, result: RecordResult) -> None:
+    info = writer.finish(TraceStatus.COMPLETE)
+    result.events = info.event_count
+    result.bytes = _trace_bytes(ts.trace(info.id))
+
+
+@contextlib.contextmanager
+def _saved_if_stopped(
+    writer: TraceWriter | None,
+    into: TraceStore | None,
+    recorder: CompositionRecorder | None = None,
+) -> Iterator[None]:
+    """A replay (recorded into ``writer``, if saved) that stops early: on SIGINT/SIGTERM
+    the run so far is sealed ``incomplete`` (reason ``interrupted``) and the note says
+    where it is, or that nothing was written; on any other error it is sealed ``failed``."""
+    try:
+        yield
+    except Interrupted as exc:
+        if writer is not None:
+            saved = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
+            exc.note += f"; the replay run so far is trace {saved.id} in {into_path(into)}"
+        else:
+            exc.note += "; nothing was written"
+        raise
+    except BaseException:
+        if writer is not None:
+            _seal(recorder, writer, TraceStatus.FAILED)
+        raise
 
 
 def _kept_note(info: TraceInfo, path: Path) -> str:
@@ -328,30 +368,21 @@ def record_composition(
             writer = ts.begin_trace(None, label=label, host=host, meta=run_meta)
             recorder = CompositionRecorder(writer)
         result = RecordResult(writer.trace_id, ts.path)
-        try:
-            with composition.build(
-                interceptors=recorder.package, state=state, reply=reply
-            ) as built:
-                for package, name, value in calls:
-                    enc = _encoded(value)
-                    entry = CallResult(name, enc, package=package)
-                    try:
-                        entry.output = built.call_raw(package, name, enc)
-                    except GuestRuntimeError as exc:
-                        entry.error = exc
-                    result.results.append(entry)
-                    if on_result is not None:
-                        on_result(entry)
-        except Interrupted as exc:
-            info = _seal(recorder, writer, TraceStatus.INCOMPLETE, "interrupted")
-            exc.note = _kept_note(info, ts.path)
-            raise
-        except BaseException:
-            _seal(recorder, writer, TraceStatus.FAILED)
-            raise
-        info = writer.finish(TraceStatus.COMPLETE)
-        result.events = info.event_count
-        result.bytes = _trace_bytes(ts.trace(info.id))
+        with (
+            _sealed_if_stopped(recorder, writer, ts.path),
+            composition.build(interceptors=recorder.package, state=state, reply=reply) as built,
+        ):
+            for package, name, value in calls:
+                enc = _encoded(value)
+                entry = CallResult(name, enc, package=package)
+                try:
+                    entry.output = built.call_raw(package, name, enc)
+                except GuestRuntimeError as exc:
+                    entry.error = exc
+                result.results.append(entry)
+                if on_result is not None:
+                    on_result(entry)
+        _finish_recording(ts, writer, result)
     result.duration_s = time.perf_counter() - t0
     return result
 
@@ -504,7 +535,7 @@ def replay(
                     replay_of=info.id if into is ts else None,
                     replay_of_uuid=info.uuid,
                 )
-            try:
+            with _saved_if_stopped(writer, into):
                 report = replay_source(
                     source,
                     mod,
@@ -517,17 +548,6 @@ def replay(
                     recorded_module_sha=info.module_sha256,
                     caps=caps,
                 )
-            except Interrupted as exc:
-                if writer is not None:
-                    saved = writer.finish(TraceStatus.INCOMPLETE, "interrupted")
-                    exc.note += f"; the replay run so far is trace {saved.id} in {into_path(into)}"
-                else:
-                    exc.note += "; nothing was written"
-                raise
-            except BaseException:
-                if writer is not None:
-                    writer.finish(TraceStatus.FAILED)
-                raise
             if writer is not None:
                 writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
                 report.saved_trace = writer.trace_id
@@ -608,15 +628,11 @@ def _replay_composition(
                 replay_of_uuid=info.uuid,
             )
             recorder = CompositionRecorder(writer)
-        try:
+        with _saved_if_stopped(writer, into, recorder):
             report = replay_composition(
                 source, modules, packages=names, host=host, match_on=match_on, until=until,
                 on_event=on_event, recorder=recorder, progress=progress, caps=caps,
             )  # fmt: skip
-        except BaseException:
-            if writer is not None:
-                writer.finish(TraceStatus.FAILED)
-            raise
         if writer is not None:
             writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
             report.saved_trace = writer.trace_id

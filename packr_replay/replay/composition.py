@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ReplayError
+from ..errors import Interrupted, ReplayError
 from ..storage.model import Event, TraceInfo
 from ..storage.packages import Composition, PackageTrace, composition_of
 from .caps import ReplayCaps
@@ -108,9 +108,8 @@ def replay_composition(
         module = modules.get(name)
         if module is None:
             raise ReplayError(f"no module to replay package {name!r} with")
-        report.add(
-            name,
-            replay_source(
+        try:
+            alone = replay_source(
                 view,
                 module,
                 host=host,
@@ -121,8 +120,12 @@ def replay_composition(
                 recorder=None if recorder is None else recorder.package(name),
                 progress=progress,
                 caps=caps,
-            ),
-        )
+            )
+        except Interrupted as exc:  # say which package it stopped in
+            done = f"; {', '.join(report.packages)} replayed before it" if report.packages else ""
+            exc.note += f" (package {name}{done})"
+            raise
+        report.add(name, alone)
     report.duration_s = time.perf_counter() - t0
     return report
 

@@ -114,6 +114,39 @@ class TestPlay:
         assert (tmp_path / "t.db").read_bytes() == before
 
 
+class TestComposition:
+    """``play --package`` of a composition's trace prints the one line a single guest's
+    play prints, naming the package."""
+
+    SPINNER = """(module (memory (export "memory") 1)
+      (func (export "transform") (param i32 i32 i32 i32) (result i32)
+        (loop $spin (br $spin)) (i32.const 0)))"""
+
+    def test_sigterm_stops_a_spinning_package(self, tmp_path: Path) -> None:
+        from packr_replay.abi import S64
+        from packr_replay.runtime import CompositionBuilder, DemoHost
+
+        composition = (
+            CompositionBuilder()
+            .add_package("doubler", GUESTS / "echo.wasm")
+            .add_package("actor", GUESTS / "host_actor.wasm")
+            .add_host(DemoHost())
+            .wire("actor", "math", "double", "doubler", "transform")
+        )
+        api.record_composition(composition, [("actor", "process", S64(5))], store=tmp_path / "c.db")
+        (tmp_path / "spin.wat").write_text(self.SPINNER)
+        proc = start(["play", "c.db", "--package", "doubler", "--module", "spin.wat",
+                      "--max-fuel", "none", "--max-time", "none"], tmp_path)  # fmt: skip
+        time.sleep(2)
+        returncode, err, took = stop(proc, signal.SIGTERM)
+        assert returncode == 143, err
+        assert took < 1.5
+        assert err.strip().splitlines() == [
+            "packr-replay: interrupted by SIGTERM: replayed 1 of 2 event(s) of trace 1 "
+            "(package doubler); nothing was written"
+        ]
+
+
 class TestLibrary:
     """``api.record_run`` behaves the same (Interrupted, a KeyboardInterrupt, with the
     note), in a process of its own."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -11,12 +13,19 @@ import pytest
 
 from packr_replay import api
 from packr_replay.abi import S64, String, Tuple, encode
-from packr_replay.errors import IntegrityError, StoreError, TraceFormatError
+from packr_replay.errors import IntegrityError, Interrupted, StoreError, TraceFormatError
 from packr_replay.replay import diff_traces
 from packr_replay.replay.composition import CompositionReplayReport, diff_compositions
 from packr_replay.replay.recorder import CompositionRecorder
 from packr_replay.runtime import CompositionBuilder, DemoHost, Runtime
-from packr_replay.storage import MemoryTrace, TraceStore, delete_traces, index_trace
+from packr_replay.storage import (
+    Event,
+    MemoryTrace,
+    TraceStatus,
+    TraceStore,
+    delete_traces,
+    index_trace,
+)
 from packr_replay.storage.chain import SegmentBuilder
 from packr_replay.storage.model import chain_hash, trace_genesis
 from packr_replay.storage.packages import PackageTrace, composition_meta, composition_of
@@ -178,6 +187,61 @@ class TestReplayAlone:
         api.record_run(ECHO, [("echo", S64(1))], store=single)
         with pytest.raises(StoreError, match="not a composition's trace"):
             api.replay(single, package="doubler")
+
+
+class TestInterrupted:
+    """SIGINT/SIGTERM during a composition's recording or replay: what was kept is
+    sealed and named in the note, as for one guest (the signal is sent to this
+    process from a callback; the library's own handling turns it into Interrupted)."""
+
+    def test_recording_keeps_every_event_so_far(self, tmp_path: Path) -> None:
+        path = tmp_path / "comp.db"
+
+        def stop(result: object) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+
+        with pytest.raises(Interrupted) as info:
+            api.record_composition(composition(), CALLS, store=path, on_result=stop)
+        assert info.value.exit_code == 130
+        with TraceStore(path, readonly=True) as store:
+            (trace,) = store.traces()
+            assert (trace.status, trace.end_reason) == (TraceStatus.INCOMPLETE, "interrupted")
+            assert trace.event_count == 6  # the first call whole, its wired call too
+            assert store.verify(trace.id).ok
+        assert str(info.value) == (
+            f"interrupted by SIGINT: kept 6 event(s) of trace 1 in {path} (incomplete, reason: "
+            f"interrupted); replay them with: packr-replay play {path}#1"
+        )
+        assert api.replay(path, package="actor").reproduced
+
+    @pytest.mark.parametrize("save", [False, True])
+    def test_replay_names_the_package_and_what_was_written(
+        self, recorded: Path, save: bool
+    ) -> None:
+        seen: list[Event] = []
+
+        def stop(event: Event) -> None:
+            seen.append(event)
+            if len(seen) == 5:  # the actor's first event, after the doubler's four
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        with pytest.raises(Interrupted) as info:
+            api.replay(recorded, "comp", on_event=stop, save=save)
+        assert info.value.exit_code == 143
+        note = info.value.note
+        assert note.startswith("replayed ")
+        assert "of trace 1 (package actor; doubler replayed before it)" in note
+        with TraceStore(recorded, readonly=True) as store:
+            if not save:
+                assert note.endswith("; nothing was written")
+                assert len(store.traces()) == 1
+                return
+            assert note.endswith(f"; the replay run so far is trace 2 in {recorded}")
+            saved = store.traces()[1]
+            assert (saved.status, saved.end_reason) == (TraceStatus.INCOMPLETE, "interrupted")
+            assert store.verify(saved.id).ok
+            packages = [e.package for e in store.trace(saved.id).events()]
+        assert packages[:4] == ["doubler"] * 4  # the package replayed whole is kept
 
 
 class TestDiff:
