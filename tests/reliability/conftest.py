@@ -87,7 +87,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = os.environ.get("PACKR_RELIABILITY_LOG")
     if not path or not _TALLIES:
         return
-    data = {
+    data: dict[str, Any] = {
         "python": sys.version.split()[0],
         "mode": "slow"
         if session.config.getoption("--slow") or os.environ.get("PACKR_SLOW")
@@ -95,7 +95,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "exitstatus": int(exitstatus),
         "suites": {name: t.as_dict() for name, t in sorted(_TALLIES.items())},
     }
-    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is None:
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
+        return
+    # Under pytest-xdist each worker holds the tallies of its own tests: merge them into
+    # one file, one worker at a time, keeping what another worker of this run wrote.
+    import fcntl
+
+    data["xdist_run"] = workerinput["testrunuid"]
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            before = json.loads(Path(path).read_text())
+            if before.get("xdist_run") == data["xdist_run"]:
+                data["exitstatus"] = max(data["exitstatus"], before["exitstatus"])
+                data["suites"] = dict(sorted({**before["suites"], **data["suites"]}.items()))
+        Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
 
 class Forked:
