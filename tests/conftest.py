@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import compileall
 import os
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,6 +20,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the package's bytecode once, before any test starts a Python child.
+
+    The CLI tests run the installed ``packr-replay`` hundreds of times; where
+    ``PYTHONDONTWRITEBYTECODE`` is set (CI's image sets it), each of those children would
+    otherwise compile the package's modules from source again (a quarter of its start-up).
+    Only the main process does it (not each pytest-xdist worker)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or hasattr(session.config, "workerinput"):
+        return
+    for folder in ("packr_replay", "tests"):
+        compileall.compile_dir(ROOT / folder, quiet=1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--slow") or os.environ.get("PACKR_SLOW"):
         return
@@ -24,6 +41,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "slow" in item.keywords:
             item.add_marker(skip)
 
+
+#: For a test where every test runs on both import paths (``tests/replay``,
+#: ``tests/runtime``) that makes no Runtime at all (values, option parsing): both runs
+#: would take the same code path, so it runs once, on the Python path.
+ONE_IMPORT_PATH = pytest.mark.parametrize("import_path", ["python"], indirect=True)
 
 #: The two ways typed imports are served: the C trampoline and the Python path
 #: (packr_replay.runtime.native). Only the Python path when the extension is not built.

@@ -18,6 +18,7 @@ from packr_replay.replay.caps import DEFAULT_MAX_FUEL, CapHit, tighter
 from packr_replay.runtime import DEFAULT_FUEL
 from packr_replay.runtime.demo import example_guest
 from packr_replay.storage import EventKind, TraceStore
+from tests.conftest import ONE_IMPORT_PATH
 
 from .conftest import demo_host
 
@@ -97,6 +98,7 @@ class TestReplayCaps:
         assert "memory cap (bytes of guest memory) of 1 GiB in export 'run'" in str(hit)
 
 
+@ONE_IMPORT_PATH
 class TestParsing:
     """Cap options as people type them (shared by the CLI and the pytest plugin)."""
 

@@ -28,10 +28,12 @@ from packr_replay.replay import Change, EventChange, diff_values
 from packr_replay.replay.tracediff import diff_traces
 from packr_replay.runtime import Module, Runtime
 from packr_replay.storage import EventKind, MemoryTrace
+from tests.conftest import ONE_IMPORT_PATH
 
 from .conftest import caller_wat, demo_host
 
 
+@ONE_IMPORT_PATH
 class TestDiffValues:
     """Where two values part, with packr's equality."""
 
@@ -74,13 +76,15 @@ class TestDiffValues:
         b = List(ValueType.STRING, [String(str(-i)) for i in range(1000)])
         assert len(diff_values(a, b, limit=10)) == 10
 
-    def test_million_deep(self) -> None:
+    @pytest.mark.parametrize("depth", [100_000, pytest.param(1_000_000, marks=pytest.mark.slow)])
+    def test_million_deep(self, depth: int) -> None:
+        """Iterative: 100 times the recursion limit in CI, a million with ``--slow``."""
         a: Value = S64(1)
         b: Value = S64(2)
-        for _ in range(1_000_000):
+        for _ in range(depth):
             a, b = Tuple(a), Tuple(b)
         [d] = diff_values(a, b)
-        assert d.path.count("[0]") == 1_000_000
+        assert d.path.count("[0]") == depth
 
     @settings(max_examples=200, deadline=None)
     @given(st.recursive(

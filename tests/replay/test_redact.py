@@ -33,6 +33,7 @@ from packr_replay.replay.redact import PLACEHOLDER, matches_any
 from packr_replay.runtime import Module
 from packr_replay.storage import TraceStore
 from packr_replay.storage.model import Event, EventKind
+from tests.conftest import ONE_IMPORT_PATH
 from tests.replay.conftest import demo_host
 from tests.strategies import values
 
@@ -82,6 +83,7 @@ def strings(value: Value) -> list[str]:
     return found
 
 
+@ONE_IMPORT_PATH
 class TestRedactValue:
     """Same type, no data."""
 
@@ -124,6 +126,7 @@ class TestRedactValue:
         assert redact_value(Option(ValueType.S32, S32(4))) == Option(ValueType.S32, S32(0))
 
 
+@ONE_IMPORT_PATH
 class TestRedactor:
     """The bundle hook: which events, and what it gives back."""
 

@@ -196,16 +196,27 @@ class TestIndexWaits:
             with store.begin_trace(sha) as writer:
                 write_events(writer, 100)
         holder = sqlite3.connect(store_path, isolation_level=None, check_same_thread=False)
-        holder.execute("BEGIN IMMEDIATE")
-        timer = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
-        timer.start()
+        released: list[float] = []
+
+        def release() -> None:
+            released.append(time.monotonic())
+            holder.execute("COMMIT")
+
+        timer = threading.Timer(0.3, release)
         try:
             with TraceStore(store_path, busy_timeout=10) as store:
-                started = time.monotonic()
+                # The lock is taken once the store is open, so only the index waits for it;
+                # it must end after the lock was let go (timed from the release itself: a
+                # start time a busy machine delays past the release made this flaky).
+                holder.execute("BEGIN IMMEDIATE")
+                timer.start()
                 assert index_trace(store, 1) == 100
-                assert time.monotonic() - started >= 0.2
+                done = time.monotonic()
+            assert released
+            assert done >= released[0]
         finally:
-            timer.join()
+            if timer.is_alive():
+                timer.join()
             holder.close()
 
 
