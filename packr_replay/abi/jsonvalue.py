@@ -48,6 +48,7 @@ from .values import (
     Tuple,
     Value,
     Variant,
+    children,
 )
 
 __all__ = [
@@ -182,21 +183,6 @@ def type_from_json(obj: Any, path: str = "") -> ValueType:
 # ------------------------------------------------------------------ values
 
 
-def _kids(v: Value) -> tuple[Value, ...]:
-    cls = type(v)
-    if cls is List or cls is Tuple:
-        return v.items  # type: ignore[attr-defined, no-any-return]
-    if cls is Record:
-        return tuple(x for _, x in v.fields)  # type: ignore[attr-defined]
-    if cls is Variant:
-        return v.payload  # type: ignore[attr-defined, no-any-return]
-    if cls is Option:
-        return () if v.value is None else (v.value,)  # type: ignore[attr-defined]
-    if cls is Result:
-        return (v.value,)  # type: ignore[attr-defined]
-    return ()
-
-
 def _leaf(v: Value) -> Any:
     cls = type(v)
     name = _INT_NAMES.get(cls)
@@ -251,7 +237,7 @@ def value_to_json(value: Value, max_depth: int = MAX_JSON_DEPTH) -> Any:
         if leaf is not None:
             out.append(leaf)
             continue
-        kids = _kids(v)
+        kids = children(v)
         if not done:
             inner = depth + _LEVELS[type(v)]
             if inner > max_depth:

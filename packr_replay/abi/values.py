@@ -656,7 +656,9 @@ def values_equal(a: Value, b: Value) -> bool:
     return True
 
 
-def _children(value: Value) -> tuple[Value, ...]:
+def children(value: Value) -> tuple[Value, ...]:
+    """The values ``value`` holds directly (none for a scalar): what an iterative walk
+    over a value (counting, converting, redacting) pushes next."""
     cls = type(value)
     if cls is List or cls is Tuple:
         return value.items  # type: ignore[attr-defined, no-any-return]
@@ -682,5 +684,5 @@ def count_nodes(value: Value, stop_at: int) -> int:
         count += 1
         if count > stop_at:
             return count
-        extend(_children(pop()))
+        extend(children(pop()))
     return count

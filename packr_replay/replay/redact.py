@@ -46,6 +46,7 @@ from ..abi import (
     as_value,
     encode,
 )
+from ..abi.values import children
 from ..storage.model import Event, EventKind
 
 __all__ = ["PLACEHOLDER", "matches_any", "redact_value", "redactor"]
@@ -72,21 +73,6 @@ _LEAVES: dict[type[Value], Value] = {
 
 # A frame: a compound value whose children are being redacted, and their results.
 _Frame = tuple[Value, list[Value]]
-
-
-def _kids(value: Value) -> tuple[Value, ...]:
-    cls = type(value)
-    if cls is List or cls is Tuple:
-        return value.items  # type: ignore[attr-defined, no-any-return]
-    if cls is Record:
-        return tuple(v for _, v in value.fields)  # type: ignore[attr-defined]
-    if cls is Variant:
-        return value.payload  # type: ignore[attr-defined, no-any-return]
-    if cls is Option:
-        return () if value.value is None else (value.value,)  # type: ignore[attr-defined]
-    if cls is Result:
-        return (value.value,)  # type: ignore[attr-defined]
-    raise TypeError(f"not a packr value: {cls.__name__}")
 
 
 def _rebuild(value: Value, kids: list[Value]) -> Value:
@@ -117,7 +103,7 @@ def redact_value(value: Value | EncodedValue) -> Value:
         return leaf
     # Each frame collects its children's placeholders; a finished frame hands its
     # rebuilt value to its parent.
-    stack: list[tuple[_Frame, tuple[Value, ...]]] = [((root, []), _kids(root))]
+    stack: list[tuple[_Frame, tuple[Value, ...]]] = [((root, []), children(root))]
     while True:
         (node, done), kids = stack[-1]
         if len(done) < len(kids):
@@ -126,7 +112,7 @@ def redact_value(value: Value | EncodedValue) -> Value:
             if leaf is not None:
                 done.append(leaf)
             else:
-                stack.append(((child, []), _kids(child)))
+                stack.append(((child, []), children(child)))
             continue
         built = _rebuild(node, done)
         stack.pop()
