@@ -44,26 +44,7 @@ class _Progress:
     def start(self, total: int) -> None:
         if not self.enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("checking"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=render.err(),
-            transient=True,
-        )
+        self._progress = render.progress_bar("checking", "{task.description}", eta=True)
         self._progress.start()
         self._task = self._progress.add_task(self._text(), total=total)
 

@@ -48,6 +48,7 @@ __all__ = [
     "jsonable",
     "out",
     "preview",
+    "progress_bar",
     "too_large",
     "trace_change_json",
     "trace_diff_json",
@@ -118,6 +119,29 @@ def out() -> Console:
 def err() -> Console:
     """A console on the current stderr, for progress, notes and narration beside data."""
     return _console(sys.stderr)
+
+
+def progress_bar(lead: str, text: str | None = None, *, eta: bool = False) -> Any:
+    """A transient rich progress bar on stderr: ``lead``, the bar, done/total, ``text``
+    (both column templates: rich markup, ``{task.description}``), the time elapsed and,
+    with ``eta``, the time left. Its console is not guarded (rich writes its own cursor
+    codes), so trace text in a description must go through :func:`escape`."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[Any] = [TextColumn(lead), BarColumn(), MofNCompleteColumn()]
+    if text is not None:
+        columns.append(TextColumn(text))
+    columns.append(TimeElapsedColumn())
+    if eta:
+        columns += [TextColumn("eta"), TimeRemainingColumn()]
+    return Progress(*columns, console=_console(sys.stderr, guarded=False), transient=True)
 
 
 def emit_json(data: Any) -> None:
@@ -200,22 +224,7 @@ class LazyProgress:
         if self._progress is None:
             if self._clock() - self._start < self.delay:
                 return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=_console(sys.stderr, guarded=False),  # its own cursor codes; our text
-                transient=True,
-            )
+            self._progress = progress_bar("{task.description}")
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total)
         self._progress.update(self._task, completed=self.done)

@@ -196,6 +196,30 @@ def _wait_for_hang(pid: int, timeout: float = 60.0) -> list[int]:
 
 
 
+def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar writes rich's cursor codes as they are (render.progress_bar, as every
+    command's bar): through the guarded console they showed as text ("\\x1b[2K")."""
+    import io
+    import sys
+
+    from packr_replay.cli.check import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress = _Progress(enabled=True)
+    assert progress.enabled
+    progress.start(2)
+    progress.advance_baseline()
+    progress.stop()
+    shown = terminal.getvalue()
+    assert "\x1b[" in shown
+    assert "\\x1b" not in shown
+
+
 def test_help_defaults_stay_true() -> None:
     """The command copies a library constant so that --help stays light."""
     from packr_replay.cli import check as command
