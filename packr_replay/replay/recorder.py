@@ -176,16 +176,7 @@ class Recorder(CallInterceptor):
 
     async def import_completed(self, call: ImportCall) -> None:
         # Only used when the runtime does not take the import_observer fast path.
-        self._observe_import(
-            call.interface,
-            call.function,
-            None if call.input is None else call.input.data,
-            None if call.output is None else call.output.data,
-            call.status,
-            call.error,
-            call.duration_ns,
-            call.replayed,
-        )
+        self._observe_import(*call.observed())
 
     async def export_completed(self, call: ExportCall) -> None:
         number = self._stack.pop() if self._stack else 0
@@ -252,6 +243,8 @@ class _PackageRecorder(Recorder):
         duration_ns: int,
         replayed: bool,
     ) -> None:
+        # Recorder._observe_import's row and the package, written out again: this runs
+        # for every import a composition makes (the recording's hot path).
         stack = self._stack
         call, depth = (stack[-1] if stack else 0), len(stack)
         row: tuple[Any, ...]

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from . import interrupt
 from .host import ErrorHandler, HostLinkerBuilder, ReplyMode
-from .interceptor import CallInterceptor, CoroutineDriver, overrides
+from .interceptor import HOOKS, CallInterceptor, CoroutineDriver, overrides
 
 if TYPE_CHECKING:
     from ..abi.metadata import PackageMetadata
@@ -38,14 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["InstanceBase", "fmt_sig", "i32", "sig", "trap_error"]
 
-HOOKS = (
-    "before_import",
-    "after_import",
-    "before_export",
-    "after_export",
-    "import_completed",
-    "export_completed",
-)
 
 
 def sig(info: ExternInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:

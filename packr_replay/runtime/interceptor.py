@@ -72,6 +72,21 @@ class ImportCall:
     duration_ns: int
     replayed: bool
 
+    def observed(
+        self,
+    ) -> tuple[str, str, bytes | None, bytes | None, int, HostFunctionError | None, int, bool]:
+        """The call as an ``import_observer`` takes it (its arguments, in order)."""
+        return (
+            self.interface,
+            self.function,
+            None if self.input is None else self.input.data,
+            None if self.output is None else self.output.data,
+            self.status,
+            self.error,
+            self.duration_ns,
+            self.replayed,
+        )
+
 
 @dataclass(slots=True)
 class ExportCall:
@@ -264,16 +279,7 @@ class RoutedInterceptor(CallInterceptor):
             return
         observer = icpt.import_observer
         if observer is not None:
-            observer(
-                call.interface,
-                call.function,
-                None if call.input is None else call.input.data,
-                None if call.output is None else call.output.data,
-                call.status,
-                call.error,
-                call.duration_ns,
-                call.replayed,
-            )
+            observer(*call.observed())
         else:
             await icpt.import_completed(call)
 
@@ -296,17 +302,16 @@ class RoutedInterceptor(CallInterceptor):
             await self.exports.export_completed(call)
 
 
-_BASE_HOOKS: dict[str, Any] = {
-    name: getattr(CallInterceptor, name)
-    for name in (
-        "before_import",
-        "after_import",
-        "before_export",
-        "after_export",
-        "import_completed",
-        "export_completed",
-    )
-}
+#: The interceptor methods a runtime calls (an interceptor may override any of them).
+HOOKS = (
+    "before_import",
+    "after_import",
+    "before_export",
+    "after_export",
+    "import_completed",
+    "export_completed",
+)
+_BASE_HOOKS: dict[str, Any] = {name: getattr(CallInterceptor, name) for name in HOOKS}
 
 
 def overrides(interceptor: CallInterceptor, hook: str) -> bool:
