@@ -84,8 +84,8 @@ def _leb_u32_signed(data: bytes, pos: int) -> tuple[int, int]:
             raise WasmFormatError("LEB128 too long")
 
 
-def data_segments(wasm: bytes) -> Iterator[tuple[int | None, bytes]]:
-    """``(address or None, bytes)`` for each data segment of a wasm binary."""
+def _sections(wasm: bytes) -> Iterator[tuple[int, int, int]]:
+    """``(id, start, end)`` of each section of a wasm binary, in order."""
     if wasm[:4] != b"\0asm":
         raise WasmFormatError("not a wasm binary")
     pos = 8
@@ -95,6 +95,13 @@ def data_segments(wasm: bytes) -> Iterator[tuple[int | None, bytes]]:
         end = pos + size
         if end > len(wasm):
             raise WasmFormatError("section runs past the end of the module")
+        yield section, pos, end
+        pos = end
+
+
+def data_segments(wasm: bytes) -> Iterator[tuple[int | None, bytes]]:
+    """``(address or None, bytes)`` for each data segment of a wasm binary."""
+    for section, pos, end in _sections(wasm):
         if section == _DATA_SECTION:
             count, p = _leb_u32(wasm, pos)
             for _ in range(count):
@@ -112,7 +119,6 @@ def data_segments(wasm: bytes) -> Iterator[tuple[int | None, bytes]]:
                     raise WasmFormatError("data segment runs past its section")
                 yield address, wasm[p : p + length]
                 p += length
-        pos = end
 
 
 def find_cgrf_segment(wasm: bytes) -> tuple[int | None, bytes] | None:
@@ -267,8 +273,6 @@ def _memory_text(limits: tuple[int, int | None]) -> str:
 
 def extern_types(wasm: bytes) -> ExternTypes:
     """Every import and export of a (validated) wasm binary, described from its bytes."""
-    if wasm[:4] != b"\0asm":
-        raise WasmFormatError("not a wasm binary")
     types: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     funcs: list[int] = []  # type index of every function, imported ones first
     tables: list[str] = []
@@ -276,13 +280,7 @@ def extern_types(wasm: bytes) -> ExternTypes:
     globals_: list[str] = []
     imports: list[Extern] = []
     exports: list[tuple[str, int, int]] = []
-    pos = 8
-    while pos < len(wasm):
-        section = wasm[pos]
-        size, pos = _leb_u32(wasm, pos + 1)
-        end = pos + size
-        if end > len(wasm):
-            raise WasmFormatError("section runs past the end of the module")
+    for section, pos, end in _sections(wasm):
         r = _Reader(wasm, pos, end)
         if section == _TYPE_SECTION:
             for _ in range(r.u32()):
@@ -311,7 +309,6 @@ def extern_types(wasm: bytes) -> ExternTypes:
             for _ in range(r.u32()):
                 name = r.name()
                 exports.append((name, r.byte(), r.u32()))
-        pos = end
     return ExternTypes(
         tuple(imports),
         tuple(_export(name, kind, index, types, funcs, tables, memories, globals_)
