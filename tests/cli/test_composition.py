@@ -11,22 +11,10 @@ from pathlib import Path
 import pytest
 
 from packr_replay import api
-from packr_replay.abi import S64, String
 from packr_replay.runtime import CompositionBuilder, DemoHost
+from tests.replay.test_composition import CALLS, TRIPLER
 
 from .conftest import GUESTS, Invoke
-
-CALLS = [
-    ("actor", "process", S64(5)),
-    ("doubler", "transform", S64(7)),
-    ("actor", "process", String("x")),
-]
-TRIPLER = """(module (memory (export "memory") 1)
-  (func (export "transform") (param i32 i32 i32 i32) (result i32)
-    (i64.store (i32.const 4120) (i64.mul (i64.load (i32.add (local.get 0) (i32.const 24))) (i64.const 3)))
-    (memory.copy (i32.const 4096) (local.get 0) (i32.const 24))
-    (i32.store (local.get 2) (i32.const 4096)) (i32.store (local.get 3) (i32.const 32))
-    (i32.const 0)))"""
 
 
 def _composition(doubler: Path | str) -> CompositionBuilder:

@@ -124,16 +124,9 @@ class TestComposition:
 
     def test_sigterm_stops_a_spinning_package(self, tmp_path: Path) -> None:
         from packr_replay.abi import S64
-        from packr_replay.runtime import CompositionBuilder, DemoHost
+        from tests.replay.test_composition import composition
 
-        composition = (
-            CompositionBuilder()
-            .add_package("doubler", GUESTS / "echo.wasm")
-            .add_package("actor", GUESTS / "host_actor.wasm")
-            .add_host(DemoHost())
-            .wire("actor", "math", "double", "doubler", "transform")
-        )
-        api.record_composition(composition, [("actor", "process", S64(5))], store=tmp_path / "c.db")
+        api.record_composition(composition(), [("actor", "process", S64(5))], store=tmp_path / "c.db")
         (tmp_path / "spin.wat").write_text(self.SPINNER)
         proc = start(["play", "c.db", "--package", "doubler", "--module", "spin.wat",
                       "--max-fuel", "none", "--max-time", "none"], tmp_path)  # fmt: skip
