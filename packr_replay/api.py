@@ -503,23 +503,7 @@ def replay(
             raise StoreError(
                 f"trace {info.id} is not a composition's trace; it has no package {package!r}"
             )
-        wasm = None
-        if module is None:
-            if info.module_sha256 is None:
-                raise StoreError(f"trace {info.id} has no stored module; pass module=")
-            name = ts.module_info(info.module_sha256).name
-            wasm = ts.module_bytes(info.module_sha256)  # checked against its SHA-256
-        rt = new_runtime(
-            info.meta,
-            trace=f"trace {info.id}",
-            debug_info=debug_info,
-            multi_memory=wasm is not None and memory_count(wasm) > 1,
-        )
-        if module is not None:
-            mod = _module(module, rt)
-        else:
-            assert wasm is not None
-            mod = rt.load_module(wasm, name=name)
+        mod = _replay_module(ts, info, info.module_sha256, module, debug_info)
         with contextlib.ExitStack() as stack:
             into = ts if save else None
             if save_to is not None:
@@ -548,10 +532,43 @@ def replay(
                     recorded_module_sha=info.module_sha256,
                     caps=caps,
                 )
-            if writer is not None:
-                writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
-                report.saved_trace = writer.trace_id
+            _finish_replay(writer, report)
         return report
+
+
+def _replay_module(
+    ts: TraceStore,
+    info: TraceInfo,
+    sha: str | None,
+    module: ModuleSource | None,
+    debug_info: bool,
+    whose: str = "",
+) -> Module:
+    """What a replay runs: ``module`` (a new build) or the stored module ``sha`` (checked
+    against its SHA-256), on a runtime with the trace's settings."""
+    wasm, name = None, None
+    if module is None:
+        if sha is None:
+            raise StoreError(f"trace {info.id}{whose} has no stored module; pass module=")
+        name = ts.module_info(sha).name
+        wasm = ts.module_bytes(sha)  # checked against its SHA-256
+    rt = new_runtime(
+        info.meta,
+        trace=f"trace {info.id}",
+        debug_info=debug_info,
+        multi_memory=wasm is not None and memory_count(wasm) > 1,
+    )
+    if wasm is None:
+        assert module is not None
+        return _module(module, rt)
+    return rt.load_module(wasm, name=name)
+
+
+def _finish_replay(writer: TraceWriter | None, report: ReplayReport) -> None:
+    """Seal a saved replay run: ``complete`` when it reproduced, else ``diverged``."""
+    if writer is not None:
+        writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
+        report.saved_trace = writer.trace_id
 
 
 def _replay_composition(
@@ -586,24 +603,8 @@ def _replay_composition(
     names = composition.names if package is None else [package]
     modules: dict[str, Module] = {}
     for name in names:
-        wasm, module_name = None, name
-        if module is None:
-            sha = composition.package(name).module_sha256  # type: ignore[union-attr]
-            if sha is None:
-                raise StoreError(
-                    f"trace {info.id}: package {name!r} has no stored module; pass module="
-                )
-            module_name = ts.module_info(sha).name
-            wasm = ts.module_bytes(sha)  # checked against its SHA-256
-        rt = new_runtime(
-            info.meta,
-            trace=f"trace {info.id}",
-            debug_info=debug_info,
-            multi_memory=wasm is not None and memory_count(wasm) > 1,
-        )
-        modules[name] = (
-            _module(module, rt) if wasm is None else rt.load_module(wasm, name=module_name)  # type: ignore[arg-type]
-        )
+        sha = composition.package(name).module_sha256  # type: ignore[union-attr]
+        modules[name] = _replay_module(ts, info, sha, module, debug_info, f": package {name!r}")
     with contextlib.ExitStack() as stack:
         into = ts if save else None
         if save_to is not None:
@@ -633,9 +634,7 @@ def _replay_composition(
                 source, modules, packages=names, host=host, match_on=match_on, until=until,
                 on_event=on_event, recorder=recorder, progress=progress, caps=caps,
             )  # fmt: skip
-        if writer is not None:
-            writer.finish(TraceStatus.COMPLETE if report.reproduced else TraceStatus.DIVERGED)
-            report.saved_trace = writer.trace_id
+        _finish_replay(writer, report)
     if package is not None:
         single = report.packages[package]
         single.saved_trace = report.saved_trace
