@@ -6,8 +6,10 @@ hash chain, any settings and any module), then edited with plain ``sqlite3`` whe
 the attack needs it. Each command must end within its cap, with peak RSS under
 1 GiB, exit 1 (a verdict: not reproduced within the caps, tampered) or 2 (refused),
 and, when it refuses, say why on one line; nothing from the file may reach the
-terminal raw. Quick variants run in CI; ``--slow`` runs them at full size (250 MB
-bombs, the default 60 s cap, 300M table elements). RELIABILITY.md has the tallies.
+terminal raw. Quick variants run in CI (1 s caps, 25 MB bombs, and some of the
+terminal, hidden-SQL and header-edit commands in process); ``--slow`` runs them at full
+size (250 MB bombs, the default 60 s cap, 300M table elements, every command through the
+installed CLI). RELIABILITY.md has the tallies.
 """
 
 from __future__ import annotations
