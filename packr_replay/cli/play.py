@@ -268,10 +268,12 @@ def _show_exports(console: Any, report: ReplayReport, indent: str) -> None:
     for index, entry in enumerate([*head, *tail]):
         if skipped and index == len(head):
             console.print(f"{indent}[dim]… {skipped} more export call(s) reproduced[/dim]")
+        # The last call of a trace that ends inside it reproduced up to the end: no ✗.
+        unfinished = report.stopped is not None or report.ended_early
         if entry.reproduced:
             mark = "[green]✓[/green]"
         else:
-            mark = "[yellow]…[/yellow]" if report.stopped is not None else "[red]✗[/red]"
+            mark = "[yellow]…[/yellow]" if unfinished else "[red]✗[/red]"
         if entry.error is not None:
             body = f"✗ {entry.error}"
         elif entry.output is not None:
@@ -279,6 +281,7 @@ def _show_exports(console: Any, report: ReplayReport, indent: str) -> None:
         else:
             body = (
                 "(stopped inside)" if report.stopped is not None
+                else "(the trace ends inside)" if report.ended_early
                 else "(cut inside)" if report.capped is not None
                 else "(diverged inside)"
             )  # fmt: skip

@@ -50,11 +50,22 @@ class CompositionReplayReport(ReplayReport):
         t = self.trace
         head = f"trace {t.id}{f' ({t.label})' if t.label else ''}: "
         if self.reproduced:
-            return head + (
+            text = (
                 f"reproduced: {len(self.packages)} package(s) replayed alone "
                 f"({', '.join(self.packages)}), {len(self.exports)} export call(s), "
                 f"{self.events_replayed} event(s) replayed"
             )
+            cut = [
+                name for name, r in self.packages.items()
+                if r.ended_early and r.recorded_failure is None
+            ]  # fmt: skip
+            if cut:
+                text += (
+                    f"; the trace ended there, inside an export call of {', '.join(cut)} "
+                    "(its recorder stopped before finishing), so everything up to the cut "
+                    "was reproduced"
+                )
+            return head + text
         lines = [head + f"package(s) {', '.join(self.failed)} did not reproduce alone"]
         for name in self.failed:
             lines.append(f"package {name}: {self.packages[name].summary()}")

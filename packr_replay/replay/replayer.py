@@ -517,9 +517,13 @@ class Replayer(CallInterceptor):
             self._stack.pop()
             self.live = True
             return
-        if rec is None:  # the trace ends inside this call (its recording was cut there)
+        if rec is None:
+            # Its recording was cut between its last host call and its return: the same
+            # end of the trace as a cut anywhere else (reported before the pop, so the
+            # report names this call).
+            exhausted = self._exhausted(None, actual_desc)
             self._stack.pop()
-            raise self._exhausted(None, actual_desc)
+            raise exhausted
         if rec[_KIND] != _RETURN or rec[_CALL] != started[_CALL]:
             reason = (
                 "the export returned but the trace has more calls recorded for it"
@@ -575,7 +579,9 @@ class Replayer(CallInterceptor):
     # ------------------------------------------------------------- reports
 
     def _exhausted(self, event: Event | None, actual: CallKey) -> TraceExhausted:
-        if event is None:
+        if event is None and actual.kind == _RETURN:
+            reason = "the trace ends before this export call returned"
+        elif event is None:
             reason = "the trace has no more events, but the guest made another call"
         else:
             reason = (

@@ -91,6 +91,8 @@ def check_cli(t: Trial) -> None:
     assert result.exit_code == 0, result.output
     assert "reproduced" in result.output
     assert "the trace ends there (its recorder stopped before finishing)" in result.output
+    assert "(the trace ends inside)" in result.output  # bench: cut inside its one export
+    assert "diverged" not in result.output
     result = runner.invoke(app, ["verify", str(t.path)])
     assert result.exit_code == 0, result.output
     assert "hash chain intact" in result.output
