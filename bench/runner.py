@@ -516,15 +516,22 @@ def corpus_paragraph(r: dict[str, Any]) -> list[str]:
         f"The coordinator bounds N: it spent {coord['jobs2'] * 1e3:.2f} ms of its own CPU "
         f"per trace with local workers (listing, dispatch, results), so one coordinator "
         f"feeds at most 1 ÷ {coord['jobs2'] * 1e3:.2f} ms ≈ {1 / coord['jobs2']:,.0f} traces/s, "
-        f"about {per / coord['jobs2']:,.0f} workers' worth; through Dask it spent "
+        f"{_workers_worth(per / coord['jobs2'])}; through Dask it spent "
         f"{coord['dask'] * 1e3:.2f} ms per trace (it bundles each trace before shipping it), "
-        f"a ceiling of ≈ {1 / coord['dask']:,.0f} traces/s, about "
-        f"{per / coord['dask']:,.0f} workers' worth, so 1M traces need at least "
+        f"a ceiling of ≈ {1 / coord['dask']:,.0f} traces/s, "
+        f"{_workers_worth(per / coord['dask'])}, so 1M traces need at least "
         f"{million * coord['dask'] / 3600:.1f} h of one coordinator's time on a cluster of "
         f"any size. Past that, split the corpus between several coordinators (one `check` "
         f"per directory or `--select file=...` pattern).",
     ]
     return lines
+
+
+def _workers_worth(n: float) -> str:
+    """How many one-worker checks a coordinator's ceiling keeps busy, in words."""
+    if n < 1:
+        return f"less than one worker's worth ({n:.2f})"
+    return f"about {n:,.0f} workers' worth"
 
 
 def figures_native(r: dict[str, Any], p: Profile) -> list[Figure]:
