@@ -5,40 +5,24 @@ typed :class:`UnfinishedStore`."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 import pytest
-import sqlite_utils
-from sqlite_utils import Migrations
 
 from packr_replay import api
 from packr_replay.abi import String
 from packr_replay.errors import TraceFormatError, UnfinishedStore
 from packr_replay.runtime import Module
 from packr_replay.storage import TraceStatus, TraceStore
-from packr_replay.storage import schema as schema_module
-from packr_replay.storage.schema import APPLICATION_ID, TRACE_FORMAT_VERSION
+from packr_replay.storage.schema import TRACE_FORMAT_VERSION
+from tests.storage.util import half_created
 
 from .conftest import demo_host
-
-
-def half_created(path: Path) -> None:
-    """A file as a creator that stopped after the first migration leaves it: ours, the
-    first tables, no format version yet."""
-    first = Migrations("packr-replay")
-    first(name="0001_initial")(schema_module._m0001_initial)
-    with closing(sqlite3.connect(path)) as conn:
-        db = sqlite_utils.Database(conn)
-        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        first.apply(db)
-        conn.commit()
 
 
 def empty(path: Path) -> None:

@@ -18,7 +18,7 @@ from packr_replay.storage import schema as schema_module
 from packr_replay.storage import sqlite as sqlite_module
 from packr_replay.storage.schema import APPLICATION_ID, MIGRATIONS, ensure_schema
 
-from .util import raw, write_events
+from .util import half_created, raw, write_events
 
 
 def populated(path: Path, traces: int = 3, events: int = 300) -> Path:
@@ -157,25 +157,14 @@ class TestVersions:
         with pytest.raises(TraceFormatError, match="no format version"):
             TraceStore(store_path)
 
-    def half_created(self, path: Path) -> None:
-        """A file as a creator leaves it after its first migration's commit: ours, the
-        first tables, no format version yet (another process may be mid-creation)."""
-        first = Migrations("packr-replay")
-        first(name="0001_initial")(schema_module._m0001_initial)
-        with closing(sqlite3.connect(path)) as conn:
-            db = sqlite_utils.Database(conn)
-            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            first.apply(db)
-            conn.commit()
-
     def test_a_half_created_file_is_finished_by_a_writer(self, store_path: Path) -> None:
-        self.half_created(store_path)
+        half_created(store_path)
         with TraceStore(store_path, create=True) as store:
             assert store.format_version == TRACE_FORMAT_VERSION
         TraceStore(store_path).close()
 
     def test_a_half_created_file_is_not_read_as_foreign(self, store_path: Path) -> None:
-        self.half_created(store_path)
+        half_created(store_path)
         with pytest.raises(TraceFormatError, match="creation has not finished"):
             TraceStore(store_path)
 

@@ -7,7 +7,12 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+from sqlite_utils import Migrations
+
 from packr_replay.storage import EventKind, EventSink, Outcome
+from packr_replay.storage import schema as schema_module
+from packr_replay.storage.schema import APPLICATION_ID
 
 MODULE_BYTES = b"\x00asm\x01\x00\x00\x00" + bytes(range(256))
 MODULE_TYPES = b"\x01types"
@@ -52,3 +57,15 @@ def raw(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         rows = conn.execute(sql, params).fetchall()
         conn.commit()
     return rows
+
+
+def half_created(path: Path) -> None:
+    """A file as a creator leaves it after its first migration's commit: ours, the first
+    tables, no format version yet (another process may be mid-creation)."""
+    first = Migrations("packr-replay")
+    first(name="0001_initial")(schema_module._m0001_initial)
+    with closing(sqlite3.connect(path)) as conn:
+        db = sqlite_utils.Database(conn)
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        first.apply(db)
+        conn.commit()
