@@ -18,8 +18,10 @@ it is.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 import uuid
@@ -229,10 +231,23 @@ _dirs_lock = threading.Lock()
 
 
 def _scratch(kind: str) -> str:
+    """This worker process's folder for shipped builds or traces: inside the Dask worker's
+    own local directory, which Dask removes when the worker closes, so a cluster leaves no
+    folders behind (outside a worker, a temporary folder removed at exit)."""
     with _dirs_lock:
         if kind not in _dirs:
-            _dirs[kind] = tempfile.mkdtemp(prefix=f"packr-check-{kind}-")
+            _dirs[kind] = tempfile.mkdtemp(prefix=f"packr-check-{kind}-", dir=_worker_dir())
+            atexit.register(shutil.rmtree, _dirs[kind], ignore_errors=True)
         return _dirs[kind]
+
+
+def _worker_dir() -> str | None:
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().local_directory)
+    except ValueError:  # not running in a Dask worker
+        return None
 
 
 def _pool(hosts: list[str], caps: dict[str, Any] | None) -> LocalPool:

@@ -107,6 +107,26 @@ class TestWorkerDeaths:
             client.wait_for_workers(2, timeout=60)
 
 
+def test_workers_leave_no_scratch_folders(
+    lab_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shipped builds and traces live in each worker's Dask directory: gone with the cluster."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the workers' tempfile folder
+    with (
+        dask.config.set({"temporary-directory": str(scratch)}),
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                     dashboard_address=":0") as c,
+    ):  # fmt: skip
+        report = check([lab_copy / "slow"], labels=["slow-0"], dask=c.scheduler_address,
+                       module=[f"actor={lab_copy / 'guests' / 'actor' / 'actor.wat'}"],
+                       hosts=[f"{lab_copy / 'nasty.py'}:register"])  # fmt: skip
+        assert [r.verdict for r in report.results] == [Verdict.REPRODUCED]
+        assert list(scratch.rglob("packr-check-builds-*"))  # the build was shipped there
+    assert not list(scratch.rglob("packr-check-*"))
+
+
 def test_unreachable_scheduler() -> None:
     with pytest.raises(CorpusError, match="cannot reach the scheduler"):
         DaskExecutor("tcp://127.0.0.1:9", connect_timeout=0.5)
