@@ -133,7 +133,8 @@ def _run(path: Path, *, keep: bool, as_json: bool) -> None:
         )
         console.print(f"   {esc(diff.summary())}")
         if diff.first is not None:
-            console.print("   first difference: " + esc(str(diff.first)).replace("\n", "\n   "))
+            first = render.escape_lines(str(diff.first)).replace("\n", "\n   ")
+            console.print("   first difference: " + first)
         changed = sorted(name for name, s in diff.calls.items() if s.changed)
         console.print(f"   calls that differ: {esc(', '.join(changed))}")
 

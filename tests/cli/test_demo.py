@@ -17,6 +17,8 @@ def test_demo_narrates_the_four_steps(cli: Invoke) -> None:
         assert step in run.out
     assert "reproduced: 14 events replayed; results identical to the recording" in run.out
     assert "first difference: changed import demo:host/clock.now" in run.out
+    assert "\\n" not in run.out  # the difference's lines laid out, not escaped
+    assert "\n     output (root): " in run.out
     assert "packr-replay demo -o demo.db" in run.out
 
 
