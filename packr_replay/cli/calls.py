@@ -114,8 +114,9 @@ def declared_types(module: Module, warn: Any = None) -> PackageMetadata | None:
         return None
 
 
-def call_value(call: PendingCall, types: PackageMetadata | None) -> Value:
-    """The value of ``call``: its typed JSON, or its text read as the export declares."""
+def call_value(call: PendingCall, types: PackageMetadata | None, warn: Any = None) -> Value:
+    """The value of ``call``: its typed JSON, or its text read as the export declares.
+    ``warn`` (a function of one line) hears of variants the text could not give a tag."""
     if call.is_json:
         from ..abi.jsonvalue import value_from_json
 
@@ -137,7 +138,35 @@ def call_value(call: PendingCall, types: PackageMetadata | None) -> Value:
             return parse_value(call.text)
         from ..abi.typedtext import parse_arguments
 
-        return parse_arguments(call.text, sig, types)
+        value = parse_arguments(call.text, sig, types)
     except ParseError as exc:
         declared = "" if sig is None else f" (declared {sig})"
         fail(f"{call.where}: bad value text{declared}: {exc}")
+    if warn is not None:
+        for type_name, case in _untagged_variants(value, types):
+            warn(
+                f"warning: {call.where}: {type_name}::{case} is no variant the guest declares "
+                f"(it stands where {call.export} takes any value): packr text carries no tags, "
+                "so it is sent with tag 0, as packr's parser reads it; to send its real tag, "
+                "give the value in the typed JSON form with --calls (docs/cli-json.md)"
+            )
+    return value
+
+
+def _untagged_variants(value: Value, types: PackageMetadata | None) -> list[tuple[str, str]]:
+    """The (type, case) of each variant in ``value`` whose type the guest does not declare:
+    packr text carries no tags, so those were read with tag 0 (at most three, in order)."""
+    from ..abi.typedtext import named_types
+    from ..abi.values import Variant, children
+
+    declared = named_types(types) if types is not None else {}
+    found: list[tuple[str, str]] = []
+    stack = [value]
+    while stack and len(found) < 3:
+        v = stack.pop()
+        if type(v) is Variant and v.tag == 0 and v.type_name not in declared:
+            key = (v.type_name, v.case_name)
+            if key not in found:
+                found.append(key)
+        stack.extend(reversed(children(v)))
+    return found

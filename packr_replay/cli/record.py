@@ -200,8 +200,11 @@ def register(app: typer.Typer) -> None:
         )
         mod = runtime.load_module(module)
         _check_exports(mod, [p.export for p in pending])
-        types = declared_types(mod, warn=lambda line: print(printable(line), file=sys.stderr))
-        calls = [(p.export, call_value(p, types)) for p in pending]
+        def warn(line: str) -> None:
+            print(printable(line), file=sys.stderr)
+
+        types = declared_types(mod, warn=warn)
+        calls = [(p.export, call_value(p, types, warn)) for p in pending]
         hosts = resolve_hosts(host or [])
         if mode == "all":
             _record(mod, calls, hosts, output, label, quiet, as_json)

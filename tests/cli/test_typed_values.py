@@ -38,8 +38,15 @@ PACKR_SEXPR = PackageMetadata.build(
 )
 
 
-def packr_sexpr_wat() -> str:
-    blob = PACKR_SEXPR.to_bytes()
+# The sexpr package as packr builds it (v0.7.0's sexpr_package.wasm) declares no types:
+# ``evaluate(expr: value) -> value``, so nothing gives its case names their tags.
+UNDECLARED_SEXPR = PackageMetadata.build(
+    exports=[FunctionSig("", "evaluate", (ParamSig("expr", TypeDesc.VALUE),), (TypeDesc.VALUE,))]
+)
+
+
+def packr_sexpr_wat(meta: PackageMetadata = PACKR_SEXPR) -> str:
+    blob = meta.to_bytes()
     data = "".join(f"\\{b:02x}" for b in blob)
     return f"""(module
   (memory (export "memory") 2)
@@ -282,3 +289,34 @@ class TestNotAPackrGuest:
     def test_no_warning_for_packr_guests(self, cli: Invoke, tmp_path: Path) -> None:
         run = cli("record", GUESTS / "echo.wasm", "-c", "echo=1s32", "-o", tmp_path / "t.db")
         assert (run.code, run.err) == (0, "")
+
+
+class TestUndeclaredVariants:
+    """A variant in a part declared ``value`` whose type the guest does not declare: packr
+    text gives it tag 0, and record says so, pointing at the typed JSON form."""
+
+    def test_text_warns_and_json_keeps_the_tag(self, cli: Invoke, tmp_path: Path) -> None:
+        guest = tmp_path / "sexpr_as_built.wat"
+        guest.write_text(packr_sexpr_wat(UNDECLARED_SEXPR))
+        run = cli("record", guest, "-c", "evaluate=expr::num(5s64)", "-o", tmp_path / "t.db")
+        assert run.code == 0, run.err
+        assert "warning: --call 'evaluate=expr::num(5s64)': expr::num is no variant" in run.err
+        assert "typed JSON form with --calls" in run.err
+        value = decode(_inputs(tmp_path / "t.db")[0])
+        assert isinstance(value, Variant)
+        assert value.tag == 0
+        line = {"export": "evaluate", "value": {"variant": {
+            "type_name": "expr", "case_name": "num", "tag": 1, "payload": [{"s64": 5}]}}}  # fmt: skip
+        calls = tmp_path / "calls.jsonl"
+        calls.write_text(json.dumps(line) + "\n")
+        run = cli("record", guest, "--calls", calls, "-o", tmp_path / "j.db")
+        assert (run.code, "warning" in run.err) == (0, False)
+        value = decode(_inputs(tmp_path / "j.db")[0])
+        assert isinstance(value, Variant)
+        assert (value.case_name, value.tag) == ("num", 1)
+
+    def test_declared_variants_do_not_warn(self, cli: Invoke, tmp_path: Path) -> None:
+        guest = tmp_path / "sexpr_pkg.wat"
+        guest.write_text(packr_sexpr_wat())
+        run = cli("record", guest, "-c", 'evaluate=sym("x")', "-o", tmp_path / "t.db")
+        assert (run.code, "warning" in run.err) == (0, False), run.err
