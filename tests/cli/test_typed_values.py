@@ -19,7 +19,8 @@ from tests.cli.conftest import GUESTS, Invoke
 # packr's sexpr package (spec, wasm_execution): ``evaluate`` over an ``expr`` variant
 # (sym 0, num 1, float 2, bool 4, nil 5, cons 6 holding a Tuple([head, tail]), err 7),
 # ``self`` written as ``value`` in its metadata. The guest below declares exactly that
-# and echoes its input, so the recorded bytes show what the CLI sent.
+# and echoes its input, so the recorded bytes show what the CLI sent. (The package as
+# packr builds it declares only ``value``: UNDECLARED_SEXPR, TestUndeclaredVariants.)
 EXPR = TypeDesc.variant(
     "expr",
     [
