@@ -41,7 +41,9 @@ def _lifted(text: str) -> bool:
     return text.strip().lower() in ("none", "unlimited")
 
 
-def parse_caps(fuel: str | None, time: str | None, memory: str | None) -> dict[str, Any]:
+def parse_caps(
+    fuel: str | None, time: str | None, memory: str | None, after_end: str | None = None
+) -> dict[str, Any]:
     """Cap options as ``ReplayCaps`` keywords (an option not given keeps its default;
     ``none`` lifts the cap); ``ValueError`` naming the option for anything else."""
     caps: dict[str, Any] = {}
@@ -55,17 +57,19 @@ def parse_caps(fuel: str | None, time: str | None, memory: str | None) -> dict[s
                 caps["fuel"] = 0
             if caps["fuel"] < 1:
                 raise ValueError(f"max-fuel {fuel}: expected a positive number of instructions or 'none'")
-    if time is not None:
-        if _lifted(time):
-            caps["time"] = None
-        else:
-            try:
-                seconds = float(time.strip().rstrip("s"))
-            except ValueError:
-                seconds = math.nan
-            if not math.isfinite(seconds) or seconds <= 0:
-                raise ValueError(f"max-time {time}: expected a positive number of seconds or 'none'")
-            caps["time"] = seconds
+    for key, option, text in (("time", "max-time", time), ("after_end", "max-time-after-end", after_end)):
+        if text is None:
+            continue
+        if _lifted(text):
+            caps[key] = None
+            continue
+        try:
+            seconds = float(text.strip().rstrip("s"))
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"{option} {text}: expected a positive number of seconds or 'none'")
+        caps[key] = seconds
     if memory is not None:
         if _lifted(memory):
             caps["memory"] = None

@@ -1,4 +1,5 @@
-"""``--max-fuel``, ``--max-time`` and ``--max-memory``: the caps a replay runs under.
+"""``--max-fuel``, ``--max-time``, ``--max-memory`` and ``--max-time-after-end``: the
+caps a replay runs under.
 
 They are the replaying side's limits (``replay.caps.ReplayCaps``): the trace's
 recorded settings only make them tighter. Each takes ``none`` to lift the cap (for a
@@ -18,7 +19,14 @@ from .errors import fail
 if TYPE_CHECKING:
     from ..replay.caps import ReplayCaps
 
-__all__ = ["MaxFuelOpt", "MaxMemoryOpt", "MaxTimeOpt", "parse_caps", "replay_caps"]
+__all__ = [
+    "MaxAfterEndOpt",
+    "MaxFuelOpt",
+    "MaxMemoryOpt",
+    "MaxTimeOpt",
+    "parse_caps",
+    "replay_caps",
+]
 
 MaxFuelOpt = Annotated[
     str | None,
@@ -38,6 +46,17 @@ MaxTimeOpt = Annotated[
         "then is interrupted.",
     ),
 ]
+MaxAfterEndOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-time-after-end",
+        metavar="SECONDS|none",
+        help="For a trace whose recording was interrupted or killed (incomplete): seconds "
+        "the guest may run on inside an export call once its last recorded event was "
+        "replayed (nothing after it can be checked); default 1. A guest still running "
+        "then is stopped and the run reproduced up to the cut.",
+    ),
+]
 MaxMemoryOpt = Annotated[
     str | None,
     typer.Option(
@@ -49,15 +68,25 @@ MaxMemoryOpt = Annotated[
 ]
 
 
-def parse_caps(max_fuel: str | None, max_time: str | None, max_memory: str | None) -> dict[str, Any]:
+def parse_caps(
+    max_fuel: str | None,
+    max_time: str | None,
+    max_memory: str | None,
+    max_time_after_end: str | None = None,
+) -> dict[str, Any]:
     """The options as ``ReplayCaps`` keywords (an option not given: its default)."""
     try:
-        return _units.parse_caps(max_fuel, max_time, max_memory)
+        return _units.parse_caps(max_fuel, max_time, max_memory, max_time_after_end)
     except ValueError as exc:
         fail(f"--{exc}")
 
 
-def replay_caps(max_fuel: str | None, max_time: str | None, max_memory: str | None) -> ReplayCaps:
+def replay_caps(
+    max_fuel: str | None,
+    max_time: str | None,
+    max_memory: str | None,
+    max_time_after_end: str | None = None,
+) -> ReplayCaps:
     from ..replay.caps import ReplayCaps
 
-    return ReplayCaps(**parse_caps(max_fuel, max_time, max_memory))
+    return ReplayCaps(**parse_caps(max_fuel, max_time, max_memory, max_time_after_end))

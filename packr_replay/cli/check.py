@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from . import render
-from .caps import MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
+from .caps import MaxAfterEndOpt, MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
 from .common import HostOpt, JsonOpt
 from .errors import fail
 
@@ -167,6 +167,7 @@ def register(app: typer.Typer) -> None:
         max_fuel: MaxFuelOpt = None,
         max_time: MaxTimeOpt = None,
         max_memory: MaxMemoryOpt = None,
+        max_time_after_end: MaxAfterEndOpt = None,
         junit_xml: Annotated[
             Path | None,
             typer.Option(
@@ -181,9 +182,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay every trace of a corpus against a new build and report which recorded runs it no longer reproduces.
 
-        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Each trace replays under caps of its own (--max-time, --max-fuel, --max-memory), as with play; a worker still busy a little after the time cap (stuck outside the guest) is killed. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C or SIGTERM stops the workers and reports what finished (exit 130 or 143).
+        The summary counts traces reproduced, diverged (the first divergence of each, grouped by export and by the call where replay parted from the recording), refused (a bad file, a build that cannot run the trace) and over caps. Each trace replays under caps of its own (--max-time, --max-fuel, --max-memory, and --max-time-after-end for a guest running on past the end of an incomplete trace), as with play; a worker still busy a little after the time cap (stuck outside the guest) is killed. Exit 0 when every trace reproduced (with --baseline: none regressed), 1 otherwise, 2 on a usage error. Ctrl-C or SIGTERM stops the workers and reports what finished (exit 130 or 143).
         """
-        caps_given = parse_caps(max_fuel, max_time, max_memory)
+        caps_given = parse_caps(max_fuel, max_time, max_memory, max_time_after_end)
         if jobs is not None and dask is not None:
             raise typer.BadParameter("give either --jobs or --dask, not both", param_hint="--jobs")
         for item in corpus:  # before the library (and wasmtime) loads

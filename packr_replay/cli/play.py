@@ -12,7 +12,7 @@ import typer
 from ..abi import AbiError, EncodedValue, Value
 from ..errors import ReplayDivergence
 from . import render
-from .caps import MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
+from .caps import MaxAfterEndOpt, MaxFuelOpt, MaxMemoryOpt, MaxTimeOpt, parse_caps
 from .common import HostOpt, JsonOpt, TraceArg, TraceRefOpt, open_trace, split_spec
 from .errors import DIFFERENT, fail
 from .hosts import resolve_hosts
@@ -167,14 +167,15 @@ def register(app: typer.Typer) -> None:
         max_fuel: MaxFuelOpt = None,
         max_time: MaxTimeOpt = None,
         max_memory: MaxMemoryOpt = None,
+        max_time_after_end: MaxAfterEndOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Replay a trace offline (no host: every host call is served from the trace).
 
-        The replay runs under caps of its own (--max-time, --max-fuel, --max-memory), whatever the trace says; its recorded settings only tighten them. Exit 0 when the run reproduced (or stopped at --until), 1 when it did not: it diverged, with the full divergence report (which call, what was expected, what came, and where inside the values they differ), or a cap cut it (which cap, and where).
+        The replay runs under caps of its own (--max-time, --max-fuel, --max-memory), whatever the trace says; its recorded settings only tighten them. Exit 0 when the run reproduced (or stopped at --until), 1 when it did not: it diverged, with the full divergence report (which call, what was expected, what came, and where inside the values they differ), or a cap cut it (which cap, and where). A trace whose recording was interrupted or killed (incomplete) reproduces up to where it was cut (exit 0); a guest still running past its last event is stopped after --max-time-after-end (default 1 s) and the summary says so.
         """
         path, ref = split_spec(trace, trace_ref)
-        caps_given = parse_caps(max_fuel, max_time, max_memory)
+        caps_given = parse_caps(max_fuel, max_time, max_memory, max_time_after_end)
         if save and save_to is not None:
             fail("give --save (into the trace's own file) or --save-to OTHER.db, not both")
         if save_to is not None and save_to.exists() and save_to.resolve() == path.resolve():
@@ -343,6 +344,9 @@ def _emit_json(
             "redacted_served": report.redacted_served,
             "trace_incomplete": report.trace_incomplete,
             "ended_early": report.ended_early,
+            "stopped_after_end": None
+            if report.stopped_after_end is None
+            else {"export": report.stopped_after_end, "after_s": report.after_end_s},
             "recorded_failure": report.recorded_failure,
             "raw_access_served": report.raw_access_served,
             "saved_trace": report.saved_trace,
@@ -440,6 +444,8 @@ def _show(
                 else "its recorder stopped before finishing"
             )
             text += f"; the trace ends there ({why})"
+        if report.stopped_after_end is not None:
+            text += f"; {report.after_end_note()}"
         console.print(f"[green bold]reproduced[/green bold]: {render.escape(text)}")
     if report.raw_access_served:
         first = report.raw_access_served[0]

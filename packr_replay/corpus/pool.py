@@ -45,7 +45,7 @@ def caps_data(caps: ReplayCaps | None) -> dict[str, Any] | None:
     """Caps as JSON for a worker (``None``: the defaults)."""
     if caps is None:
         return None
-    return {"fuel": caps.fuel, "time": caps.time, "memory": caps.memory}
+    return {"fuel": caps.fuel, "time": caps.time, "memory": caps.memory, "after_end": caps.after_end}
 
 
 def kill_after(time_cap: float | None) -> float | None:

@@ -136,6 +136,8 @@ def outcome_of(report: ReplayReport) -> Outcome:
         detail = f"{len(report.exports)} export call(s), {report.events_replayed} event(s)"
         if report.ended_early:
             detail += "; the trace ends there (its recorder stopped before finishing)"
+        if report.stopped_after_end is not None:
+            detail += f"; {report.after_end_note()}"
         outcome = Outcome(Verdict.REPRODUCED, detail)
     outcome.events_replayed = report.events_replayed
     return outcome

@@ -10,7 +10,13 @@ recorded settings only ever make them tighter:
 * ``time``: seconds of wall-clock time for the whole replay (instantiation, start
   function and every export call; checked between calls and interrupting the guest);
 * ``memory``: bytes of linear memory for the instance, all its memories together; its
-  tables are held to a share of it too (``runtime.limits``).
+  tables are held to a share of it too (``runtime.limits``);
+* ``after_end``: seconds a guest may run on, inside an export call, once the replay of
+  an *incomplete* trace (its recorder interrupted or killed) has used its last
+  recorded event: nothing after that can be checked against the recording, so a guest
+  still running then (one that spun when it was interrupted) is stopped after this
+  grace, and the replay is reproduced up to the cut (``report.stopped_after_end``),
+  not cut by a cap. A complete trace is not affected.
 
 A run cut by a cap is a verdict, not an error: it did not reproduce within the caps
 (:class:`CapHit` on the report; the CLI exits 1 and names the option that raises it).
@@ -27,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_FUEL",
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_MAX_TIME",
+    "DEFAULT_MAX_TIME_AFTER_END",
     "CapHit",
     "ReplayCaps",
     "tighter",
@@ -44,6 +51,11 @@ DEFAULT_MAX_TIME = 60.0
 DEFAULT_MAX_MEMORY = 1 << 30
 """Bytes of guest memory per instance (1 GiB)."""
 
+DEFAULT_MAX_TIME_AFTER_END = 1.0
+"""Seconds a guest may run on past the last event of an incomplete trace: long enough
+for one that returns or calls the host right after it (each reported as before), short
+enough that a maintainer is not kept waiting for a guest that spins."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayCaps:
@@ -56,25 +68,30 @@ class ReplayCaps:
     fuel: int | None = DEFAULT_MAX_FUEL
     time: float | None = DEFAULT_MAX_TIME
     memory: int | None = DEFAULT_MAX_MEMORY
+    after_end: float | None = DEFAULT_MAX_TIME_AFTER_END
 
     def __post_init__(self) -> None:
         for name in ("fuel", "memory"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 1):
                 raise ValueError(f"ReplayCaps.{name} must be a positive int or None, not {value!r}")
-        time = self.time
-        if time is not None and (
-            isinstance(time, bool)
-            or not isinstance(time, int | float)
-            or not math.isfinite(time)
-            or time <= 0
-        ):
-            raise ValueError(f"ReplayCaps.time must be a positive number of seconds or None, not {time!r}")
+        for name in ("time", "after_end"):
+            seconds = getattr(self, name)
+            if seconds is not None and (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not math.isfinite(seconds)
+                or seconds <= 0
+            ):
+                raise ValueError(
+                    f"ReplayCaps.{name} must be a positive number of seconds or None, not {seconds!r}"
+                )
 
     @classmethod
     def none(cls) -> ReplayCaps:
-        """No caps: the trace's recorded settings alone (only for files you trust)."""
-        return cls(fuel=None, time=None, memory=None)
+        """No caps: the trace's recorded settings alone (only for files you trust; a guest
+        that spins past the end of an incomplete trace then runs until it is stopped)."""
+        return cls(fuel=None, time=None, memory=None, after_end=None)
 
     def describe(self) -> str:
         """One line for a report: ``no fuel cap, time 60 s, memory 1 GiB``."""

@@ -65,6 +65,8 @@ class CompositionReplayReport(ReplayReport):
                     "(its recorder stopped before finishing), so everything up to the cut "
                     "was reproduced"
                 )
+            if self.stopped_after_end is not None:
+                text += f"; {self.after_end_note()}"
             return head + text
         lines = [head + f"package(s) {', '.join(self.failed)} did not reproduce alone"]
         for name in self.failed:
@@ -86,6 +88,9 @@ class CompositionReplayReport(ReplayReport):
             self.capped = report.capped
         self.reproduced = all(r.reproduced for r in self.packages.values())
         self.ended_early = any(r.ended_early for r in self.packages.values())
+        if report.stopped_after_end is not None:
+            self.stopped_after_end = report.stopped_after_end
+            self.after_end_s = report.after_end_s
 
 
 def replay_composition(

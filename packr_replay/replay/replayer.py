@@ -145,14 +145,33 @@ class _Cursor:
                 del self.buf[:cut]
                 self.pos -= cut
                 self._dropped += cut
-            size = len(self.buf)
+            size, want = len(self.buf), max(n, _CHUNK)
             try:
-                self.buf.extend(islice(self._records, max(n, _CHUNK)))
+                self.buf.extend(islice(self._records, want))
             except Exception as exc:  # what came before it stays in buf
                 self._error = exc
                 continue
-            if len(self.buf) == size:
+            if len(self.buf) - size < want:  # a short read: the records have ended
                 self._done = True
+
+    def ended(self, used: int) -> bool:
+        """Whether no record follows the first ``used`` of the buffer. Reads ahead (one
+        chunk, appended) when the buffer is used up and the end is not known yet; never
+        raises, moves or trims the buffer, so it may be asked while the trampoline
+        serves from it (the replay's deadline hook asks it from the guest's thread)."""
+        if used < len(self.buf) or self._error is not None:
+            return False
+        if not self._done:
+            size = len(self.buf)
+            try:
+                self.buf.extend(islice(self._records, _CHUNK))
+            except Exception as exc:  # raised where the cursor reaches it, as in _fill
+                self._error = exc
+                return False
+            if len(self.buf) - size < _CHUNK:
+                self._done = True
+            return self._done and len(self.buf) == size
+        return True
 
     def peek(self) -> tuple[Any, ...] | None:
         """The next record's fields, or None at the end."""
@@ -250,6 +269,22 @@ class Replayer(CallInterceptor):
         """Recorded events consumed so far (safe to sample from another thread)."""
         feed = self.native_feed
         return self.cursor.consumed + (feed.pending if feed is not None else 0)
+
+    def past_end(self) -> str | None:
+        """The export the guest is running in once every recorded event has been used
+        (None: events are left, or it is not inside an export the replay re-runs).
+
+        Nothing the guest does from there can be checked against the recording. Asked
+        between guest instructions (the replay's deadline hook, at each epoch tick):
+        cheap, and it never raises.
+        """
+        if not self._stack or self.live:
+            return None
+        feed = self.native_feed
+        used = self.cursor.pos + (feed.pending if feed is not None else 0)
+        if not self.cursor.ended(used):
+            return None
+        return printable(str(self._stack[-1][_FN]))
 
     # ------------------------------------------------------------ native seam
 

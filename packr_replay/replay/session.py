@@ -234,6 +234,12 @@ class ReplayReport:
     raw_access_served: list[int] = field(default_factory=list)
     duration_s: float = 0.0
     saved_trace: int | None = None  # the id of the replay run's own trace (``save=True``)
+    #: The export the guest was still running in when the replay of an incomplete
+    #: trace had used its last event; it was stopped after ``ReplayCaps.after_end``
+    #: seconds (``after_end_s``), and the run counts as reproduced up to the cut
+    #: (``ended_early``), not as cut by a cap.
+    stopped_after_end: str | None = None
+    after_end_s: float | None = None
 
     def __bool__(self) -> bool:
         return self.reproduced
@@ -257,9 +263,21 @@ class ReplayReport:
                     "; the trace ended there (its recorder stopped before finishing), "
                     "so everything up to the cut was reproduced"
                 )
+            if self.stopped_after_end is not None:
+                text += f"; {self.after_end_note()}"
             return head + text
         assert self.divergence is not None
         return head + str(self.divergence)
+
+
+    def after_end_note(self) -> str:
+        """What happened to a guest still running past the end of the trace."""
+        return (
+            f"the guest was still running in export '{self.stopped_after_end}' when the "
+            f"trace ended, and was stopped {self.after_end_s:g} s later (nothing after its "
+            "last event can be checked; give it longer with --max-time-after-end, or "
+            "ReplayCaps.after_end)"
+        )
 
 
 class ReplayProgress:
@@ -364,6 +382,9 @@ def replay_source(
             raise
         return _finish(report, replayer, t0)
     replayer.bind(instance)
+    after_end = None
+    if report.trace_incomplete and caps.after_end is not None:
+        after_end = instance.deadline_hook = _AfterEnd(replayer, caps.after_end, deadline)
     where = "the replay"
     try:
         while True:
@@ -382,6 +403,9 @@ def replay_source(
                 entry.output = instance.call_raw(event.function, event.input or b"")
             except GuestRuntimeError as exc:
                 entry.error = str(exc)  # recorded too: export_completed compared them
+                if after_end is not None and after_end.stopped(exc, report):
+                    entry.error = None  # not the guest's failure: stopped past the end
+                    break
                 cut = guard.hit(exc, instance, where)
                 if cut is not None and report.trace_incomplete and replayer.remaining() is None:
                     # Every recorded event was reproduced; the recording stopped while
@@ -422,16 +446,19 @@ def replay_source(
                 expected=leftover,
             )
     except TraceExhausted as exh:
-        if report.trace_incomplete and exh.seq is None:
+        if after_end is not None and after_end.stopped(exh, report):
+            pass
+        elif report.trace_incomplete and exh.seq is None:
             report.ended_early = True  # the recorder died here: reproduced up to the cut
         else:
             report.capped = guard.hit(exh, instance, where)
             if report.capped is None:
                 report.divergence = exh
     except ReplayDivergence as div:
-        report.capped = guard.hit(div, instance, where)
-        if report.capped is None:
-            report.divergence = div
+        if after_end is None or not after_end.stopped(div, report):
+            report.capped = guard.hit(div, instance, where)
+            if report.capped is None:
+                report.divergence = div
     finally:
         instance.close()
     if report.capped is not None and report.exports:
@@ -520,6 +547,45 @@ class _CapGuard:
         except GuestRuntimeError:
             return None
         return size
+
+
+class _AfterEnd:
+    """The grace a guest gets past the last event of an incomplete trace
+    (``ReplayCaps.after_end``), as the instance's deadline hook: polled at each epoch
+    tick while the guest runs, it gives the deadline once the replayer has used every
+    recorded event inside an export call."""
+
+    def __init__(self, replayer: Replayer, grace: float, cap_deadline: float | None) -> None:
+        self.replayer = replayer
+        self.grace = grace
+        self.cap_deadline = cap_deadline  # the time cap's: the earlier one stops the guest
+        self.deadline: float | None = None
+        self.export: str | None = None
+
+    def __call__(self) -> float | None:
+        if self.deadline is None:
+            export = self.replayer.past_end()
+            if export is None:
+                return None
+            self.export = export
+            self.deadline = time.monotonic() + self.grace
+        return self.deadline
+
+    def stopped(self, exc: BaseException, report: ReplayReport) -> bool:
+        """Whether ``exc`` is the guest stopped by this grace (not by the time cap);
+        if so, the report says so: reproduced up to the cut."""
+        timeout = _timeout_behind(exc)
+        if (
+            self.deadline is None
+            or timeout is None
+            or timeout.limit != "deadline"
+            or (self.cap_deadline is not None and self.cap_deadline < self.deadline)
+        ):
+            return False
+        report.ended_early = True
+        report.stopped_after_end = self.export
+        report.after_end_s = self.grace
+        return True
 
 
 def _timeout_behind(exc: BaseException | None) -> GuestTimeout | None:

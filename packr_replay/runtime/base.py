@@ -29,6 +29,8 @@ from .host import ErrorHandler, HostLinkerBuilder, ReplyMode
 from .interceptor import HOOKS, CallInterceptor, CoroutineDriver, overrides
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..abi.metadata import PackageMetadata
     from .engine import ExternInfo, Module, Runtime
     from .handlers import Plan
@@ -68,6 +70,10 @@ class InstanceBase:
     deadline: float | None  # time.monotonic() by which every call must have ended
     _deadline_bound: bool  # the current call's time limit is what is left of it
     _call_deadline: float | None  # time.monotonic() by which the current call must end
+    # Polled at each epoch tick while a guest call runs: an earlier time.monotonic()
+    # limit, for one that depends on how far the run has got (None: none yet). A guest
+    # it stops ends as at the instance's deadline (GuestTimeout, limit "deadline").
+    deadline_hook: Callable[[], float | None] | None
     builder: HostLinkerBuilder
     interceptor: CallInterceptor | None
     _export_interceptor: CallInterceptor | None  # the instance's own (exports, raw imports)
@@ -160,6 +166,18 @@ class InstanceBase:
                 _interrupts.delivered()  # (its Python handler has not run yet)
             signum = taken or signum
         return Interrupted(signum)
+
+    def _current_deadline(self) -> float | None:
+        """The running call's limit, as the epoch callback checks it (see
+        :attr:`deadline_hook`)."""
+        limit = self._call_deadline
+        hook = self.deadline_hook
+        if hook is not None:
+            earlier = hook()
+            if earlier is not None and (limit is None or earlier < limit):
+                self._deadline_bound = True  # a stop now is the instance's deadline's
+                return earlier
+        return limit
 
     def _timeout_error(self, name: str) -> GuestTimeout:
         host_error = self._last_import_error

@@ -83,7 +83,7 @@ class ExportCalls(GuestHeap):
             if timeout is None or left < timeout:
                 timeout, self._deadline_bound = left, True
         self._call_deadline = None if timeout is None else now + timeout
-        if timeout is not None:
+        if timeout is not None or self.deadline_hook is not None:
             self.runtime.start_ticker()
         # One tick ahead: the store's callback decides at each tick (the deadline, an
         # interrupt); with no ticker running and no signal, ticks never come.

@@ -111,7 +111,8 @@ class Instance(ImportDispatch, ExportCalls):
         self.store.set_fuel(fuel if fuel is not None else 1 << 62)
         self._call_deadline = None
         # Wall-clock deadlines and SIGINT/SIGTERM stop the guest through this callback.
-        self._keepalive.append(interrupt.watch_store(self.store, lambda: self._call_deadline))
+        self.deadline_hook = None
+        self._keepalive.append(interrupt.watch_store(self.store, self._current_deadline))
         self.store.set_epoch_deadline(1)
         self._instance = None
         with _interrupts.deferred():  # a start function is a guest call too

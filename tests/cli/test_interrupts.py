@@ -8,6 +8,7 @@ reason, a trace sealed ``failed``, or, with ``--fuel 0``, no effect at all.)
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,7 +84,8 @@ class TestRecord:
         shown = subprocess.run([executable(), "show", "t.db"], cwd=tmp_path, capture_output=True,
                                text=True, check=True)  # fmt: skip
         assert "incomplete (interrupted)" in shown.stdout
-        # replays to the cut (the guest spins on in replay too, until a cap)
+        # replays to the cut (the guest spins on in replay too, until a cap or the
+        # grace past the end of the trace, whichever comes first)
         play = subprocess.run([executable(), "play", "t.db", "--max-fuel", "20000000"],
                               cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
         assert play.returncode == 0, play.stdout + play.stderr
@@ -101,8 +103,10 @@ class TestPlay:
         returncode, err, _ = stop(proc, signal.SIGINT)
         assert returncode == 130, err
         before = (tmp_path / "t.db").read_bytes()
-        # No fuel limit was recorded, and none is asked for: the replay spins.
-        proc = start(["play", "t.db", "--max-fuel", "none", "--max-time", "none"], tmp_path)
+        # No fuel limit was recorded, and none is asked for: the replay spins (past the
+        # end of the trace, with no grace for that either).
+        proc = start(["play", "t.db", "--max-fuel", "none", "--max-time", "none",
+                      "--max-time-after-end", "none"], tmp_path)  # fmt: skip
         time.sleep(2)
         returncode, err, took = stop(proc, signal.SIGINT)
         assert returncode == 130, err
@@ -112,6 +116,41 @@ class TestPlay:
             "nothing was written"
         ]
         assert (tmp_path / "t.db").read_bytes() == before
+
+
+class TestPlayPastTheEnd:
+    """Replaying that interrupted trace: the guest spins on past its last event, where
+    nothing can be checked; it is stopped after a second, not at the 60 s time cap."""
+
+    def test_stops_after_the_grace_and_says_why(self, tmp_path: Path) -> None:
+        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
+                      "import_echo=5s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
+        wait_for_line(proc, "import_echo(5s32)")
+        time.sleep(0.3)
+        returncode, err, _ = stop(proc, signal.SIGINT)
+        assert returncode == 130, err
+        t0 = time.monotonic()
+        play = subprocess.run([executable(), "play", "t.db"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        took = time.monotonic() - t0
+        assert play.returncode == 0, play.stdout + play.stderr
+        assert took < 15  # a second's grace and the command's start-up (it was 60 s)
+        out = " ".join(play.stdout.split())
+        assert "… #3 spin (the trace ends inside)" in out
+        assert "reproduced: 2 export call(s), 4 event(s) replayed in " in out
+        assert "the trace ends there (its recording was interrupted)" in out
+        assert (
+            "the guest was still running in export 'spin' when the trace ended, and was "
+            "stopped 1 s later" in out
+        )
+        assert "cut by" not in out and "capped" not in out
+        quick = subprocess.run([executable(), "play", "t.db", "--max-time-after-end", "0.1",
+                                "--json"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=60)  # fmt: skip
+        assert quick.returncode == 0, quick.stderr
+        data = json.loads(quick.stdout)
+        assert (data["verdict"], data["ended_early"], data["capped"]) == ("reproduced", True, None)
+        assert data["stopped_after_end"] == {"export": "spin", "after_s": 0.1}
 
 
 class TestComposition:

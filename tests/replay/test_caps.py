@@ -70,16 +70,17 @@ class TestReplayCaps:
 
     def test_defaults(self) -> None:
         caps = ReplayCaps()
-        assert (caps.fuel, caps.time, caps.memory) == (None, 60.0, 1 << 30)
+        assert (caps.fuel, caps.time, caps.memory, caps.after_end) == (None, 60.0, 1 << 30, 1.0)
         assert DEFAULT_MAX_FUEL is None
-        assert ReplayCaps.none() == ReplayCaps(None, None, None)
+        assert ReplayCaps.none() == ReplayCaps(None, None, None, None)
         assert caps.describe() == "no fuel cap, time 60 s, memory 1 GiB"
         assert ReplayCaps(fuel=DEFAULT_FUEL).describe().startswith("fuel 5000000000/call")
 
     @pytest.mark.parametrize(
         "kwargs",
         [{"fuel": 0}, {"fuel": 1.5}, {"fuel": True}, {"memory": -1}, {"time": 0},
-         {"time": math.inf}, {"time": math.nan}, {"time": "60"}, {"time": True}],
+         {"time": math.inf}, {"time": math.nan}, {"time": "60"}, {"time": True},
+         {"after_end": 0}, {"after_end": -1.0}, {"after_end": math.inf}, {"after_end": "1"}],
     )  # fmt: skip
     def test_refused(self, kwargs: dict[str, Any]) -> None:
         with pytest.raises(ValueError, match="ReplayCaps"):
@@ -125,6 +126,10 @@ class TestParsing:
         for bad in (("0", None, None), (None, "-1", None), (None, None, "x")):
             with pytest.raises(ValueError, match="max-"):
                 parse_caps(*bad)
+        assert parse_caps(None, None, None, "0.5s") == {"after_end": 0.5}
+        assert parse_caps(None, "none", None, "none") == {"time": None, "after_end": None}
+        with pytest.raises(ValueError, match="max-time-after-end 0: expected a positive"):
+            parse_caps(None, None, None, "0")
 
 
 class TestCapsCutHostileTraces:
