@@ -118,7 +118,8 @@ def check(t: Trial, tally: Tally) -> None:
         report = store.verify(info.id)
         assert report.ok, report.message
         events = info.event_count
-    # (a spinning guest spins on in replay too, until a cap: a small one keeps it short)
+    # (a spinning guest spins on in replay too, until a cap or the grace past the
+    # trace's end: a small cap keeps it short)
     caps = ReplayCaps(fuel=50_000_000) if t.workload == "spin" else ReplayCaps()
     replayed = api.replay(t.db, caps=caps)
     assert replayed.reproduced, f"{t.workload}: {replayed.summary()}"

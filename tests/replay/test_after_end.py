@@ -129,14 +129,16 @@ class TestAGuestRunningPastTheEnd:
         caps = ReplayCaps(fuel=None, time=None, after_end=0.2)
         report, took = replay(db, runtime.load_module(guest(1, SPIN)), caps)
         assert took < 10
-        assert report.reproduced and report.stopped_after_end == "run"
+        assert report.reproduced
+        assert report.stopped_after_end == "run"
 
     def test_a_time_cap_before_the_grace_ends_it_as_before(self, db: Path, runtime: Runtime) -> None:
         cut_trace(db, 1)
         caps = ReplayCaps(time=0.3, after_end=None)
         report, took = replay(db, runtime.load_module(guest(1, SPIN)), caps)
         assert took < 10
-        assert report.reproduced and report.ended_early, report.summary()
+        assert report.reproduced, report.summary()
+        assert report.ended_early
         assert report.stopped_after_end is None  # the time cap stopped it
 
     def test_a_complete_trace_still_meets_the_time_cap(self, db: Path, runtime: Runtime) -> None:
@@ -149,7 +151,8 @@ class TestAGuestRunningPastTheEnd:
         assert not report.reproduced
         assert not report.ended_early
         assert report.stopped_after_end is None
-        assert report.capped is not None and report.capped.cap == "time"
+        assert report.capped is not None
+        assert report.capped.cap == "time"
         assert "cut by its time cap" in report.summary()
 
 
@@ -164,7 +167,8 @@ class TestWithinTheGrace:
         cut_trace(db, 1)
         report, took = replay(db, runtime.load_module(guest(1, BUSY)), caps)
         assert took < 10
-        assert report.reproduced and report.ended_early, report.summary()
+        assert report.reproduced, report.summary()
+        assert report.ended_early
         assert report.stopped_after_end is None
         assert "still running" not in report.summary()
 
@@ -172,7 +176,8 @@ class TestWithinTheGrace:
         cut_trace(db, 1)
         report, took = replay(db, runtime.load_module(guest(1, BUSY + CALL)), caps)
         assert took < 10
-        assert report.reproduced and report.ended_early, report.summary()
+        assert report.reproduced, report.summary()
+        assert report.ended_early
         assert report.stopped_after_end is None
 
 
