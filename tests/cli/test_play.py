@@ -21,7 +21,8 @@ from tests.cli.conftest import GUESTS, Invoke
 PLAY_KEYS = {"store", "trace", "verdict", "reproduced", "exports", "events_replayed",
              "events_total", "duration_s", "divergence", "stopped", "capped", "module_mismatch",
              "redacted", "redacted_served", "trace_incomplete", "ended_early",
-             "recorded_failure", "raw_access_served", "saved_trace", "package", "packages"}  # fmt: skip
+             "recorded_failure", "raw_access_served", "saved_trace", "package", "packages",
+             "stopped_after_end"}  # fmt: skip
 ECHO = GUESTS / "echo.wasm"
 
 #: Another build of clock_actor's ``run``: it echoes its input without calling the host,
@@ -64,6 +65,7 @@ class TestVerdicts:
     def test_json(self, cli: Invoke, recorded: Path, other: Path) -> None:
         ok = json.loads(cli("play", recorded, "--json").out)
         assert set(ok) == PLAY_KEYS
+        assert ok["stopped_after_end"] is None
         assert (ok["verdict"], ok["reproduced"], ok["divergence"]) == ("reproduced", True, None)
         assert [e["function"] for e in ok["exports"]] == ["run", "run"]
         assert set(ok["exports"][0]) == {"seq", "call", "function", "reproduced", "output",
