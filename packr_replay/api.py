@@ -44,7 +44,7 @@ from .replay.caps import ReplayCaps, tighter
 from .replay.composition import diff_compositions, replay_composition
 from .replay.matchers import DEFAULT_MATCH_ON, Matcher
 from .replay.recorder import CompositionRecorder
-from .replay.session import new_runtime
+from .replay.session import AfterEnd, new_runtime
 from .replay.settings import RunSettings, settings_meta
 from .runtime import (
     CallInterceptor,
@@ -672,7 +672,9 @@ class Session:
     Use as a context manager; :meth:`close` seals the trace being written and, when
     replaying strictly, fails if the run made fewer calls than were recorded.
     A replaying session runs under ``caps`` (default ``ReplayCaps()``; ``time`` counts
-    from instantiation): the runtime's own settings only tighten them.
+    from instantiation): the runtime's own settings only tighten them. Replaying an
+    incomplete trace, a guest still running past its last event is stopped after
+    ``caps.after_end``: the call raises :class:`TraceExhausted` (the trace ends there).
     """
 
     def __init__(
@@ -750,8 +752,8 @@ class Session:
                 interceptors.append(self.recorder)
             interceptor = interceptors[0] if len(interceptors) == 1 else Chain(*interceptors)
             limits: dict[str, Any] = {}
+            caps = ReplayCaps() if caps is None else caps
             if self.replaying:  # a recorded trace runs under the replayer's caps
-                caps = ReplayCaps() if caps is None else caps
                 rt = self.runtime
                 limits = {
                     "fuel": tighter(rt.fuel, caps.fuel),
@@ -768,6 +770,17 @@ class Session:
             )
             if self.replayer is not None:
                 self.replayer.bind(self.instance)
+                # An incomplete trace ends where it was cut: a guest running on past its
+                # last event is stopped after the grace (new_episodes goes live there).
+                status = self.replayer.source.info.status
+                if (
+                    caps.after_end is not None
+                    and self.mode is not RecordMode.NEW_EPISODES
+                    and status in (TraceStatus.INCOMPLETE, TraceStatus.RECORDING)
+                ):
+                    self.instance.deadline_hook = AfterEnd(
+                        self.replayer, caps.after_end, limits.get("deadline")
+                    )
         except BaseException as exc:
             self._abort(exc)
             raise

@@ -384,7 +384,7 @@ def replay_source(
     replayer.bind(instance)
     after_end = None
     if report.trace_incomplete and caps.after_end is not None:
-        after_end = instance.deadline_hook = _AfterEnd(replayer, caps.after_end, deadline)
+        after_end = instance.deadline_hook = AfterEnd(replayer, caps.after_end, deadline)
     where = "the replay"
     try:
         while True:
@@ -549,7 +549,7 @@ class _CapGuard:
         return size
 
 
-class _AfterEnd:
+class AfterEnd:
     """The grace a guest gets past the last event of an incomplete trace
     (``ReplayCaps.after_end``), as the instance's deadline hook: polled at each epoch
     tick while the guest runs, it gives the deadline once the replayer has used every

@@ -226,3 +226,25 @@ def test_help_defaults_stay_true() -> None:
     from packr_replay.corpus import SELECT_FIELDS
 
     assert command.SELECT_FIELDS == SELECT_FIELDS
+
+
+class TestPastTheEnd:
+    """``--max-time-after-end`` reaches the workers: an interrupted trace whose guest
+    spins on past its last event is reproduced up to the cut, a moment later."""
+
+    def test_a_spinning_guest_is_stopped_after_the_grace(self, cli: Invoke, tmp_path: Path) -> None:
+        from tests.replay.test_after_end import SPIN, cut_trace, guest
+
+        db = tmp_path / "t.db"
+        cut_trace(db, 1)
+        (tmp_path / "spin.wat").write_text(guest(1, SPIN))
+        t0 = time.monotonic()
+        run = cli("check", db, "-l", "cut", "-m", tmp_path / "spin.wat", "-j", "1",
+                  "--max-time-after-end", "0.2", "--json")  # fmt: skip
+        assert time.monotonic() - t0 < 30
+        assert run.code == 0, run.out + run.err
+        (trace,) = json.loads(run.out)["traces"]
+        assert trace["verdict"] == "reproduced"
+        assert "the guest was still running in export 'run'" in trace["detail"]
+        assert "stopped 0.2 s later" in trace["detail"]
+        assert cli("check", db, "--max-time-after-end", "-3").code == 2

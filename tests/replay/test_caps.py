@@ -262,3 +262,25 @@ class TestSession:
             assert session.instance.memory_limit == 8 << 20
             assert session.instance.deadline is not None
             session.call("run", UNIT)
+
+    def test_a_guest_running_past_the_end_of_an_incomplete_trace(self, db: Path) -> None:
+        """The plugin's engine gets the grace too: the call ends a moment after the
+        trace's last event, saying the trace ends there, not at the time cap."""
+        import warnings
+
+        from packr_replay.errors import TraceExhausted
+        from packr_replay.runtime import Runtime
+
+        from .test_after_end import SPIN, cut_trace
+        from .test_after_end import guest as caller
+
+        cut_trace(db, 1)
+        module = Runtime().load_module(caller(1, SPIN))
+        t0 = time.monotonic()
+        caps = ReplayCaps(time=60, after_end=0.2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # another build than the recorded one
+            session = api.Session(module, store=db, label="cut", mode="none", caps=caps)
+        with session, pytest.raises(TraceExhausted, match="the trace ends before"):
+            session.call("run", UNIT)
+        assert time.monotonic() - t0 < 10
