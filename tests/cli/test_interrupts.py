@@ -56,16 +56,22 @@ def stop(proc: subprocess.Popen[str], signum: int) -> tuple[int, str, float]:
     return proc.returncode, err, time.monotonic() - sent
 
 
+def spin_recording(tmp_path: Path, echo: str) -> subprocess.Popen[str]:
+    """``record`` of hostile's ``import_echo(ECHO)`` and then ``spin`` with no fuel limit,
+    into ``t.db``, returned once the guest spins."""
+    proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
+                  f"import_echo={echo}", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
+    wait_for_line(proc, f"import_echo({echo})")
+    time.sleep(0.3)  # spinning now
+    return proc
+
+
 class TestRecord:
     """``record`` of a guest spinning with no fuel limit (it used to ignore Ctrl-C)."""
 
     @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
     def test_stops_keeps_and_says_so(self, tmp_path: Path, signum: int, code: int) -> None:
-        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
-                      "import_echo=5s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
-        wait_for_line(proc, "import_echo(5s32)")
-        time.sleep(0.3)  # spinning now
-        returncode, err, took = stop(proc, signum)
+        returncode, err, took = stop(spin_recording(tmp_path, "5s32"), signum)
         assert returncode == code, err
         assert took < 1.5
         name = signal.Signals(signum).name
@@ -96,11 +102,7 @@ class TestPlay:
     """A spinning replay stops within a second too (no trace is written)."""
 
     def test_sigint_stops_a_spinning_replay(self, tmp_path: Path) -> None:
-        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
-                      "import_echo=1s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
-        wait_for_line(proc, "import_echo(1s32)")
-        time.sleep(0.3)
-        returncode, err, _ = stop(proc, signal.SIGINT)
+        returncode, err, _ = stop(spin_recording(tmp_path, "1s32"), signal.SIGINT)
         assert returncode == 130, err
         before = (tmp_path / "t.db").read_bytes()
         # No fuel limit was recorded, and none is asked for: the replay spins (past the
@@ -123,11 +125,7 @@ class TestPlayPastTheEnd:
     nothing can be checked; it is stopped after a second, not at the 60 s time cap."""
 
     def test_stops_after_the_grace_and_says_why(self, tmp_path: Path) -> None:
-        proc = start(["record", GUESTS / "hostile.wasm", "--host", "demo", "-c",
-                      "import_echo=5s32", "-c", "spin", "--fuel", "0", "-o", "t.db"], tmp_path)  # fmt: skip
-        wait_for_line(proc, "import_echo(5s32)")
-        time.sleep(0.3)
-        returncode, err, _ = stop(proc, signal.SIGINT)
+        returncode, err, _ = stop(spin_recording(tmp_path, "5s32"), signal.SIGINT)
         assert returncode == 130, err
         t0 = time.monotonic()
         play = subprocess.run([executable(), "play", "t.db"], cwd=tmp_path, capture_output=True,
