@@ -318,13 +318,13 @@ class TestMarker:
         pytester.makepyfile(
             test_guest=GUEST_TESTS.replace(
                 "def test_clock",
-                '@pytest.mark.packr_trace("shared", record_mode="all")\ndef test_clock',
+                '@pytest.mark.packr_trace("common", record_mode="all")\ndef test_clock',
             )
         )
         result = run(pytester, "--packr-record-mode=none", seed=7)
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(["*ROLL Ada 7 recording*"])
-        assert traces_in(trace_file(pytester, "shared")) == [("instance-1", TraceStatus.COMPLETE)]
+        assert traces_in(trace_file(pytester, "common")) == [("instance-1", TraceStatus.COMPLETE)]
 
     def test_match_on(self, pytester: pytest.Pytester) -> None:
         pytester.makepyfile(

@@ -46,12 +46,12 @@ def test_own_file(packr, who):
     play(packr, who)
 
 
-@pytest.mark.packr_trace("shared")
+@pytest.mark.packr_trace("common")
 def test_shared_a(packr):
     play(packr, "a", label="a")
 
 
-@pytest.mark.packr_trace("shared")
+@pytest.mark.packr_trace("common")
 def test_shared_b(packr):
     play(packr, "b", label="b")
 """
@@ -95,9 +95,9 @@ def test_record_then_replay_on_two_workers(pytester: pytest.Pytester) -> None:
     traces = pytester.path / "traces" / "test_guests"
     assert sorted(p.name for p in traces.glob("*.db")) == sorted(
         [f"test_own_file[{w}].db" for w in ("ada", "bob", "cy", "dee", "eve", "fay")]
-        + ["shared.db"]
+        + ["common.db"]
     )
-    with TraceStore(traces / "shared.db", readonly=True) as store:
+    with TraceStore(traces / "common.db", readonly=True) as store:
         assert sorted((t.label, t.status) for t in store.traces()) == [
             ("a", TraceStatus.COMPLETE), ("b", TraceStatus.COMPLETE)]  # fmt: skip
 
