@@ -94,11 +94,16 @@ class ReplayCaps:
         return cls(fuel=None, time=None, memory=None, after_end=None)
 
     def describe(self) -> str:
-        """One line for a report: ``no fuel cap, time 60 s, memory 1 GiB``."""
+        """One line for a report: ``no fuel cap, time 60 s, memory 1 GiB, 1 s past the
+        end``."""
         fuel = "no fuel cap" if self.fuel is None else f"fuel {self.fuel}/call"
         time = "no time cap" if self.time is None else f"time {_seconds(self.time)}"
         memory = "no memory cap" if self.memory is None else f"memory {human_size(self.memory)}"
-        return f"{fuel}, {time}, {memory}"
+        after = (
+            "no grace past the end" if self.after_end is None
+            else f"{_seconds(self.after_end)} past the end"
+        )  # fmt: skip
+        return f"{fuel}, {time}, {memory}, {after}"
 
 
 def tighter(recorded: int | None, cap: int | None) -> int | None:

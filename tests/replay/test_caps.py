@@ -73,7 +73,10 @@ class TestReplayCaps:
         assert (caps.fuel, caps.time, caps.memory, caps.after_end) == (None, 60.0, 1 << 30, 1.0)
         assert DEFAULT_MAX_FUEL is None
         assert ReplayCaps.none() == ReplayCaps(None, None, None, None)
-        assert caps.describe() == "no fuel cap, time 60 s, memory 1 GiB"
+        assert caps.describe() == "no fuel cap, time 60 s, memory 1 GiB, 1 s past the end"
+        assert ReplayCaps.none().describe() == (
+            "no fuel cap, no time cap, no memory cap, no grace past the end"
+        )
         assert ReplayCaps(fuel=DEFAULT_FUEL).describe().startswith("fuel 5000000000/call")
 
     @pytest.mark.parametrize(
