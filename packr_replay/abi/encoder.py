@@ -36,6 +36,7 @@ from .values import (
     Tuple,
     Value,
     Variant,
+    children,
 )
 
 __all__ = ["encode", "encode_type", "py_encode"]
@@ -199,20 +200,15 @@ def encode_type(t: ValueType) -> bytes:
 # ------------------------------------------------------------------ values
 
 
+_COMPOUNDS = frozenset((Tuple, List, Record, Variant, Option, Result))
+
+
 def _children(v: Value) -> tuple[Value, ...]:
-    cls = type(v)
-    if cls is Tuple or cls is List:
-        return v.items  # type: ignore[attr-defined, no-any-return]
-    if cls is Record:
-        return tuple(value for _, value in v.fields)  # type: ignore[attr-defined]
-    if cls is Variant:
-        return v.payload  # type: ignore[attr-defined, no-any-return]
-    if cls is Option:
-        inner = v.value  # type: ignore[attr-defined]
-        return () if inner is None else (inner,)
-    if cls is Result:
-        return (v.value,)  # type: ignore[attr-defined]
-    raise TypeError(f"not a packr value: {cls.__name__}")
+    """A compound's children (:func:`~.values.children`); anything else that is not a
+    leaf is no packr value (a subclass, say), which the encoder refuses."""
+    if type(v) not in _COMPOUNDS:
+        raise TypeError(f"not a packr value: {type(v).__name__}")
+    return children(v)
 
 
 def _parent_payload(v: Value, kids: list[int]) -> bytes:
